@@ -1,0 +1,81 @@
+"""``DistillationTrainingArguments``: ``TrainingArguments`` plus the knowledge-distillation settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+KD_LOSSES = ("kl", "mse", "hard", "none")
+KD_SCHEDULES = ("constant", "linear_decay", "zero_last_epoch")
+HIDDEN_KINDS = ("mse", "cosine")
+
+
+def parse_hidden_match(spec) -> tuple[int, int, str]:
+    """``"6:2:mse"`` or ``(6, 2, "mse")`` -> ``(teacher_layer, student_layer, kind)``; layer 0 = embeddings."""
+    parts = spec.split(":") if isinstance(spec, str) else list(spec)
+    if len(parts) == 2:
+        parts = [*parts, "mse"]
+    try:
+        t, s, kind = int(parts[0]), int(parts[1]), str(parts[2])
+    except (ValueError, IndexError):
+        raise ValueError(f"hidden match {spec!r}: expected 'teacher_layer:student_layer[:mse|cosine]'") from None
+    if kind not in HIDDEN_KINDS:
+        raise ValueError(f"hidden match {spec!r}: kind {kind!r} is not one of {HIDDEN_KINDS}")
+    if t < 0 or s < 0:
+        raise ValueError(f"hidden match {spec!r}: layer indices must be >= 0")
+    return t, s, kind
+
+
+@dataclass
+class DistillationTrainingArguments(TrainingArguments):
+    """Training arguments for :class:`~hf_distill.DistillationTrainer`.
+
+    The loss is ``task_weight * task + kd_weight(t) * kd + sum(hidden terms)``, where ``kd_weight(t)``
+    follows ``kd_weight_schedule``.
+    """
+
+    kd_loss: str = field(
+        default="kl",
+        metadata={"help": "Logit distillation: kl (soft targets, times T^2), mse, hard (teacher argmax) or none.",
+                  "choices": list(KD_LOSSES)},
+    )
+    temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the KL term."})
+    kd_weight: str = field(
+        default="1.0",
+        metadata={"help": "Weight of the KD term: a number, or 'auto' (set on the first step so that the "
+                          "weighted KD term equals the weighted task term)."},
+    )
+    task_weight: float = field(default=1.0, metadata={"help": "Weight of the supervised task loss."})
+    kd_weight_schedule: str = field(
+        default="constant",
+        metadata={"help": "constant, linear_decay (to 0 at the last step) or zero_last_epoch.",
+                  "choices": list(KD_SCHEDULES)},
+    )
+    hidden_matches: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Hidden-state matches 'teacher_layer:student_layer:mse|cosine' (0 = embeddings); "
+                          "a learned projection is added where hidden sizes differ."},
+    )
+    hidden_weight: float = field(default=1.0, metadata={"help": "Weight of each hidden-state term."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kd_loss not in KD_LOSSES:
+            raise ValueError(f"kd_loss={self.kd_loss!r}: choose one of {KD_LOSSES}")
+        if self.kd_weight_schedule not in KD_SCHEDULES:
+            raise ValueError(f"kd_weight_schedule={self.kd_weight_schedule!r}: choose one of {KD_SCHEDULES}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        self.kd_weight = str(self.kd_weight)
+        if self.kd_weight != "auto":
+            try:
+                if float(self.kd_weight) < 0:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"kd_weight={self.kd_weight!r}: expected a number >= 0 or 'auto'") from None
+        self.hidden_matches = [":".join(map(str, parse_hidden_match(m))) for m in self.hidden_matches or []]
+
+    @property
+    def hidden_match_specs(self) -> list[tuple[int, int, str]]:
+        return [parse_hidden_match(m) for m in self.hidden_matches]

@@ -1,0 +1,70 @@
+"""Batch collation that pads the distillation columns (cached teacher logits, KD mask) with the inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+
+from .data.align import DISTILL_MASK
+from .signals import (
+    CACHE_COLUMNS,
+    CACHE_INPUT_HASH,
+    CACHE_TEACHER_ID,
+    CACHE_TOPK_INDICES,
+    StaleTeacherCacheError,
+)
+
+EXTRA_COLUMNS = (DISTILL_MASK, *CACHE_COLUMNS)
+_SCALAR = (CACHE_TEACHER_ID, CACHE_INPUT_HASH)
+
+
+class DistillationCollator:
+    """Pads token or sequence classification batches and the extra columns the trainer reads.
+
+    Token batches (list-valued ``labels`` or a ``distill_mask``) go through
+    ``DataCollatorForTokenClassification``; others through ``DataCollatorWithPadding``. Cached
+    per-position teacher arrays are right-padded with zeros to the batch length (padding is masked).
+    """
+
+    #: columns collated by default; raw columns (``tokens``, word-level ``ner_tags``...) are dropped.
+    MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "labels", "label", "label_ids")
+
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None, extra_inputs: tuple[str, ...] = ()):
+        self.keep = set(self.MODEL_INPUTS) | set(EXTRA_COLUMNS) | set(extra_inputs)
+        self.token = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+        self.sequence = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+        self.padding_side = tokenizer.padding_side
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        features = [{k: v for k, v in f.items() if k in self.keep} for f in features]
+        extra = {k: [f.pop(k) for f in features] for k in EXTRA_COLUMNS if k in features[0]}
+        first = features[0]
+        token_level = DISTILL_MASK in extra or isinstance(first.get("labels"), (list, tuple, np.ndarray))
+        batch = (self.token if token_level else self.sequence)(features)
+        length = batch["input_ids"].shape[1]
+        for key, values in extra.items():
+            if key in _SCALAR:
+                batch[key] = torch.tensor(values, dtype=torch.int64)
+            elif token_level:
+                batch[key] = self._pad(key, values, length)
+            else:
+                batch[key] = torch.as_tensor(np.asarray(values))
+        return batch
+
+    def _pad(self, key: str, values: list, length: int) -> torch.Tensor:
+        dtype = np.int64 if key in (DISTILL_MASK, CACHE_TOPK_INDICES) else np.float32
+        arrays = [np.asarray(v, dtype=dtype) for v in values]
+        shape = (len(arrays), length, *arrays[0].shape[1:])
+        out = np.zeros(shape, dtype=dtype)
+        for i, a in enumerate(arrays):
+            if len(a) > length:
+                raise StaleTeacherCacheError(
+                    f"{key} of example {i} in this batch covers {len(a)} positions but the batch is {length} "
+                    "tokens long: the cache was built on other inputs (other tokenizer or max_length)"
+                )
+            if self.padding_side == "left":
+                out[i, length - len(a) :] = a
+            else:
+                out[i, : len(a)] = a
+        return torch.from_numpy(out)

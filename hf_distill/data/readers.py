@@ -1,0 +1,230 @@
+"""Readers for column (CoNLL-style) and table (JSONL/CSV/TSV) files, returning ``datasets.DatasetDict``.
+
+Token datasets follow the Hugging Face ``conll2003`` schema: ``id``, ``tokens`` and one ``ClassLabel``
+sequence per tag column (``ner_tags``, ``pos_tags``, ``chunk_tags``). Classification datasets have
+``text`` and a ``ClassLabel`` ``label``. Every malformed input raises :class:`DataFormatError` naming the
+file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import datasets
+
+from .schemes import TagSchemeError, convert_scheme, map_entity_types, validate_iob2
+
+logger = logging.getLogger(__name__)
+
+DOCSTART = "-DOCSTART-"
+
+
+class DataFormatError(ValueError):
+    """Input data that cannot be read as declared; the message names file and line."""
+
+
+@dataclass
+class ColumnSentence:
+    """One sentence of a column file: a list of values per column, and where it starts."""
+
+    columns: dict[str, list[str]]
+    path: str
+    line: int
+    lines: list[int] = field(default_factory=list)
+
+
+def read_column_file(
+    path: str,
+    columns: Mapping[str, int],
+    sep: str | None = None,
+    comments: bool = False,
+    missing_label: str | None = None,
+) -> list[ColumnSentence]:
+    """Read a blank-line separated column file.
+
+    ``columns`` maps output names to column indices (negative indices count from the end).
+    ``-DOCSTART-`` pseudo-sentences are skipped; ``#`` lines are skipped when ``comments``.
+    A line with too few columns raises, unless ``missing_label`` is given: then a line holding only
+    the token gets that label for every tag column (logged with file and line).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    # A negative index needs one column beyond the highest non-negative one (tokens 0, tag -1 -> 2 columns).
+    need = max([i + 1 for i in columns.values() if i >= 0] or [0]) + sum(i < 0 for i in columns.values())
+    sentences: list[ColumnSentence] = []
+    rows: list[list[str]] = []
+    row_lines: list[int] = []
+
+    def flush() -> None:
+        if rows and not rows[0][0].startswith(DOCSTART):
+            cols = {name: [r[idx] for r in rows] for name, idx in columns.items()}
+            sentences.append(ColumnSentence(cols, path, row_lines[0], list(row_lines)))
+        rows.clear()
+        row_lines.clear()
+
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.rstrip("\r\n")
+            if comments and line.startswith("#"):
+                continue
+            if not line.strip():
+                flush()
+                continue
+            parts = line.split(sep) if sep else line.split()
+            if len(parts) < need:
+                if missing_label is not None and len(parts) == 1:
+                    logger.warning("%s:%d: token %r has no label; using %r", path, lineno, parts[0], missing_label)
+                    parts = parts + [missing_label] * (need - 1)
+                else:
+                    raise DataFormatError(
+                        f"{path}:{lineno}: expected at least {need} columns, found {len(parts)}: {line!r}"
+                    )
+            rows.append(parts)
+            row_lines.append(lineno)
+    flush()
+    return sentences
+
+
+def _class_label(names: Sequence[str]) -> datasets.ClassLabel:
+    return datasets.ClassLabel(names=list(names))
+
+
+def _label_set(splits: Mapping[str, list[ColumnSentence]], col: str) -> list[str]:
+    seen = {t for sents in splits.values() for s in sents for t in s.columns[col]}
+    rest = sorted(seen - {"O"})
+    return (["O"] if "O" in seen else []) + rest
+
+
+def build_token_dataset(
+    splits: Mapping[str, list[ColumnSentence]],
+    tag_columns: Sequence[str],
+    label_names: Mapping[str, Sequence[str]] | None = None,
+    scheme: Mapping[str, str] | None = None,
+    type_map: Mapping[str, str] | None = None,
+    strict: bool = False,
+) -> datasets.DatasetDict:
+    """Turn sentences into a ``DatasetDict``; converts ``scheme`` columns to IOB2 and checks labels.
+
+    ``label_names`` fixes the label list of a column (labels outside it raise, naming file and line);
+    otherwise the list is every label seen in any split, ``O`` first, the rest sorted.
+    """
+    scheme = dict(scheme or {})
+    for sents in splits.values():
+        for s in sents:
+            for col, sch in scheme.items():
+                tags = convert_scheme(s.columns[col], sch)
+                if type_map is not None:
+                    tags = map_entity_types(tags, type_map)
+                try:
+                    validate_iob2(tags, where=f"{s.path}:{s.line}: ", strict=strict)
+                except TagSchemeError as e:
+                    raise DataFormatError(str(e)) from None
+                s.columns[col] = tags
+    names = {col: list((label_names or {}).get(col) or _label_set(splits, col)) for col in tag_columns}
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            **{col: datasets.Sequence(_class_label(names[col])) for col in tag_columns},
+        }
+    )
+    out = {}
+    for split, sents in splits.items():
+        index = {col: {n: i for i, n in enumerate(names[col])} for col in tag_columns}
+        data: dict[str, list] = {"id": [], "tokens": [], **{c: [] for c in tag_columns}}
+        for k, s in enumerate(sents):
+            data["id"].append(str(k))
+            data["tokens"].append(s.columns["tokens"])
+            for col in tag_columns:
+                ids = []
+                for j, tag in enumerate(s.columns[col]):
+                    if tag not in index[col]:
+                        raise DataFormatError(
+                            f"{s.path}:{s.lines[j]}: label {tag!r} in column {col!r} is not in the label set "
+                            f"{names[col]}"
+                        )
+                    ids.append(index[col][tag])
+                data[col].append(ids)
+        out[split] = datasets.Dataset.from_dict(data, features=features, split=split)
+    return datasets.DatasetDict(out)
+
+
+def read_jsonl(path: str, text_field: str = "text", label_field: str = "label") -> list[tuple]:
+    """``(text, label, line)`` rows from a JSON-lines file; ``label`` may be absent (unlabeled data)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or text_field not in obj:
+                raise DataFormatError(f"{path}:{lineno}: expected an object with a {text_field!r} field")
+            label = obj.get(label_field)
+            rows.append((obj[text_field], None if label is None else str(label), lineno))
+    return rows
+
+
+def read_csv(path: str, text_field: str | None = None, label_field: str = "label") -> list[tuple]:
+    """``(text, label, line)`` rows from a CSV file with a header row (text column: ``text``/``tweet``/``sentence``)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        if text_field is None:
+            text_field = next((c for c in ("text", "tweet", "sentence") if c in header), None)
+        if text_field not in header or label_field not in header:
+            raise DataFormatError(
+                f"{path}:1: header {header} lacks the text column {text_field!r} or label column {label_field!r}"
+            )
+        return [(r[text_field], r[label_field].strip(), reader.line_num) for r in reader]
+
+
+def read_tsv(path: str) -> list[tuple]:
+    """``(text, label, line)`` rows from a header-less ``text<TAB>label`` file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            if "\t" not in line:
+                raise DataFormatError(f"{path}:{lineno}: expected 'text<TAB>label', found no tab")
+            text, label = line.rsplit("\t", 1)
+            rows.append((text, label.strip(), lineno))
+    return rows
+
+
+def build_text_dataset(
+    splits: Mapping[str, list[tuple]], paths: Mapping[str, str], label_names: Sequence[str] | None = None
+) -> datasets.DatasetDict:
+    """``DatasetDict`` with ``text`` and ``ClassLabel`` ``label`` (-1 where a row has no label)."""
+    if label_names is None:
+        label_names = sorted({r[1] for rows in splits.values() for r in rows if r[1] is not None})
+    index = {n: i for i, n in enumerate(label_names)}
+    features = datasets.Features({"text": datasets.Value("string"), "label": _class_label(label_names)})
+    out = {}
+    for split, rows in splits.items():
+        labels = []
+        for text, label, lineno in rows:
+            if label is not None and label not in index:
+                raise DataFormatError(
+                    f"{paths[split]}:{lineno}: label {label!r} is not in the label set {list(label_names)}"
+                )
+            labels.append(-1 if label is None else index[label])
+        out[split] = datasets.Dataset.from_dict(
+            {"text": [r[0] for r in rows], "label": labels}, features=features, split=split
+        )
+    return datasets.DatasetDict(out)

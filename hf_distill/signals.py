@@ -1,0 +1,245 @@
+"""Where teacher outputs come from: an online forward pass, or columns cached once into the dataset.
+
+The trainer is handed one :class:`TeacherSignal` per batch kind and never branches on caching itself.
+A cache carries, per example, the teacher's weight fingerprint and a hash of the example's token ids,
+so a cache built by another teacher, on other data or with another tokenizer is refused, not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+CACHE_LOGITS = "teacher_logits"
+CACHE_TOPK_VALUES = "teacher_topk_values"
+CACHE_TOPK_INDICES = "teacher_topk_indices"
+CACHE_TEACHER_ID = "teacher_id"
+CACHE_INPUT_HASH = "teacher_input_hash"
+CACHE_COLUMNS = (CACHE_LOGITS, CACHE_TOPK_VALUES, CACHE_TOPK_INDICES, CACHE_TEACHER_ID, CACHE_INPUT_HASH)
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class StaleTeacherCacheError(RuntimeError):
+    """Cached teacher outputs that do not belong to this teacher, these inputs or this tokenizer."""
+
+
+@dataclass
+class TeacherOutput:
+    """Teacher logits ``(batch, length, labels)`` or ``(batch, labels)``; ``-inf`` outside a cached top-k."""
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def teacher_fingerprint(model: torch.nn.Module) -> int:
+    """A 63-bit fingerprint of a model's configuration and every weight (changes when any weight does)."""
+    h = hashlib.blake2b(digest_size=8)
+    config = getattr(model, "config", None)
+    if config is not None:
+        h.update(config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return int.from_bytes(h.digest(), "little") >> 1
+
+
+def input_hash(ids) -> int:
+    """A 63-bit hash of one example's (unpadded) token ids."""
+    arr = np.asarray(ids, dtype=np.int64)
+    return int.from_bytes(hashlib.blake2b(arr.tobytes(), digest_size=8).digest(), "little") >> 1
+
+
+def batch_input_hashes(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[int]:
+    """Hashes of each row's non-padding token ids (padding side does not matter)."""
+    ids = input_ids.detach().cpu().numpy()
+    if attention_mask is None:
+        return [input_hash(row) for row in ids]
+    mask = attention_mask.detach().cpu().numpy().astype(bool)
+    return [input_hash(row[m]) for row, m in zip(ids, mask)]
+
+
+class OnlineTeacher:
+    """Runs the teacher on each batch under ``torch.no_grad()`` (the teacher stays in eval mode)."""
+
+    def __init__(self, teacher: torch.nn.Module, output_hidden_states: bool = False):
+        self.teacher = teacher
+        self.output_hidden_states = output_hidden_states
+
+    def __call__(self, model_inputs: dict, cached: dict) -> TeacherOutput:
+        inputs = {k: v for k, v in model_inputs.items() if k in MODEL_INPUTS}
+        self.teacher.eval()
+        with torch.no_grad():
+            out = self.teacher(**inputs, output_hidden_states=self.output_hidden_states)
+        return TeacherOutput(out.logits, out.hidden_states if self.output_hidden_states else None)
+
+
+class CachedTeacher:
+    """Reads teacher logits (full or top-k) from batch columns and checks they belong to this batch."""
+
+    def __init__(self, teacher_id: int | None = None, num_labels: int | None = None):
+        self.teacher_id = teacher_id
+        self.num_labels = num_labels
+
+    def __call__(self, model_inputs: dict, cached: dict) -> TeacherOutput:
+        self.check(model_inputs, cached)
+        if CACHE_LOGITS in cached:
+            logits = cached[CACHE_LOGITS].float()
+        else:
+            values, indices = cached[CACHE_TOPK_VALUES].float(), cached[CACHE_TOPK_INDICES].long()
+            if self.num_labels is None:
+                raise ValueError("top-k cached logits need num_labels to rebuild the label axis")
+            logits = torch.full((*values.shape[:-1], self.num_labels), float("-inf"), device=values.device)
+            logits.scatter_(-1, indices, values)
+        if self.num_labels is not None and logits.shape[-1] != self.num_labels:
+            raise StaleTeacherCacheError(
+                f"cached teacher logits have {logits.shape[-1]} labels, the student has {self.num_labels}"
+            )
+        return TeacherOutput(logits)
+
+    def check(self, model_inputs: dict, cached: dict) -> None:
+        if CACHE_INPUT_HASH not in cached:
+            raise StaleTeacherCacheError("cached teacher columns lack 'teacher_input_hash'; rebuild the cache")
+        got = batch_input_hashes(model_inputs["input_ids"], model_inputs.get("attention_mask"))
+        want = cached[CACHE_INPUT_HASH].tolist()
+        if got != want:
+            bad = sum(a != b for a, b in zip(got, want))
+            raise StaleTeacherCacheError(
+                f"{bad} of {len(got)} examples in this batch have token ids other than those the teacher outputs "
+                "were cached for (other data, other tokenizer or other max_length): rebuild the cache"
+            )
+        if self.teacher_id is not None:
+            ids = set(cached[CACHE_TEACHER_ID].tolist())
+            if ids != {self.teacher_id}:
+                raise StaleTeacherCacheError(
+                    "cached teacher outputs were computed by another teacher (weight fingerprint differs from "
+                    "teacher_model): rebuild the cache with this teacher"
+                )
+
+
+def _pad_batch(rows: list[dict], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    length = max(len(r["input_ids"]) for r in rows)
+    out = {}
+    for k in keys:
+        arr = np.zeros((len(rows), length), dtype=np.int64)
+        for i, r in enumerate(rows):
+            arr[i, : len(r[k])] = r[k]
+        out[k] = torch.from_numpy(arr)
+    return out
+
+
+def _compute_cache(teacher, dataset: datasets.Dataset, batch_size: int, dtype: str, top_k: int | None, device):
+    keys = tuple(k for k in MODEL_INPUTS if k in dataset.column_names)
+    if "attention_mask" not in keys:
+        raise ValueError("cache_teacher_outputs needs a tokenized dataset with input_ids and attention_mask")
+    teacher_id = teacher_fingerprint(teacher)
+    device = device or next(teacher.parameters()).device
+    teacher.eval().to(device)
+    ids_col = dataset["input_ids"]
+    order = np.argsort([len(x) for x in ids_col], kind="stable")  # similar lengths per batch: less padding
+    results: list = [None] * len(dataset)
+    np_dtype = np.float16 if dtype == "float16" else np.float32
+    token_level = None
+    inputs_only = dataset.select_columns(list(keys))
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size].tolist()
+            rows = inputs_only[idx]
+            rows = [{k: rows[k][i] for k in keys} for i in range(len(idx))]
+            batch = {k: v.to(device) for k, v in _pad_batch(rows, keys).items()}
+            logits = teacher(**batch).logits.float().cpu()
+            token_level = logits.dim() == 3
+            for j, i in enumerate(idx):
+                row = logits[j, : len(rows[j]["input_ids"])] if token_level else logits[j]
+                if top_k is not None:
+                    vals, inds = row.topk(min(top_k, row.shape[-1]), dim=-1)
+                    results[i] = (vals.numpy().astype(np_dtype), inds.numpy().astype(np.int16))
+                else:
+                    results[i] = row.numpy().astype(np_dtype)
+    hashes = [input_hash(x) for x in ids_col]
+    num_labels = int((results[0][0] if top_k else results[0]).shape[-1]) if results else 0
+    width = top_k if top_k is not None else num_labels
+
+    def feature(dt):
+        return datasets.Array2D(shape=(None, width), dtype=dt) if token_level else datasets.Sequence(
+            datasets.Value(dt), length=width
+        )
+
+    cols: dict = {CACHE_TEACHER_ID: [teacher_id] * len(dataset), CACHE_INPUT_HASH: hashes}
+    feats = {CACHE_TEACHER_ID: datasets.Value("int64"), CACHE_INPUT_HASH: datasets.Value("int64")}
+    if top_k is not None:
+        cols[CACHE_TOPK_VALUES] = [r[0] for r in results]
+        cols[CACHE_TOPK_INDICES] = [r[1] for r in results]
+        feats[CACHE_TOPK_VALUES], feats[CACHE_TOPK_INDICES] = feature(dtype), feature("int16")
+    else:
+        cols[CACHE_LOGITS] = results
+        feats[CACHE_LOGITS] = feature(dtype)
+    new = datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
+    base = dataset.remove_columns([c for c in CACHE_COLUMNS if c in dataset.column_names])
+    return datasets.concatenate_datasets([base, new], axis=1), teacher_id
+
+
+def cache_teacher_outputs(
+    teacher: torch.nn.Module,
+    dataset: datasets.Dataset | datasets.DatasetDict,
+    batch_size: int = 64,
+    dtype: str = "float16",
+    top_k: int | None = None,
+    cache_dir: str | None = None,
+    device: str | torch.device | None = None,
+):
+    """Run ``teacher`` once over a tokenized dataset and store its logits as columns.
+
+    ``dtype`` is ``float16`` or ``float32``; ``top_k`` keeps only the k largest logits per position.
+    With ``cache_dir`` the result is saved atomically under a key made of the teacher's weight
+    fingerprint, the dataset fingerprint and these options, and reused only when all of them match.
+    """
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype={dtype!r}: use 'float16' or 'float32'")
+    if isinstance(dataset, datasets.DatasetDict):
+        return datasets.DatasetDict(
+            {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device) for k, v in dataset.items()}
+        )
+    if cache_dir is None:
+        return _compute_cache(teacher, dataset, batch_size, dtype, top_k, device)[0]
+    meta = {
+        "teacher_id": teacher_fingerprint(teacher),
+        "dataset_fingerprint": dataset._fingerprint,
+        "dtype": dtype,
+        "top_k": top_k,
+        "num_rows": len(dataset),
+    }
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
+    path = os.path.join(cache_dir, key)
+    meta_path = os.path.join(path, "hf_distill_cache.json")
+    if os.path.isfile(meta_path):
+        with open(meta_path) as f:
+            if json.load(f) == meta:
+                logger.info("reusing cached teacher outputs from %s", path)
+                return datasets.load_from_disk(path)
+        raise StaleTeacherCacheError(f"{path}: cache metadata does not match its key; delete the folder")
+    result, _ = _compute_cache(teacher, dataset, batch_size, dtype, top_k, device)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir)
+    try:
+        result.save_to_disk(tmp)
+        with open(os.path.join(tmp, "hf_distill_cache.json"), "w") as f:
+            json.dump(meta, f)
+        if os.path.exists(path):  # a concurrent writer finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return datasets.load_from_disk(path)

@@ -1,0 +1,5 @@
+"""Student models."""
+
+from .truncated import count_parameters, student_from_teacher
+
+__all__ = ["count_parameters", "student_from_teacher"]

@@ -1,0 +1,242 @@
+"""``DistillationTrainer``: a thin ``Trainer`` whose loss is task loss + weighted distillation terms."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+
+import torch
+from torch import nn
+from transformers import Trainer
+
+from .args import DistillationTrainingArguments
+from .collator import EXTRA_COLUMNS, DistillationCollator
+from .data.align import DISTILL_MASK, IGNORE_INDEX
+from .losses import HIDDEN_LOSSES, LOGIT_LOSSES, cross_entropy
+from .signals import CACHE_LOGITS, CACHE_TOPK_VALUES, CachedTeacher, OnlineTeacher, teacher_fingerprint
+
+logger = logging.getLogger(__name__)
+
+
+class LabelSetMismatchError(ValueError):
+    """Teacher and student predict different label sets."""
+
+
+def check_label_sets(teacher: nn.Module, student: nn.Module) -> None:
+    """Raise if teacher and student disagree on the number or the names of their labels."""
+    t_cfg, s_cfg = getattr(teacher, "config", None), getattr(student, "config", None)
+    if t_cfg is None or s_cfg is None:
+        return
+    if t_cfg.num_labels != s_cfg.num_labels:
+        raise LabelSetMismatchError(f"teacher has {t_cfg.num_labels} labels, student has {s_cfg.num_labels}")
+    t_names = [t_cfg.id2label[i] for i in range(t_cfg.num_labels)]
+    s_names = [s_cfg.id2label[i] for i in range(s_cfg.num_labels)]
+    generic = [f"LABEL_{i}" for i in range(t_cfg.num_labels)]
+    if t_names != s_names and generic not in (t_names, s_names):
+        raise LabelSetMismatchError(f"teacher labels {t_names} differ from student labels {s_names}")
+
+
+class DistillationTrainer(Trainer):
+    """``Trainer`` for knowledge distillation into token or sequence classifiers.
+
+    ``teacher_model`` is placed once through the accelerator in eval mode and run under ``no_grad``;
+    datasets carrying columns from :func:`~hf_distill.cache_teacher_outputs` skip the teacher forward.
+    Each loss term is normalized by its item count over the whole accumulated (and, across processes,
+    gathered) batch, so gradient accumulation and multi-process runs give the loss of one large batch.
+    Evaluation reports the task loss only.
+    """
+
+    def __init__(self, model=None, args: DistillationTrainingArguments | None = None, teacher_model=None,
+                 teacher_signal=None, data_collator=None, processing_class=None, **kwargs):
+        if args is None:
+            args = DistillationTrainingArguments(output_dir="hf_distill_output")
+        if not isinstance(args, DistillationTrainingArguments):
+            raise TypeError("DistillationTrainer needs DistillationTrainingArguments, got " + type(args).__name__)
+        if data_collator is None and processing_class is not None:
+            data_collator = DistillationCollator(processing_class)
+        super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
+                         **kwargs)
+        # compute_loss normalizes every term by counts over the accumulated batch (see _get_num_items_in_batch)
+        self.model_accepts_loss_kwargs = True
+        self._item_counts: dict[str, torch.Tensor] = {}
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._auto_kd_weight: float | None = None
+        self.hidden_specs = args.hidden_match_specs
+        self.teacher = None
+        if teacher_model is not None:
+            check_label_sets(teacher_model, self.model)
+            teacher_id = teacher_fingerprint(teacher_model)
+            teacher_model.requires_grad_(False)
+            self.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+            self.teacher.eval()
+        else:
+            teacher_id = None
+        num_labels = getattr(getattr(self.model, "config", None), "num_labels", None)
+        self.cached_signal = CachedTeacher(teacher_id=teacher_id, num_labels=num_labels)
+        self.online_signal = teacher_signal or (
+            OnlineTeacher(self.teacher, output_hidden_states=bool(self.hidden_specs)) if self.teacher else None
+        )
+        self.projections = self._build_projections(teacher_model)
+
+    # ----------------------------------------------------------------- set-up
+    def _build_projections(self, teacher) -> nn.ModuleDict:
+        projections = nn.ModuleDict()
+        if not self.hidden_specs:
+            return projections
+        if teacher is None:
+            raise ValueError("hidden_matches need teacher_model= (hidden states are not cached)")
+        t_size, s_size = teacher.config.hidden_size, self.model.config.hidden_size
+        for t, s, _ in self.hidden_specs:
+            for who, layer, cfg in (("teacher", t, teacher.config), ("student", s, self.model.config)):
+                if layer > cfg.num_hidden_layers:
+                    raise ValueError(f"hidden match {t}:{s}: {who} has only {cfg.num_hidden_layers} layers")
+            if t_size != s_size:
+                projections[f"{t}_{s}"] = nn.Linear(s_size, t_size)
+        return projections.to(self.args.device)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        self._signature_columns += [c for c in EXTRA_COLUMNS if c not in self._signature_columns]
+
+    def create_optimizer(self):
+        optimizer = super().create_optimizer()
+        if len(self.projections) and not getattr(self, "_projections_added", False):
+            optimizer.add_param_group({"params": list(self.projections.parameters()),
+                                       "weight_decay": self.args.weight_decay})
+            self._projections_added = True
+        return optimizer
+
+    # ------------------------------------------------------- item counting
+    def _get_num_items_in_batch(self, batch_samples, device):
+        """Count task labels (returned, as ``Trainer`` expects), KD positions and tokens over the batches."""
+        if not batch_samples:
+            return None
+        task = kd = tokens = 0
+        for b in batch_samples:
+            labels = b.get("labels")
+            if labels is not None:
+                task = task + labels.ne(IGNORE_INDEX).sum()
+            if DISTILL_MASK in b:
+                kd = kd + b[DISTILL_MASK].sum()
+            elif labels is not None and labels.dim() > 1:
+                kd = kd + labels.ne(IGNORE_INDEX).sum()
+            else:
+                kd = kd + b["input_ids"].shape[0]
+            if "attention_mask" in b:
+                tokens = tokens + b["attention_mask"].sum()
+            else:
+                tokens = tokens + b["input_ids"].numel()
+        counts = torch.stack([torch.as_tensor(x, device=device).reshape(()) for x in (task, kd, tokens)]).long()
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            counts = self.accelerator.gather(counts.unsqueeze(0)).sum(0)
+        self._item_counts = dict(zip(("task", "kd", "tokens"), counts))
+        return counts[0]
+
+    # -------------------------------------------------------------- the loss
+    def kd_weight_now(self) -> float:
+        """The KD weight at the current step: base weight (number or auto) times the schedule."""
+        base = self._auto_kd_weight if self.args.kd_weight == "auto" else float(self.args.kd_weight)
+        schedule = self.args.kd_weight_schedule
+        if schedule == "linear_decay" and self.state.max_steps:
+            return base * max(0.0, 1.0 - self.state.global_step / self.state.max_steps)
+        if schedule == "zero_last_epoch":
+            last = math.ceil(self.state.num_train_epochs or self.args.num_train_epochs) - 1
+            return 0.0 if (self.state.epoch or 0.0) >= last else base
+        return base
+
+    def _set_auto_weight(self, task: torch.Tensor, kd: torch.Tensor) -> None:
+        pair = torch.stack([task.detach().float(), kd.detach().float()])
+        if self.args.world_size > 1:
+            pair = self.accelerator.reduce(pair, reduction="mean")
+        task_v, kd_v = (self.args.task_weight * pair[0]).item(), pair[1].item()
+        self._auto_kd_weight = task_v / kd_v if kd_v > 0 and task_v > 0 else 1.0
+        logger.info("kd_weight=auto: set to %.4g on the first step", self._auto_kd_weight)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels", None)
+        distill_mask = inputs.pop(DISTILL_MASK, None)
+        cached = {k: inputs.pop(k) for k in EXTRA_COLUMNS if k in inputs}
+        training = model.training
+        want_hidden = training and bool(self.hidden_specs)
+        outputs = model(**inputs, output_hidden_states=True) if want_hidden else model(**inputs)
+        logits = outputs.logits
+        if labels is not None:
+            labels = labels.to(logits.device)
+        if not training:  # evaluation: the task loss, averaged over labeled items
+            loss = cross_entropy(logits, labels) if labels is not None else logits.new_zeros(())
+            return (loss, outputs) if return_outputs else loss
+
+        counts = self._item_counts if num_items_in_batch is not None else {}
+        token_level = logits.dim() == 3
+        terms: dict[str, torch.Tensor] = {}
+        task = (
+            cross_entropy(logits, labels, normalizer=counts.get("task"))
+            if labels is not None else logits.new_zeros(())
+        )
+        loss = self.args.task_weight * task
+        terms["task_loss"] = task
+
+        if self.args.kd_loss != "none" or self.hidden_specs:
+            signal = self.cached_signal if (CACHE_LOGITS in cached or CACHE_TOPK_VALUES in cached) else (
+                self.online_signal)
+            if signal is None:
+                raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
+            teacher = signal(inputs, cached)
+        if self.args.kd_loss != "none":
+            if teacher.logits.shape != logits.shape:
+                raise ValueError(f"teacher logits {tuple(teacher.logits.shape)} and student logits "
+                                 f"{tuple(logits.shape)} differ in shape (same tokenizer and label set needed)")
+            if token_level:
+                mask = distill_mask.bool() if distill_mask is not None else labels.ne(IGNORE_INDEX)
+            else:
+                mask = None
+            kwargs = {"temperature": self.args.temperature} if self.args.kd_loss == "kl" else {}
+            kd = LOGIT_LOSSES[self.args.kd_loss](logits, teacher.logits.to(logits.device), mask,
+                                                 normalizer=counts.get("kd"), **kwargs)
+            if self.args.kd_weight == "auto" and self._auto_kd_weight is None:
+                self._set_auto_weight(task, kd)
+            weight = self.kd_weight_now()
+            loss = loss + weight * kd
+            terms[f"kd_{self.args.kd_loss}_loss"] = kd
+            self._metrics["kd_weight"].append(weight)
+        if self.hidden_specs:
+            loss = loss + self._hidden_terms(outputs, teacher, inputs, counts.get("tokens"), terms)
+
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients; counts were gathered
+        for name, value in terms.items():
+            self._metrics[name].append(value.detach().item())
+        return (loss, outputs) if return_outputs else loss
+
+    def _hidden_terms(self, outputs, teacher, inputs, normalizer, terms) -> torch.Tensor:
+        if teacher.hidden_states is None:
+            raise ValueError("hidden_matches need the teacher online (cached outputs hold logits only)")
+        mask = inputs.get("attention_mask")
+        total = 0.0
+        for t, s, kind in self.hidden_specs:
+            student_h = outputs.hidden_states[s]
+            key = f"{t}_{s}"
+            if key in self.projections:
+                student_h = self.projections[key](student_h)
+            term = HIDDEN_LOSSES[kind](student_h, teacher.hidden_states[t].to(student_h.device), mask,
+                                       normalizer=normalizer)
+            terms[f"hidden_{t}_{s}_{kind}_loss"] = term
+            total = total + self.args.hidden_weight * term
+        return total
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if len(self.projections) and self.args.world_size > 1:  # projections live outside DDP: average here
+            for p in self.projections.parameters():
+                if p.grad is not None:
+                    p.grad = self.accelerator.reduce(p.grad, reduction="mean")
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._metrics:  # training log: add the mean of each term since the last log
+            for name, values in self._metrics.items():
+                logs[name] = round(sum(values) / len(values), 6)
+            self._metrics.clear()
+        super().log(logs, start_time)

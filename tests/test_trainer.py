@@ -1,0 +1,231 @@
+"""DistillationTrainer: loss composition, caching, gradient accumulation, masking, errors."""
+
+from __future__ import annotations
+
+import copy
+
+import datasets
+import pytest
+import torch
+from conftest import CONLL_LABELS, tiny_bert
+
+from hf_distill import (
+    DistillationCollator,
+    DistillationTrainer,
+    DistillationTrainingArguments,
+    LabelSetMismatchError,
+    StaleTeacherCacheError,
+    cache_teacher_outputs,
+    tokenize_and_align,
+)
+from hf_distill.losses import cross_entropy, kl_loss
+
+
+def _args(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "out"), report_to="none", per_device_train_batch_size=8,
+                save_strategy="no", disable_tqdm=True, dataloader_pin_memory=False, use_cpu=True, seed=0)
+    base.update(kw)
+    return DistillationTrainingArguments(**base)
+
+
+def _batch(dataset, tokenizer, n=8):
+    return DistillationCollator(tokenizer)([dataset[i] for i in range(n)])
+
+
+@pytest.fixture(scope="module")
+def teacher(tokenizer):
+    return tiny_bert(len(tokenizer), layers=2, hidden=32, seed=1).eval()
+
+
+def test_cached_and_online_give_the_same_loss(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(16))
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=2).train()
+    args = _args(tmp_path, kd_loss="kl", temperature=2.0)
+    online = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer)
+    loss_online = online.compute_loss(student, _batch(train, tokenizer))
+    for dtype, tol in (("float32", 1e-6), ("float16", 2e-3)):
+        cached = cache_teacher_outputs(teacher, train, batch_size=5, dtype=dtype)
+        trainer = DistillationTrainer(model=student, args=args, processing_class=tokenizer)
+        loss_cached = trainer.compute_loss(student, _batch(cached, tokenizer))
+        assert loss_cached.item() == pytest.approx(loss_online.item(), abs=tol), dtype
+
+
+def test_loss_is_task_plus_weighted_kd(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(8))
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3).train()
+    args = _args(tmp_path, kd_loss="kl", temperature=3.0, kd_weight="0.5", task_weight=2.0)
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer)
+    batch = _batch(train, tokenizer)
+    loss = trainer.compute_loss(student, batch)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        s, t = student(**inputs).logits, teacher(**inputs).logits
+    mask = batch["distill_mask"].bool()
+    expected = 2.0 * cross_entropy(s, batch["labels"]) + 0.5 * kl_loss(s, t, mask, temperature=3.0)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert set(trainer._metrics) >= {"task_loss", "kd_kl_loss", "kd_weight"}
+
+
+def _one_step(tmp_path, tokenizer, train, student, teacher, **kw):
+    model = copy.deepcopy(student)
+    args = _args(tmp_path, kd_loss="kl", optim="sgd", learning_rate=0.5, lr_scheduler_type="constant",
+                 max_steps=1, warmup_steps=0, weight_decay=0.0, **kw)
+    DistillationTrainer(model=model, args=args, train_dataset=train, teacher_model=teacher,
+                        processing_class=tokenizer).train()
+    return model
+
+
+def test_gradient_accumulation_is_exact(tmp_path, tokenizer, tokenized, teacher):
+    # examples 0-2 unlabeled: micro-batches then hold different numbers of labeled and KD positions
+    train = tokenized["train"].select(range(8)).map(
+        lambda ex, i: {"labels": [-100] * len(ex["labels"])} if i < 3 else {}, with_indices=True)
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=4)
+    one = _one_step(tmp_path, tokenizer, train, student, teacher, per_device_train_batch_size=8)
+    acc = _one_step(tmp_path, tokenizer, train, student, teacher, per_device_train_batch_size=2,
+                    gradient_accumulation_steps=4)
+    moved = False
+    for (name, a), b, c in zip(one.named_parameters(), acc.parameters(), student.parameters()):
+        torch.testing.assert_close(a, b, atol=2e-6, rtol=1e-5, msg=name)
+        moved |= not torch.equal(a, c)
+    assert moved
+
+
+def test_unlabeled_examples_contribute_kd_only(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(4)).map(lambda ex: {"labels": [-100] * len(ex["labels"])})
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=5).train()
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path, kd_loss="mse"), teacher_model=teacher,
+                                  processing_class=tokenizer)
+    loss = trainer.compute_loss(student, _batch(train, tokenizer, 4))
+    assert trainer._metrics["task_loss"][-1] == 0.0
+    assert trainer._metrics["kd_mse_loss"][-1] > 0.0
+    loss.backward()
+    assert student.classifier.weight.grad.abs().sum() > 0
+
+
+def test_cache_columns_survive_remove_unused_columns(tmp_path, tokenizer, tokenized, teacher):
+    cached = cache_teacher_outputs(teacher, tokenized["train"].select(range(8)))
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16)
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path), train_dataset=cached,
+                                  processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert {"teacher_logits", "teacher_input_hash", "teacher_id", "distill_mask"} <= set(batch)
+    assert batch["teacher_logits"].shape[:2] == batch["input_ids"].shape
+
+
+def test_stale_cache_is_refused(tmp_path, tokenizer, tokenized, teacher, conll):
+    train = tokenized["train"].select(range(8))
+    cached = cache_teacher_outputs(teacher, train)
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16).train()
+    other_teacher = tiny_bert(len(tokenizer), layers=2, hidden=32, seed=99)
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path), teacher_model=other_teacher,
+                                  processing_class=tokenizer)
+    with pytest.raises(StaleTeacherCacheError, match="another teacher"):
+        trainer.compute_loss(student, _batch(cached, tokenizer))
+    # same rows re-tokenized with a shorter max_length, cache columns carried over: other inputs
+    short = tokenize_and_align(conll["train"].select(range(8)), tokenizer, max_length=8)
+    cols = ["teacher_logits", "teacher_id", "teacher_input_hash"]
+    moved = datasets.concatenate_datasets([short, cached.select_columns(cols)], axis=1)
+    fresh = DistillationTrainer(model=student, args=_args(tmp_path), processing_class=tokenizer)
+    with pytest.raises(StaleTeacherCacheError, match="other tokenizer"):
+        fresh.compute_loss(student, _batch(moved, tokenizer))
+    # other rows of the same length: only the token-id hash can tell
+    shuffled = datasets.concatenate_datasets(
+        [train.select(range(1, 2)).remove_columns([]), cached.select(range(0, 1)).select_columns(cols)], axis=1)
+    if len(train[1]["input_ids"]) >= len(train[0]["input_ids"]):
+        with pytest.raises(StaleTeacherCacheError, match="other data"):
+            fresh.compute_loss(student, _batch(shuffled, tokenizer, 1))
+
+
+def test_disk_cache_is_reused_only_when_everything_matches(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(6))
+    first = cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"))
+    again = cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"))
+    assert len(list((tmp_path / "c").iterdir())) == 1
+    assert again["teacher_logits"][0] == first["teacher_logits"][0]
+    other = tiny_bert(len(tokenizer), layers=2, hidden=32, seed=7)
+    cache_teacher_outputs(other, train, cache_dir=str(tmp_path / "c"))
+    cache_teacher_outputs(teacher, tokenized["train"].select(range(7)), cache_dir=str(tmp_path / "c"))
+    assert len([p for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")]) == 3
+
+
+def test_top_k_cache_rebuilds_the_label_axis(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(8))
+    full = cache_teacher_outputs(teacher, train, dtype="float32")
+    top = cache_teacher_outputs(teacher, train, dtype="float32", top_k=9)
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=8).train()
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path), processing_class=tokenizer)
+    a = trainer.compute_loss(student, _batch(full, tokenizer))
+    b = trainer.compute_loss(student, _batch(top, tokenizer))
+    assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    top3 = cache_teacher_outputs(teacher, train, top_k=3)
+    assert torch.isfinite(trainer.compute_loss(student, _batch(top3, tokenizer)))
+
+
+def test_label_sets_must_match(tmp_path, tokenizer, teacher):
+    five = tiny_bert(len(tokenizer), layers=1, hidden=16, labels=CONLL_LABELS[:5])
+    with pytest.raises(LabelSetMismatchError, match="9 labels"):
+        DistillationTrainer(model=five, args=_args(tmp_path), teacher_model=teacher)
+    renamed = tiny_bert(len(tokenizer), layers=1, hidden=16, labels=[f"X{i}" for i in range(9)])
+    with pytest.raises(LabelSetMismatchError, match="differ"):
+        DistillationTrainer(model=renamed, args=_args(tmp_path), teacher_model=teacher)
+
+
+def test_training_lowers_the_loss_and_leaves_the_teacher_alone(tmp_path, tokenizer, tokenized, teacher):
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student = tiny_bert(len(tokenizer), layers=1, hidden=32, seed=9)
+    args = _args(tmp_path, kd_loss="kl", num_train_epochs=6, learning_rate=3e-3, logging_steps=5,
+                 hidden_matches=["2:1:mse"])
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=tokenized["train"],
+                                  teacher_model=teacher, processing_class=tokenizer)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert logs[-1]["task_loss"] < 0.6 * logs[0]["task_loss"]
+    assert logs[-1]["hidden_2_1_mse_loss"] < logs[0]["hidden_2_1_mse_loss"]
+    assert not teacher.training
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_hidden_match_projection_is_trained(tmp_path, tokenizer, tokenized, teacher):
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=10)
+    args = _args(tmp_path, kd_loss="none", hidden_matches=["1:1:cosine"], max_steps=3, learning_rate=1e-2)
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=tokenized["train"],
+                                  teacher_model=teacher, processing_class=tokenizer)
+    proj = trainer.projections["1_1"]
+    w0 = proj.weight.detach().clone()
+    assert proj.weight.shape == (32, 16)
+    trainer.train()
+    assert not torch.equal(w0, proj.weight.detach())
+    with pytest.raises(ValueError, match="only 2 layers"):
+        DistillationTrainer(model=student, args=_args(tmp_path, hidden_matches=["5:1"]), teacher_model=teacher)
+
+
+def test_kd_weight_auto_and_schedules(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(8))
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=11).train()
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path, kd_weight="auto", kd_loss="mse"),
+                                  teacher_model=teacher, processing_class=tokenizer)
+    trainer.compute_loss(student, _batch(train, tokenizer))
+    task, kd = trainer._metrics["task_loss"][0], trainer._metrics["kd_mse_loss"][0]
+    assert trainer._auto_kd_weight * kd == pytest.approx(task, rel=1e-4)
+
+    args = _args(tmp_path, kd_weight="2.0", kd_weight_schedule="linear_decay")
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher)
+    trainer.state.max_steps, trainer.state.global_step = 10, 5
+    assert trainer.kd_weight_now() == pytest.approx(1.0)
+    args = _args(tmp_path, kd_weight_schedule="zero_last_epoch", num_train_epochs=3)
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher)
+    trainer.state.num_train_epochs = 3
+    trainer.state.epoch = 1.5
+    assert trainer.kd_weight_now() == 1.0
+    trainer.state.epoch = 2.2
+    assert trainer.kd_weight_now() == 0.0
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="kd_loss"):
+        DistillationTrainingArguments(output_dir="x", kd_loss="kld")
+    with pytest.raises(ValueError, match="kd_weight"):
+        DistillationTrainingArguments(output_dir="x", kd_weight="lots")
+    with pytest.raises(ValueError, match="hidden match"):
+        DistillationTrainingArguments(output_dir="x", hidden_matches=["a:b"])
