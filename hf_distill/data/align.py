@@ -98,7 +98,8 @@ def tokenize_text(
 ):
     """Tokenize a classification dataset; labels < 0 (unlabeled rows) become -100. Truncation is counted."""
     if isinstance(dataset, datasets.DatasetDict):
-        parts = {k: tokenize_text(v, tokenizer, text_column, label_column, max_length, True) for k, v in dataset.items()}
+        parts = {k: tokenize_text(v, tokenizer, text_column, label_column, max_length, True)
+                 for k, v in dataset.items()}
         out = datasets.DatasetDict({k: v[0] for k, v in parts.items()})
         return (out, {k: v[1] for k, v in parts.items()}) if return_report else out
 

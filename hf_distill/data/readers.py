@@ -218,7 +218,7 @@ def build_text_dataset(
     out = {}
     for split, rows in splits.items():
         labels = []
-        for text, label, lineno in rows:
+        for _text, label, lineno in rows:
             if label is not None and label not in index:
                 raise DataFormatError(
                     f"{paths[split]}:{lineno}: label {label!r} is not in the label set {list(label_names)}"
