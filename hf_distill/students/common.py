@@ -1,0 +1,159 @@
+"""Layers shared by the student families. Imports only torch and transformers: saved model folders carry
+this file (``register_for_auto_class``) so they load with ``trust_remote_code`` without hf_distill."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
+
+IGNORE_INDEX = -100
+
+
+def check_positive(name: str, **values) -> None:
+    """Raise ``ValueError`` naming the config and field when a size is not a positive integer."""
+    for key, value in values.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+
+
+def check_probability(name: str, **values) -> None:
+    for key, value in values.items():
+        if not 0.0 <= float(value) < 1.0:
+            raise ValueError(f"{name}: {key} must be in [0, 1), got {value!r}")
+
+
+def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sequence lengths from a right-padded attention mask (at least 1, so empty rows stay defined)."""
+    return attention_mask.long().sum(-1).clamp_min(1)
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each row of ``x`` (batch, time, dim) within its own length; padding stays at the end."""
+    t = x.shape[1]
+    pos = torch.arange(t, device=x.device).unsqueeze(0)
+    idx = lengths.unsqueeze(1) - 1 - pos
+    idx = torch.where(idx >= 0, idx, pos)  # padding positions map to themselves
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
+
+
+class BiLSTMEncoder(nn.Module):
+    """Stacked bidirectional LSTM whose output at real positions does not depend on right padding.
+
+    The backward direction runs a forward LSTM over each sequence reversed within its length, so
+    no packing is needed (and the graph exports to ONNX with dynamic axes).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0):
+        super().__init__()
+        self.forward_layers = nn.ModuleList()
+        self.backward_layers = nn.ModuleList()
+        for i in range(num_layers):
+            size = input_size if i == 0 else 2 * hidden_size
+            self.forward_layers.append(nn.LSTM(size, hidden_size, batch_first=True))
+            self.backward_layers.append(nn.LSTM(size, hidden_size, batch_first=True))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        lengths = lengths_of(attention_mask)
+        for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if i > 0:
+                x = self.dropout(x)
+            out_f, _ = fwd(x)
+            out_b, _ = bwd(reverse_padded(x, lengths))
+            x = torch.cat([out_f, reverse_padded(out_b, lengths)], dim=-1)
+        return x * attention_mask.unsqueeze(-1).to(x.dtype)
+
+
+class SelfAttentionBlock(nn.Module):
+    """Multi-head self-attention over non-padding positions, residual connection and layer norm."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out, _ = self.attn(x, x, x, key_padding_mask=~attention_mask.bool(), need_weights=False)
+        return self.norm(x + out)
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """The fixed sine/cosine position table of Vaswani et al., shape (length, dim)."""
+    pos = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    div = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(pos * div)
+    table[:, 1::2] = torch.cos(pos * div[: dim // 2])
+    return table
+
+
+def word_dropout(input_ids: torch.Tensor, p: float, unk_id: int, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Replace real tokens by ``unk_id`` with probability ``p`` (training only; the caller checks)."""
+    if p <= 0:
+        return input_ids
+    drop = (torch.rand(input_ids.shape, device=input_ids.device) < p) & attention_mask.bool()
+    return input_ids.masked_fill(drop, unk_id)
+
+
+def masked_mean(x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the time axis of (batch, time, dim), counting only non-padding positions."""
+    m = attention_mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+def token_output(logits: torch.Tensor, labels: torch.Tensor | None, hidden=None) -> TokenClassifierOutput:
+    loss = None
+    if labels is not None:
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=hidden)
+
+
+def sequence_output(logits: torch.Tensor, labels: torch.Tensor | None, hidden=None) -> SequenceClassifierOutput:
+    loss = None
+    if labels is not None:
+        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+    return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden)
+
+
+class StudentPreTrainedModel(PreTrainedModel):
+    """Weight initialization and embedding transfer shared by the students."""
+
+    base_model_prefix = "student"
+    main_input_name = "input_ids"
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(self.config, "initializer_range", 0.02)
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings = value
+
+    def load_embeddings(self, matrix: torch.Tensor, freeze: bool = False) -> None:
+        """Copy a (vocab, dim) matrix into the input embeddings (e.g. a teacher's sub-word embeddings)."""
+        emb = self.get_input_embeddings()
+        if tuple(matrix.shape) != tuple(emb.weight.shape):
+            raise ValueError(f"embedding matrix {tuple(matrix.shape)} does not fit the student's "
+                             f"{tuple(emb.weight.shape)} (set vocab_size and embedding_dim to match)")
+        with torch.no_grad():
+            emb.weight.copy_(matrix)
+        emb.weight.requires_grad_(not freeze)
+        self.config.freeze_embeddings = freeze

@@ -1,0 +1,45 @@
+"""MLP text classifier (Intel's distillation into tiny MLPs): embedding, mean pooling, hidden layer, head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig
+
+from .common import StudentPreTrainedModel, check_positive, check_probability, masked_mean, sequence_output
+
+
+class MLPConfig(PretrainedConfig):
+    """Hyper-parameters of :class:`MLPForSequenceClassification` (about 80k parameters at 16 dimensions)."""
+
+    model_type = "hfd_mlp"
+
+    def __init__(self, vocab_size: int = 5000, embedding_dim: int = 16, hidden_size: int = 16, dropout: float = 0.0,
+                 freeze_embeddings: bool = False, initializer_range: float = 0.02, pad_token_id: int = 0, **kwargs):
+        check_positive("MLPConfig", vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size)
+        check_probability("MLPConfig", dropout=dropout)
+        self.vocab_size, self.embedding_dim, self.hidden_size, self.dropout = (
+            vocab_size, embedding_dim, hidden_size, dropout)
+        self.freeze_embeddings, self.initializer_range = freeze_embeddings, initializer_range
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+
+
+class MLPForSequenceClassification(StudentPreTrainedModel):
+    config_class = MLPConfig
+
+    def __init__(self, config: MLPConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.hidden = nn.Linear(config.embedding_dim, config.hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        pooled = masked_mean(self.embeddings(input_ids), attention_mask)
+        h = torch.relu(self.hidden(pooled))
+        return sequence_output(self.classifier(self.dropout(h)), labels, (h,) if output_hidden_states else None)
