@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-KD_LOSSES = ("kl", "mse", "hard", "none")
-KD_SCHEDULES = ("constant", "linear_decay", "zero_last_epoch")
+LOGIT_KD = ("kl", "mse", "hard")
+STRUCTURED_KD = ("substructure", "substructure_emissions", "kbest", "structural", "posterior")
+KD_LOSSES = (*LOGIT_KD, *STRUCTURED_KD, "none")
+KD_SCHEDULES = ("constant", "linear_decay", "zero_last_epoch", "kd_only_until_last_epoch")
 HIDDEN_KINDS = ("mse", "cosine")
 
 
@@ -37,7 +39,8 @@ class DistillationTrainingArguments(TrainingArguments):
 
     kd_loss: str = field(
         default="kl",
-        metadata={"help": "Logit distillation: kl (soft targets, times T^2), mse, hard (teacher argmax) or none.",
+        metadata={"help": "kl (soft targets, times T^2), mse, hard (teacher argmax), none; for CRF students: "
+                          "substructure, substructure_emissions, kbest, structural, posterior.",
                   "choices": list(KD_LOSSES)},
     )
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the KL term."})
@@ -49,7 +52,8 @@ class DistillationTrainingArguments(TrainingArguments):
     task_weight: float = field(default=1.0, metadata={"help": "Weight of the supervised task loss."})
     kd_weight_schedule: str = field(
         default="constant",
-        metadata={"help": "constant, linear_decay (to 0 at the last step) or zero_last_epoch.",
+        metadata={"help": "constant, linear_decay (to 0 at the last step), zero_last_epoch, or "
+                          "kd_only_until_last_epoch (KD alone, then the task loss alone in the last epoch).",
                   "choices": list(KD_SCHEDULES)},
     )
     hidden_matches: list[str] = field(
@@ -58,6 +62,7 @@ class DistillationTrainingArguments(TrainingArguments):
                           "a learned projection is added where hidden sizes differ."},
     )
     hidden_weight: float = field(default=1.0, metadata={"help": "Weight of each hidden-state term."})
+    kbest_k: int = field(default=3, metadata={"help": "K of the teacher's K-best sequences (kd_loss=kbest)."})
 
     def __post_init__(self):
         super().__post_init__()

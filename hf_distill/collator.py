@@ -9,6 +9,7 @@ from transformers import DataCollatorForTokenClassification, DataCollatorWithPad
 from .data.align import DISTILL_MASK
 from .signals import (
     CACHE_COLUMNS,
+    CACHE_CRF,
     CACHE_INPUT_HASH,
     CACHE_LOGITS,
     CACHE_TEACHER_ID,
@@ -48,6 +49,8 @@ class DistillationCollator:
         for key, values in extra.items():
             if key in _SCALAR:
                 batch[key] = torch.tensor(values, dtype=torch.int64)
+            elif key == CACHE_CRF:
+                batch[key] = torch.as_tensor(np.asarray(values, dtype=np.float32))
             elif token_level:
                 batch[key] = self._pad(key, values, length)
             else:

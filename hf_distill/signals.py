@@ -26,7 +26,8 @@ CACHE_TOPK_VALUES = "teacher_topk_values"
 CACHE_TOPK_INDICES = "teacher_topk_indices"
 CACHE_TEACHER_ID = "teacher_id"
 CACHE_INPUT_HASH = "teacher_input_hash"
-CACHE_COLUMNS = (CACHE_LOGITS, CACHE_TOPK_VALUES, CACHE_TOPK_INDICES, CACHE_TEACHER_ID, CACHE_INPUT_HASH)
+CACHE_CRF = "teacher_crf"  # flattened (transitions, start, end) of a CRF teacher
+CACHE_COLUMNS = (CACHE_LOGITS, CACHE_TOPK_VALUES, CACHE_TOPK_INDICES, CACHE_TEACHER_ID, CACHE_INPUT_HASH, CACHE_CRF)
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -40,6 +41,23 @@ class TeacherOutput:
 
     logits: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
+    crf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (transitions, start, end)
+
+
+def crf_potentials(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """A model's CRF (transitions, start, end) with constraints applied, or None without a CRF head."""
+    crf = getattr(model, "crf", None)
+    return None if crf is None else tuple(x.detach() for x in crf.potentials())
+
+
+def pack_crf(potentials) -> np.ndarray:
+    trans, start, end = potentials
+    return torch.cat([trans.reshape(-1), start, end]).float().cpu().numpy()
+
+
+def unpack_crf(flat: torch.Tensor, num_labels: int):
+    n = num_labels
+    return flat[: n * n].view(n, n), flat[n * n : n * n + n], flat[n * n + n :]
 
 
 def teacher_fingerprint(model: torch.nn.Module) -> int:
@@ -81,7 +99,8 @@ class OnlineTeacher:
         self.teacher.eval()
         with torch.no_grad():
             out = self.teacher(**inputs, output_hidden_states=self.output_hidden_states)
-        return TeacherOutput(out.logits, out.hidden_states if self.output_hidden_states else None)
+        return TeacherOutput(out.logits, out.hidden_states if self.output_hidden_states else None,
+                             crf_potentials(self.teacher))
 
 
 class CachedTeacher:
@@ -105,7 +124,8 @@ class CachedTeacher:
             raise StaleTeacherCacheError(
                 f"cached teacher logits have {logits.shape[-1]} labels, the student has {self.num_labels}"
             )
-        return TeacherOutput(logits)
+        crf = unpack_crf(cached[CACHE_CRF][0].float(), logits.shape[-1]) if CACHE_CRF in cached else None
+        return TeacherOutput(logits, crf=crf)
 
     def check(self, model_inputs: dict, cached: dict) -> None:
         if CACHE_INPUT_HASH not in cached:
@@ -177,6 +197,11 @@ def _compute_cache(teacher, dataset: datasets.Dataset, batch_size: int, dtype: s
 
     cols: dict = {CACHE_TEACHER_ID: [teacher_id] * len(dataset), CACHE_INPUT_HASH: hashes}
     feats = {CACHE_TEACHER_ID: datasets.Value("int64"), CACHE_INPUT_HASH: datasets.Value("int64")}
+    potentials = crf_potentials(teacher)
+    if potentials is not None:  # the paper's step 2: teacher sub-structure scores = emissions + these
+        flat = pack_crf(potentials)
+        cols[CACHE_CRF] = [flat] * len(dataset)
+        feats[CACHE_CRF] = datasets.Sequence(datasets.Value("float32"), length=len(flat))
     if top_k is not None:
         cols[CACHE_TOPK_VALUES] = [r[0] for r in results]
         cols[CACHE_TOPK_INDICES] = [r[1] for r in results]

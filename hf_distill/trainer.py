@@ -11,11 +11,14 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from .args import DistillationTrainingArguments
+from .args import STRUCTURED_KD, DistillationTrainingArguments
 from .collator import EXTRA_COLUMNS, DistillationCollator
 from .data.align import DISTILL_MASK, IGNORE_INDEX
 from .losses import HIDDEN_LOSSES, LOGIT_LOSSES, cross_entropy
+from .losses.structured import kbest_loss, posterior_kd_loss, structural_kd_loss, substructure_l2
 from .signals import CACHE_LOGITS, CACHE_TOPK_VALUES, CachedTeacher, OnlineTeacher, teacher_fingerprint
+from .students.common import crf_nll, select_positions
+from .students.crf import LinearChainCRF
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +103,19 @@ class DistillationTrainer(Trainer):
         )
         self.projections = self._build_projections(teacher_model)
         check_vocabulary(self.model, processing_class)
+        if self._crf(self.model) is not None and self.preprocess_logits_for_metrics is None:
+            self.preprocess_logits_for_metrics = self._viterbi_predictions
+        if args.kd_loss in STRUCTURED_KD and self._crf(self.model) is None:
+            raise ValueError(f"kd_loss={args.kd_loss!r} needs a student with a CRF head (use_crf=True, or "
+                             "BertCRFForTokenClassification)")
+
+    def _crf(self, model):
+        return getattr(self.accelerator.unwrap_model(model), "crf", None)
+
+    def _viterbi_predictions(self, logits, labels):
+        """Label ids decoded through the student's CRF at labeled positions (for compute_metrics)."""
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return self.accelerator.unwrap_model(self.model).decode(logits, labels != IGNORE_INDEX)
 
     # ----------------------------------------------------------------- set-up
     def _build_projections(self, teacher) -> nn.ModuleDict:
@@ -134,11 +150,15 @@ class DistillationTrainer(Trainer):
         """Count task labels (returned, as ``Trainer`` expects), KD positions and tokens over the batches."""
         if not batch_samples:
             return None
-        task = kd = tokens = 0
+        task = kd = tokens = task_rows = kd_rows = 0
         for b in batch_samples:
             labels = b.get("labels")
             if labels is not None:
                 task = task + labels.ne(IGNORE_INDEX).sum()
+                if labels.dim() > 1:
+                    task_rows = task_rows + labels.ne(IGNORE_INDEX).any(1).sum()
+            if DISTILL_MASK in b:
+                kd_rows = kd_rows + b[DISTILL_MASK].bool().any(1).sum()
             if DISTILL_MASK in b:
                 kd = kd + b[DISTILL_MASK].sum()
             elif labels is not None and labels.dim() > 1:
@@ -149,10 +169,11 @@ class DistillationTrainer(Trainer):
                 tokens = tokens + b["attention_mask"].sum()
             else:
                 tokens = tokens + b["input_ids"].numel()
-        counts = torch.stack([torch.as_tensor(x, device=device).reshape(()) for x in (task, kd, tokens)]).long()
+        values = (task, kd, tokens, task_rows, kd_rows)
+        counts = torch.stack([torch.as_tensor(x, device=device).reshape(()) for x in values]).long()
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             counts = self.accelerator.gather(counts.unsqueeze(0)).sum(0)
-        self._item_counts = dict(zip(("task", "kd", "tokens"), counts))
+        self._item_counts = dict(zip(("task", "kd", "tokens", "task_rows", "kd_rows"), counts))
         return counts[0]
 
     # -------------------------------------------------------------- the loss
@@ -162,10 +183,19 @@ class DistillationTrainer(Trainer):
         schedule = self.args.kd_weight_schedule
         if schedule == "linear_decay" and self.state.max_steps:
             return base * max(0.0, 1.0 - self.state.global_step / self.state.max_steps)
-        if schedule == "zero_last_epoch":
-            last = math.ceil(self.state.num_train_epochs or self.args.num_train_epochs) - 1
-            return 0.0 if (self.state.epoch or 0.0) >= last else base
+        if schedule in ("zero_last_epoch", "kd_only_until_last_epoch"):
+            return 0.0 if self._in_last_epoch() else base
         return base
+
+    def task_weight_now(self) -> float:
+        """The task weight: ``task_weight``, but 0 before the last epoch under ``kd_only_until_last_epoch``."""
+        if self.args.kd_weight_schedule == "kd_only_until_last_epoch" and not self._in_last_epoch():
+            return 0.0
+        return self.args.task_weight
+
+    def _in_last_epoch(self) -> bool:
+        last = math.ceil(self.state.num_train_epochs or self.args.num_train_epochs) - 1
+        return (self.state.epoch or 0.0) >= last
 
     def _set_auto_weight(self, task: torch.Tensor, kd: torch.Tensor) -> None:
         pair = torch.stack([task.detach().float(), kd.detach().float()])
@@ -186,18 +216,16 @@ class DistillationTrainer(Trainer):
         logits = outputs.logits
         if labels is not None:
             labels = labels.to(logits.device)
-        if not training:  # evaluation: the task loss, averaged over labeled items
-            loss = cross_entropy(logits, labels) if labels is not None else logits.new_zeros(())
+        crf = self._crf(model)
+        if not training:  # evaluation: the task loss, averaged over labeled items (sequences for a CRF)
+            loss = self._task_loss(crf, logits, labels, {}) if labels is not None else logits.new_zeros(())
             return (loss, outputs) if return_outputs else loss
 
         counts = self._item_counts if num_items_in_batch is not None else {}
         token_level = logits.dim() == 3
         terms: dict[str, torch.Tensor] = {}
-        task = (
-            cross_entropy(logits, labels, normalizer=counts.get("task"))
-            if labels is not None else logits.new_zeros(())
-        )
-        loss = self.args.task_weight * task
+        task = self._task_loss(crf, logits, labels, counts) if labels is not None else logits.new_zeros(())
+        loss = self.task_weight_now() * task
         terms["task_loss"] = task
 
         if self.args.kd_loss != "none" or self.hidden_specs:
@@ -206,7 +234,16 @@ class DistillationTrainer(Trainer):
             if signal is None:
                 raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
             teacher = signal(inputs, cached)
-        if self.args.kd_loss != "none":
+        if self.args.kd_loss in STRUCTURED_KD:
+            mask = distill_mask.bool() if distill_mask is not None else labels.ne(IGNORE_INDEX)
+            kd = self._structured_kd(crf, logits, teacher, mask, counts)
+            if self.args.kd_weight == "auto" and self._auto_kd_weight is None:
+                self._set_auto_weight(task, kd)
+            weight = self.kd_weight_now()
+            loss = loss + weight * kd
+            terms[f"kd_{self.args.kd_loss}_loss"] = kd
+            self._metrics["kd_weight"].append(weight)
+        elif self.args.kd_loss != "none":
             if teacher.logits.shape != logits.shape:
                 raise ValueError(f"teacher logits {tuple(teacher.logits.shape)} and student logits "
                                  f"{tuple(logits.shape)} differ in shape (same tokenizer and label set needed)")
@@ -231,6 +268,49 @@ class DistillationTrainer(Trainer):
         for name, value in terms.items():
             self._metrics[name].append(value.detach().item())
         return (loss, outputs) if return_outputs else loss
+
+    @staticmethod
+    def _task_loss(crf, logits, labels, counts) -> torch.Tensor:
+        if crf is not None and logits.dim() == 3:
+            return crf_nll(crf, logits, labels, normalizer=counts.get("task_rows"))
+        return cross_entropy(logits, labels, normalizer=counts.get("task"))
+
+    def _structured_kd(self, crf, logits, teacher, positions, counts) -> torch.Tensor:
+        """Structured KD between the student CRF and the teacher CRF over word (first sub-word) positions."""
+        if teacher.crf is None:
+            raise ValueError(f"kd_loss={self.args.kd_loss!r} needs a CRF teacher (a model with a .crf head, or a "
+                             "cache built from one)")
+        if teacher.logits.shape != logits.shape:
+            raise ValueError(f"teacher emissions {tuple(teacher.logits.shape)} and student emissions "
+                             f"{tuple(logits.shape)} differ in shape")
+        rows = positions.any(1)
+        s_em, mask, order = select_positions(logits[rows], positions[rows])
+        t_em = teacher.logits[rows].to(logits.device).gather(1, order.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        s_trans, s_start, s_end = crf.potentials()
+        t_trans, t_start, t_end = (x.to(logits.device) for x in teacher.crf)
+        n_pos = counts.get("kd", mask.sum())
+        n_rows = counts.get("kd_rows", rows.sum())
+        kind, n = self.args.kd_loss, logits.shape[-1]
+        if kind == "substructure":
+            subs = (n_pos - n_rows) * n * n + n_rows * n
+            return substructure_l2(s_em, s_trans, t_em, t_trans, mask, s_start, t_start, normalizer=subs)
+        if kind == "substructure_emissions":
+            return substructure_l2(s_em, s_trans, t_em, t_trans, mask, emissions_only=True, normalizer=n_pos * n)
+        teacher_crf = LinearChainCRF(n).to(logits.device)
+        with torch.no_grad():
+            teacher_crf.transitions.copy_(t_trans)
+            teacher_crf.start_transitions.copy_(t_start)
+            teacher_crf.end_transitions.copy_(t_end)
+            if kind == "kbest":
+                paths, scores = teacher_crf.kbest(t_em.float(), mask, k=self.args.kbest_k)
+            else:
+                t_unary, t_pair = teacher_crf.marginals(t_em.float(), mask)
+        if kind == "kbest":
+            return kbest_loss(s_em, s_trans, s_start, s_end, mask, paths, scores, normalizer=n_rows)
+        if kind == "structural":
+            return structural_kd_loss(s_em, s_trans, s_start, s_end, mask, t_unary, t_pair, normalizer=n_rows)
+        s_unary, _ = crf.marginals(s_em, mask, create_graph=True)
+        return posterior_kd_loss(s_unary, t_unary, mask, normalizer=n_pos)
 
     def _hidden_terms(self, outputs, teacher, inputs, normalizer, terms) -> torch.Tensor:
         if teacher.hidden_states is None:

@@ -261,6 +261,8 @@ def test_saved_student_loads_with_remote_code_without_hf_distill(tmp_path, token
         "cnn": (build_student("cnn", tokenizer, task="sequence", labels=["a", "b"], embedding_dim=16),
                 "AutoModelForSequenceClassification"),
         "window": (build_student("window", tokenizer, labels=CONLL_LABELS), "AutoModelForTokenClassification"),
+        "cnn_crf": (build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16, use_crf=True,
+                                  crf_constraints=True), "AutoModelForTokenClassification"),
     }
     ids = [[2, 40, 41, 42, 3, 0], [2, 50, 51, 52, 53, 3]]
     expected = {}

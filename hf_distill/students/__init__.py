@@ -7,6 +7,7 @@ carries its modeling code and reloads with ``trust_remote_code=True`` where hf_d
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
+from .bert_crf import BertCRFConfig, BertCRFForTokenClassification
 from .bilstm import BiLSTMConfig, BiLSTMForSequenceClassification, BiLSTMForTokenClassification, BiLSTMModel
 from .char_lstm import CharCNNWordLSTMForTokenClassification, CharLSTMConfig
 from .cnn import CNNConfig, CNNForSequenceClassification, CNNForTokenClassification, CNNModel
@@ -31,9 +32,26 @@ def _register() -> None:
 _register()
 
 __all__ = [
-    "SMALL_BERTS", "BiLSTMConfig", "BiLSTMForSequenceClassification", "BiLSTMForTokenClassification", "BiLSTMModel",
-    "CNNConfig", "CNNForSequenceClassification", "CNNForTokenClassification", "CNNModel",
-    "CharCNNWordLSTMForTokenClassification", "CharLSTMConfig", "MLPConfig", "MLPForSequenceClassification",
-    "WindowConfig", "WindowForTokenClassification", "build_student", "count_parameters", "small_bert",
-    "small_bert_config", "student_from_teacher",
+    "SMALL_BERTS",
+    "BertCRFConfig",
+    "BertCRFForTokenClassification",
+    "BiLSTMConfig",
+    "BiLSTMForSequenceClassification",
+    "BiLSTMForTokenClassification",
+    "BiLSTMModel",
+    "CNNConfig",
+    "CNNForSequenceClassification",
+    "CNNForTokenClassification",
+    "CNNModel",
+    "CharCNNWordLSTMForTokenClassification",
+    "CharLSTMConfig",
+    "MLPConfig",
+    "MLPForSequenceClassification",
+    "WindowConfig",
+    "WindowForTokenClassification",
+    "build_student",
+    "count_parameters",
+    "small_bert",
+    "small_bert_config",
+    "student_from_teacher",
 ]

@@ -12,11 +12,13 @@ from .common import (
     StudentPreTrainedModel,
     check_positive,
     check_probability,
+    make_crf,
     masked_mean,
     sequence_output,
-    token_output,
+    tagging_output,
     word_dropout,
 )
+from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
 class BiLSTMConfig(PretrainedConfig):
@@ -24,27 +26,58 @@ class BiLSTMConfig(PretrainedConfig):
 
     model_type = "hfd_bilstm"
 
-    def __init__(self, vocab_size: int = 30522, embedding_dim: int = 128, hidden_size: int = 256,
-                 num_layers: int = 1, dropout: float = 0.0, output_dropout: float = 0.0, word_dropout: float = 0.0,
-                 use_attention: bool = False, num_attention_heads: int = 4, pooling: str = "first",
-                 freeze_embeddings: bool = False, initializer_range: float = 0.02, pad_token_id: int = 0,
-                 unk_token_id: int = 100, **kwargs):
-        check_positive("BiLSTMConfig", vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size,
-                       num_layers=num_layers, num_attention_heads=num_attention_heads)
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        embedding_dim: int = 128,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        output_dropout: float = 0.0,
+        word_dropout: float = 0.0,
+        use_attention: bool = False,
+        num_attention_heads: int = 4,
+        pooling: str = "first",
+        freeze_embeddings: bool = False,
+        initializer_range: float = 0.02,
+        use_crf: bool = False,
+        crf_constraints: bool = False,
+        pad_token_id: int = 0,
+        unk_token_id: int = 100,
+        **kwargs,
+    ):
+        check_positive(
+            "BiLSTMConfig",
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            num_attention_heads=num_attention_heads,
+        )
         check_probability("BiLSTMConfig", dropout=dropout, output_dropout=output_dropout, word_dropout=word_dropout)
         if use_attention and (2 * hidden_size) % num_attention_heads:
-            raise ValueError(f"BiLSTMConfig: attention width 2*hidden_size={2 * hidden_size} is not divisible by "
-                             f"num_attention_heads={num_attention_heads}")
+            raise ValueError(
+                f"BiLSTMConfig: attention width 2*hidden_size={2 * hidden_size} is not divisible by "
+                f"num_attention_heads={num_attention_heads}"
+            )
         if pooling not in ("first", "mean"):
             raise ValueError(f"BiLSTMConfig: pooling must be 'first' or 'mean', got {pooling!r}")
         if not 0 <= unk_token_id < vocab_size:
             raise ValueError(f"BiLSTMConfig: unk_token_id={unk_token_id} outside the vocabulary ({vocab_size})")
         self.vocab_size, self.embedding_dim, self.hidden_size, self.num_layers = (
-            vocab_size, embedding_dim, hidden_size, num_layers)
+            vocab_size,
+            embedding_dim,
+            hidden_size,
+            num_layers,
+        )
         self.dropout, self.output_dropout, self.word_dropout = dropout, output_dropout, word_dropout
         self.use_attention, self.num_attention_heads, self.pooling = use_attention, num_attention_heads, pooling
         self.freeze_embeddings, self.initializer_range, self.unk_token_id = (
-            freeze_embeddings, initializer_range, unk_token_id)
+            freeze_embeddings,
+            initializer_range,
+            unk_token_id,
+        )
+        self.use_crf, self.crf_constraints = use_crf, crf_constraints  # CRF head (token models)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
 
@@ -57,8 +90,11 @@ class BiLSTMModel(StudentPreTrainedModel):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
         self.encoder = BiLSTMEncoder(config.embedding_dim, config.hidden_size, config.num_layers, config.dropout)
-        self.attention = (SelfAttentionBlock(2 * config.hidden_size, config.num_attention_heads, config.dropout)
-                          if config.use_attention else None)
+        self.attention = (
+            SelfAttentionBlock(2 * config.hidden_size, config.num_attention_heads, config.dropout)
+            if config.use_attention
+            else None
+        )
         self.post_init()
         self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
 
@@ -81,16 +117,23 @@ class BiLSTMForTokenClassification(StudentPreTrainedModel):
         self.student = BiLSTMModel(config)
         self.dropout = nn.Dropout(config.output_dropout)
         self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
+        self.crf = make_crf(config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.student.embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ):
         h = self.student(input_ids, attention_mask)
         logits = self.classifier(self.dropout(h))
-        return token_output(logits, labels, (h,) if output_hidden_states else None)
+        return tagging_output(self.crf, logits, labels, (h,) if output_hidden_states else None)
 
 
 class BiLSTMForSequenceClassification(StudentPreTrainedModel):
@@ -108,8 +151,14 @@ class BiLSTMForSequenceClassification(StudentPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.student.embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         h = self.student(input_ids, attention_mask)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
-from .common import BiLSTMEncoder, StudentPreTrainedModel, check_positive, check_probability, token_output
+from .common import BiLSTMEncoder, StudentPreTrainedModel, check_positive, check_probability, make_crf, tagging_output
+from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 CHAR_PAD, CHAR_UNK = "<pad>", "<unk>"
 
@@ -20,16 +21,38 @@ class CharLSTMConfig(PretrainedConfig):
 
     model_type = "hfd_char_lstm"
 
-    def __init__(self, vocab_size: int = 20000, char_vocab: list[str] | None = None, embedding_dim: int = 100,
-                 char_embedding_dim: int = 30, char_filters: int = 50, char_kernel_size: int = 3,
-                 max_word_length: int = 15, hidden_size: int = 200, num_layers: int = 1, dropout: float = 0.0,
-                 output_dropout: float = 0.0, freeze_embeddings: bool = False, initializer_range: float = 0.02,
-                 pad_token_id: int = 0, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int = 20000,
+        char_vocab: list[str] | None = None,
+        embedding_dim: int = 100,
+        char_embedding_dim: int = 30,
+        char_filters: int = 50,
+        char_kernel_size: int = 3,
+        max_word_length: int = 15,
+        hidden_size: int = 200,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        output_dropout: float = 0.0,
+        freeze_embeddings: bool = False,
+        initializer_range: float = 0.02,
+        use_crf: bool = False,
+        crf_constraints: bool = False,
+        pad_token_id: int = 0,
+        **kwargs,
+    ):
         self.char_vocab = list(char_vocab) if char_vocab is not None else [CHAR_PAD, CHAR_UNK]
-        check_positive("CharLSTMConfig", vocab_size=vocab_size, embedding_dim=embedding_dim,
-                       char_embedding_dim=char_embedding_dim, char_filters=char_filters,
-                       char_kernel_size=char_kernel_size, max_word_length=max_word_length, hidden_size=hidden_size,
-                       num_layers=num_layers)
+        check_positive(
+            "CharLSTMConfig",
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            char_embedding_dim=char_embedding_dim,
+            char_filters=char_filters,
+            char_kernel_size=char_kernel_size,
+            max_word_length=max_word_length,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+        )
         check_probability("CharLSTMConfig", dropout=dropout, output_dropout=output_dropout)
         if self.char_vocab[:2] != [CHAR_PAD, CHAR_UNK]:
             raise ValueError(f"CharLSTMConfig: char_vocab must start with {[CHAR_PAD, CHAR_UNK]}")
@@ -37,10 +60,14 @@ class CharLSTMConfig(PretrainedConfig):
             raise ValueError(f"CharLSTMConfig: char_kernel_size must be odd, got {char_kernel_size}")
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
         self.char_embedding_dim, self.char_filters, self.char_kernel_size = (
-            char_embedding_dim, char_filters, char_kernel_size)
+            char_embedding_dim,
+            char_filters,
+            char_kernel_size,
+        )
         self.max_word_length, self.hidden_size, self.num_layers = max_word_length, hidden_size, num_layers
         self.dropout, self.output_dropout = dropout, output_dropout
         self.freeze_embeddings, self.initializer_range = freeze_embeddings, initializer_range
+        self.use_crf, self.crf_constraints = use_crf, crf_constraints  # CRF head (token models)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
 
@@ -56,7 +83,7 @@ class CharCNN(nn.Module):
         b, w, c = char_ids.shape
         x = self.embeddings(char_ids.reshape(b * w, c)).transpose(1, 2)
         y = self.conv(x)  # (b*w, filters, c)
-        real = (char_ids.reshape(b * w, 1, c) != 0)
+        real = char_ids.reshape(b * w, 1, c) != 0
         y = y.masked_fill(~real, float("-inf")).amax(-1)
         y = torch.where(torch.isfinite(y), y, torch.zeros_like(y))  # words without characters (padding)
         return y.reshape(b, w, -1)
@@ -68,22 +95,35 @@ class CharCNNWordLSTMForTokenClassification(StudentPreTrainedModel):
     def __init__(self, config: CharLSTMConfig):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
-        self.chars = CharCNN(len(config.char_vocab), config.char_embedding_dim, config.char_filters,
-                             config.char_kernel_size)
-        self.encoder = BiLSTMEncoder(config.embedding_dim + config.char_filters, config.hidden_size,
-                                     config.num_layers, config.dropout)
+        self.chars = CharCNN(
+            len(config.char_vocab), config.char_embedding_dim, config.char_filters, config.char_kernel_size
+        )
+        self.encoder = BiLSTMEncoder(
+            config.embedding_dim + config.char_filters, config.hidden_size, config.num_layers, config.dropout
+        )
         self.dropout = nn.Dropout(config.output_dropout)
         self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
+        self.crf = make_crf(config)
         self.post_init()
         self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
 
-    def forward(self, input_ids: torch.Tensor, char_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        char_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if char_ids.shape[:2] != input_ids.shape:
-            raise ValueError(f"char_ids {tuple(char_ids.shape)} must be (batch, words, chars) matching input_ids "
-                             f"{tuple(input_ids.shape)}")
+            raise ValueError(
+                f"char_ids {tuple(char_ids.shape)} must be (batch, words, chars) matching input_ids "
+                f"{tuple(input_ids.shape)}"
+            )
         x = torch.cat([self.embeddings(input_ids), self.chars(char_ids)], dim=-1)
         h = self.encoder(x, attention_mask)
-        return token_output(self.classifier(self.dropout(h)), labels, (h,) if output_hidden_states else None)
+        logits = self.classifier(self.dropout(h))
+        return tagging_output(self.crf, logits, labels, (h,) if output_hidden_states else None)

@@ -11,11 +11,13 @@ from .common import (
     StudentPreTrainedModel,
     check_positive,
     check_probability,
+    make_crf,
     masked_mean,
     sequence_output,
     sinusoidal_positions,
-    token_output,
+    tagging_output,
 )
+from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
 class CNNConfig(PretrainedConfig):
@@ -23,11 +25,30 @@ class CNNConfig(PretrainedConfig):
 
     model_type = "hfd_cnn"
 
-    def __init__(self, vocab_size: int = 30522, embedding_dim: int = 128, num_blocks: int = 4, kernel_size: int = 5,
-                 dropout: float = 0.1, max_position_embeddings: int = 512, pooling: str = "mean",
-                 freeze_embeddings: bool = False, initializer_range: float = 0.02, pad_token_id: int = 0, **kwargs):
-        check_positive("CNNConfig", vocab_size=vocab_size, embedding_dim=embedding_dim, num_blocks=num_blocks,
-                       kernel_size=kernel_size, max_position_embeddings=max_position_embeddings)
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        embedding_dim: int = 128,
+        num_blocks: int = 4,
+        kernel_size: int = 5,
+        dropout: float = 0.1,
+        max_position_embeddings: int = 512,
+        pooling: str = "mean",
+        freeze_embeddings: bool = False,
+        initializer_range: float = 0.02,
+        use_crf: bool = False,
+        crf_constraints: bool = False,
+        pad_token_id: int = 0,
+        **kwargs,
+    ):
+        check_positive(
+            "CNNConfig",
+            vocab_size=vocab_size,
+            embedding_dim=embedding_dim,
+            num_blocks=num_blocks,
+            kernel_size=kernel_size,
+            max_position_embeddings=max_position_embeddings,
+        )
         if kernel_size % 2 == 0:
             raise ValueError(f"CNNConfig: kernel_size must be odd to keep positions aligned, got {kernel_size}")
         if embedding_dim % 2:
@@ -36,9 +57,14 @@ class CNNConfig(PretrainedConfig):
             raise ValueError(f"CNNConfig: pooling must be 'first' or 'mean', got {pooling!r}")
         check_probability("CNNConfig", dropout=dropout)
         self.vocab_size, self.embedding_dim, self.num_blocks, self.kernel_size = (
-            vocab_size, embedding_dim, num_blocks, kernel_size)
+            vocab_size,
+            embedding_dim,
+            num_blocks,
+            kernel_size,
+        )
         self.dropout, self.max_position_embeddings, self.pooling = dropout, max_position_embeddings, pooling
         self.freeze_embeddings, self.initializer_range = freeze_embeddings, initializer_range
+        self.use_crf, self.crf_constraints = use_crf, crf_constraints  # CRF head (token models)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
 
@@ -64,11 +90,13 @@ class CNNModel(StudentPreTrainedModel):
     def __init__(self, config: CNNConfig):
         super().__init__(config)
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
-        self.register_buffer("positions", sinusoidal_positions(config.max_position_embeddings, config.embedding_dim),
-                             persistent=False)
+        self.register_buffer(
+            "positions", sinusoidal_positions(config.max_position_embeddings, config.embedding_dim), persistent=False
+        )
         self.blocks = nn.ModuleList(
             SeparableConvBlock(config.embedding_dim, config.kernel_size, config.dropout)
-            for _ in range(config.num_blocks))
+            for _ in range(config.num_blocks)
+        )
         self.post_init()
         self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
 
@@ -89,15 +117,22 @@ class CNNForTokenClassification(StudentPreTrainedModel):
         super().__init__(config)
         self.student = CNNModel(config)
         self.classifier = nn.Linear(config.embedding_dim, config.num_labels)
+        self.crf = make_crf(config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.student.embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ):
         h = self.student(input_ids, attention_mask)
-        return token_output(self.classifier(h), labels, (h,) if output_hidden_states else None)
+        return tagging_output(self.crf, self.classifier(h), labels, (h,) if output_hidden_states else None)
 
 
 class CNNForSequenceClassification(StudentPreTrainedModel):
@@ -112,8 +147,14 @@ class CNNForSequenceClassification(StudentPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.student.embeddings
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         h = self.student(input_ids, attention_mask)

@@ -11,6 +11,8 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 
+from .crf import LinearChainCRF, iob2_allowed_transitions
+
 IGNORE_INDEX = -100
 
 
@@ -121,7 +123,14 @@ def sequence_output(logits: torch.Tensor, labels: torch.Tensor | None, hidden=No
 
 
 class StudentPreTrainedModel(PreTrainedModel):
-    """Weight initialization and embedding transfer shared by the students."""
+    """Weight initialization, embedding transfer and CRF decoding shared by the students."""
+
+    def decode(self, emissions: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Label ids per position: Viterbi through the CRF head if there is one, else argmax."""
+        crf = getattr(self, "crf", None)
+        if crf is None:
+            return emissions.argmax(-1) * positions.long()
+        return crf_decode_ids(crf, emissions, positions)
 
     base_model_prefix = "student"
     main_input_name = "input_ids"
@@ -140,6 +149,8 @@ class StudentPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+        elif isinstance(module, LinearChainCRF):
+            init_crf(module)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings
@@ -157,3 +168,69 @@ class StudentPreTrainedModel(PreTrainedModel):
             emb.weight.copy_(matrix)
         emb.weight.requires_grad_(not freeze)
         self.config.freeze_embeddings = freeze
+
+
+# ------------------------------------------------------------------ optional CRF head
+def init_crf(crf: LinearChainCRF) -> None:
+    """Zero transitions: a fresh CRF adds nothing to the emissions (from_pretrained leaves them unset)."""
+    for p in (crf.transitions, crf.start_transitions, crf.end_transitions):
+        nn.init.zeros_(p)
+
+
+def make_crf(config):
+    """A :class:`LinearChainCRF` when ``config.use_crf`` (IOB2 constraints with ``config.crf_constraints``)."""
+    if not getattr(config, "use_crf", False):
+        return None
+    allowed = start = None
+    if getattr(config, "crf_constraints", False):
+        allowed, start = iob2_allowed_transitions([config.id2label[i] for i in range(config.num_labels)])
+    return LinearChainCRF(config.num_labels, allowed, start)
+
+
+def select_positions(x: torch.Tensor, keep: torch.Tensor):
+    """Left-align the positions where ``keep`` (batch, time) is true: (packed x, packed mask, index)."""
+    keep = keep.bool()
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
+    width = max(int(keep.sum(1).max().item()) if keep.numel() else 0, 1)
+    order = order[:, :width]
+    packed_mask = keep.gather(1, order)
+    if x.dim() == 3:
+        packed = x.gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    else:
+        packed = x.gather(1, order)
+    return packed, packed_mask, order
+
+
+def crf_nll(crf, emissions: torch.Tensor, labels: torch.Tensor, normalizer=None) -> torch.Tensor:
+    """CRF negative log-likelihood over labeled positions (labels != -100) of rows that have any."""
+    keep = labels != IGNORE_INDEX
+    rows = keep.any(1)
+    if not rows.any():
+        return emissions.sum() * 0.0
+    em, mask, order = select_positions(emissions[rows], keep[rows])
+    tags = labels[rows].gather(1, order).clamp_min(0)
+    nll = crf.nll(em, tags, mask).sum()
+    return nll / (normalizer if normalizer is not None else rows.sum())
+
+
+def crf_decode_ids(crf, emissions: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Viterbi label ids at ``positions`` (batch, time), 0 elsewhere; rows without positions stay 0."""
+    out = torch.zeros(positions.shape, dtype=torch.long, device=emissions.device)
+    rows = positions.bool().any(1)
+    if not rows.any():
+        return out
+    em, mask, order = select_positions(emissions[rows], positions[rows])
+    paths, _ = crf.kbest(em, mask, k=1)
+    decoded = torch.where(mask, paths[:, 0], torch.zeros_like(paths[:, 0]))
+    sub = torch.zeros(em.shape[0], positions.shape[1], dtype=torch.long, device=emissions.device)
+    sub.scatter_(1, order, decoded)
+    out[rows] = sub * positions[rows].long()
+    return out
+
+
+def tagging_output(crf, logits: torch.Tensor, labels: torch.Tensor | None, hidden=None) -> TokenClassifierOutput:
+    """Token output: cross-entropy loss, or the CRF NLL when the model has a CRF head."""
+    if crf is None:
+        return token_output(logits, labels, hidden)
+    loss = crf_nll(crf, logits, labels) if labels is not None else None
+    return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=hidden)

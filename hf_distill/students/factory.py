@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import PreTrainedModel
 
+from .bert_crf import BertCRFConfig, BertCRFForTokenClassification
 from .bilstm import BiLSTMConfig, BiLSTMForSequenceClassification, BiLSTMForTokenClassification
 from .char_lstm import CharCNNWordLSTMForTokenClassification, CharLSTMConfig
 from .cnn import CNNConfig, CNNForSequenceClassification, CNNForTokenClassification
@@ -17,6 +18,7 @@ FAMILIES = {
     "char_lstm": (CharLSTMConfig, {"token": CharCNNWordLSTMForTokenClassification}),
     "cnn": (CNNConfig, {"token": CNNForTokenClassification, "sequence": CNNForSequenceClassification}),
     "mlp": (MLPConfig, {"sequence": MLPForSequenceClassification}),
+    "bert_crf": (BertCRFConfig, {"token": BertCRFForTokenClassification}),
 }
 
 

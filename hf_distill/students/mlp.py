@@ -7,6 +7,7 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from .common import StudentPreTrainedModel, check_positive, check_probability, masked_mean, sequence_output
+from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
 class MLPConfig(PretrainedConfig):

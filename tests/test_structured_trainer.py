@@ -1,0 +1,119 @@
+"""Structured KD in DistillationTrainer: CRF students and teachers, online and cached, Viterbi evaluation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import CONLL_LABELS, tiny_bert
+
+from hf_distill import (
+    DistillationCollator,
+    DistillationTrainer,
+    DistillationTrainingArguments,
+    TokenClassificationMetrics,
+    cache_teacher_outputs,
+)
+from hf_distill.args import STRUCTURED_KD
+from hf_distill.students import BertCRFForTokenClassification, build_student
+
+
+def _args(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "out"), report_to="none", per_device_train_batch_size=8, save_strategy="no",
+                disable_tqdm=True, dataloader_pin_memory=False, use_cpu=True, seed=0, logging_steps=5,
+                learning_rate=5e-3, lr_scheduler_type="constant")
+    base.update(kw)
+    return DistillationTrainingArguments(**base)
+
+
+@pytest.fixture(scope="module")
+def crf_teacher(tokenizer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bert")
+    tiny_bert(len(tokenizer), layers=2, hidden=32, seed=1).save_pretrained(path)
+    teacher = BertCRFForTokenClassification.from_pretrained(path, crf_constraints=True)
+    with torch.no_grad():
+        teacher.crf.transitions.normal_(0, 1)
+    return teacher.eval()
+
+
+def _student(tokenizer, seed=3):
+    torch.manual_seed(seed)
+    return build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=32, hidden_size=16, use_crf=True)
+
+
+@pytest.mark.parametrize("kind", STRUCTURED_KD)
+def test_structured_kd_online_equals_cached_and_learns(kind, tmp_path, tokenizer, tokenized, crf_teacher):
+    train = tokenized["train"].select(range(64))
+    student = _student(tokenizer).train()
+    batch = DistillationCollator(tokenizer)([train[i] for i in range(8)])
+    online = DistillationTrainer(model=student, args=_args(tmp_path, kd_loss=kind), teacher_model=crf_teacher,
+                                 processing_class=tokenizer)
+    a = online.compute_loss(student, batch)
+    cached = cache_teacher_outputs(crf_teacher, train.select(range(8)), dtype="float32")
+    assert "teacher_crf" in cached.column_names
+    offline = DistillationTrainer(model=student, args=_args(tmp_path, kd_loss=kind), teacher_model=crf_teacher,
+                                  processing_class=tokenizer)
+    b = offline.compute_loss(student, DistillationCollator(tokenizer)([cached[i] for i in range(8)]))
+    assert a.item() == pytest.approx(b.item(), rel=1e-5)
+    assert online._metrics[f"kd_{kind}_loss"][-1] > 0
+
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path, kd_loss=kind, max_steps=24, task_weight=0.0),
+                                  train_dataset=cache_teacher_outputs(crf_teacher, train), processing_class=tokenizer)
+    trainer.train()
+    logs = [h[f"kd_{kind}_loss"] for h in trainer.state.log_history if f"kd_{kind}_loss" in h]
+    assert sum(logs[-2:]) < sum(logs[:2]), logs
+
+
+def test_gradient_accumulation_is_exact_for_substructure_kd(tmp_path, tokenizer, tokenized, crf_teacher):
+    train = cache_teacher_outputs(crf_teacher, tokenized["train"].select(range(8)), dtype="float32")
+    base = _student(tokenizer, seed=5)
+    models = []
+    for bs, ga in ((8, 1), (2, 4)):
+        model = copy.deepcopy(base)
+        args = _args(tmp_path, kd_loss="substructure", optim="sgd", learning_rate=0.5, max_steps=1,
+                     per_device_train_batch_size=bs, gradient_accumulation_steps=ga)
+        DistillationTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer).train()
+        models.append(model)
+    for (name, p), q in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(p, q, atol=2e-6, rtol=1e-5, msg=name)
+
+
+def test_crf_students_are_evaluated_with_viterbi(tmp_path, tokenizer, tokenized):
+    student = _student(tokenizer, seed=7)
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path, kd_loss="none"), processing_class=tokenizer,
+                                  compute_metrics=TokenClassificationMetrics(CONLL_LABELS))
+    out = trainer.predict(tokenized["test"].select(range(16)))
+    assert out.predictions.ndim == 2  # label ids, not emissions
+    batch = DistillationCollator(tokenizer)([tokenized["test"][i] for i in range(2)])
+    with torch.no_grad():
+        em = student.eval()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    positions = batch["labels"] != -100
+    paths = student.crf.viterbi(*_packed(em[:1], positions[:1]))
+    width = positions.shape[1]
+    assert out.predictions[0][:width][positions[0].numpy()].tolist() == paths[0]
+    assert len(paths[0]) == int(positions[0].sum())
+    assert 0.0 <= out.metrics["test_f1"] <= 1.0
+
+
+def _packed(em, positions):
+    from hf_distill.students.common import select_positions
+
+    packed, mask, _ = select_positions(em, positions)
+    return packed, mask
+
+
+def test_structured_kd_needs_crfs(tmp_path, tokenizer, crf_teacher):
+    plain = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=16, hidden_size=8)
+    with pytest.raises(ValueError, match="needs a student with a CRF head"):
+        DistillationTrainer(model=plain, args=_args(tmp_path, kd_loss="kbest"), teacher_model=crf_teacher)
+
+
+def test_kd_only_until_last_epoch_schedule(tmp_path, tokenizer, crf_teacher):
+    trainer = DistillationTrainer(model=_student(tokenizer), teacher_model=crf_teacher,
+                                  args=_args(tmp_path, kd_loss="substructure", num_train_epochs=3,
+                                             kd_weight_schedule="kd_only_until_last_epoch"))
+    trainer.state.num_train_epochs, trainer.state.epoch = 3, 1.2
+    assert (trainer.task_weight_now(), trainer.kd_weight_now()) == (0.0, 1.0)
+    trainer.state.epoch = 2.1
+    assert (trainer.task_weight_now(), trainer.kd_weight_now()) == (1.0, 0.0)
