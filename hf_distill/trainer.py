@@ -296,21 +296,25 @@ class DistillationTrainer(Trainer):
             return substructure_l2(s_em, s_trans, t_em, t_trans, mask, s_start, t_start, normalizer=subs)
         if kind == "substructure_emissions":
             return substructure_l2(s_em, s_trans, t_em, t_trans, mask, emissions_only=True, normalizer=n_pos * n)
-        teacher_crf = LinearChainCRF(n).to(logits.device)
-        with torch.no_grad():
-            teacher_crf.transitions.copy_(t_trans)
-            teacher_crf.start_transitions.copy_(t_start)
-            teacher_crf.end_transitions.copy_(t_end)
-            if kind == "kbest":
-                paths, scores = teacher_crf.kbest(t_em.float(), mask, k=self.args.kbest_k)
-            else:
-                t_unary, t_pair = teacher_crf.marginals(t_em.float(), mask)
+        structures = self.teacher_structures(kind, t_em, (t_trans, t_start, t_end), mask)
         if kind == "kbest":
-            return kbest_loss(s_em, s_trans, s_start, s_end, mask, paths, scores, normalizer=n_rows)
+            return kbest_loss(s_em, s_trans, s_start, s_end, mask, *structures, normalizer=n_rows)
         if kind == "structural":
-            return structural_kd_loss(s_em, s_trans, s_start, s_end, mask, t_unary, t_pair, normalizer=n_rows)
+            return structural_kd_loss(s_em, s_trans, s_start, s_end, mask, *structures, normalizer=n_rows)
         s_unary, _ = crf.marginals(s_em, mask, create_graph=True)
-        return posterior_kd_loss(s_unary, t_unary, mask, normalizer=n_pos)
+        return posterior_kd_loss(s_unary, structures[0], mask, normalizer=n_pos)
+
+    def teacher_structures(self, kind: str, emissions, potentials, mask):
+        """Teacher-side inference: K-best paths and scores (``kbest``) or unary/pairwise marginals."""
+        trans, start, end = potentials
+        teacher_crf = LinearChainCRF(trans.shape[0]).to(emissions.device)
+        with torch.no_grad():
+            teacher_crf.transitions.copy_(trans)
+            teacher_crf.start_transitions.copy_(start)
+            teacher_crf.end_transitions.copy_(end)
+            if kind == "kbest":
+                return teacher_crf.kbest(emissions.float(), mask, k=self.args.kbest_k)
+            return teacher_crf.marginals(emissions.float(), mask)
 
     def _hidden_terms(self, outputs, teacher, inputs, normalizer, terms) -> torch.Tensor:
         if teacher.hidden_states is None:

@@ -1,0 +1,208 @@
+"""Structured KD for CRF students on CoNLL-2003 (Lin et al. 2022, Tables 1-2), measured in one run.
+
+    HF_DISTILL_DATA_DIR=../shared/data python benchmarks/structured_kd.py \
+        [--max_train_samples N] [--teacher_epochs 2] [--student_epochs 2]
+
+Teacher: all-MiniLM-L6-v2 + CRF fine-tuned on CoNLL-2003 train. Student: its first 3 layers + CRF.
+Methods: vanilla (CRF NLL), kbest, structural, posterior, substructure (teacher online) and
+substructure_cached (teacher emissions + CRF cached once). KD methods follow the paper's schedule:
+KD only in every epoch but the last, NLL only in the last. Per KD epoch (the first) the time is split
+into teacher forward (teacher encoder + teacher CRF inference), student forward (incl. losses) and
+student backward. Writes benchmarks/results/structured_kd.json and structured_kd.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+
+import torch
+from transformers import AutoTokenizer, TrainerCallback, set_seed
+
+from hf_distill import (
+    DistillationTrainer,
+    DistillationTrainingArguments,
+    TokenClassificationMetrics,
+    cache_teacher_outputs,
+    load_dataset,
+    student_from_teacher,
+    tokenize_and_align,
+)
+from hf_distill.demo import default_teacher_path
+from hf_distill.students import BertCRFForTokenClassification
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+PAPER = {  # Lin et al. 2022 (BERT-CRF teacher, 3-layer BERT-CRF student, CoNLL-2003, one V100)
+    "vanilla": {"f1": 88.86, "epoch_s": 54}, "kbest": {"f1": 89.22, "epoch_s": 83},
+    "structural": {"f1": 89.33, "epoch_s": 99}, "substructure": {"f1": 89.70, "epoch_s": 41},
+}
+METHODS = ("vanilla", "kbest", "structural", "posterior", "substructure", "substructure_cached")
+
+
+class TimedTrainer(DistillationTrainer):
+    """Accumulates teacher, student-forward and student-backward seconds of the first epoch."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.timing = defaultdict(float)
+        if self.online_signal is not None:
+            signal = self.online_signal
+
+            def timed(model_inputs, cached):
+                t0 = time.perf_counter()
+                out = signal(model_inputs, cached)
+                self.timing["teacher_forward_s"] += time.perf_counter() - t0
+                return out
+
+            self.online_signal = timed
+
+    def _first_epoch(self):
+        return (self.state.epoch or 0.0) < 1.0
+
+    def teacher_structures(self, *a, **kw):
+        t0 = time.perf_counter()
+        out = super().teacher_structures(*a, **kw)
+        self.timing["teacher_forward_s"] += time.perf_counter() - t0
+        return out
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        teacher_before = self.timing["teacher_forward_s"]
+        t0 = time.perf_counter()
+        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self._first_epoch():
+            teacher = self.timing["teacher_forward_s"] - teacher_before
+            self.timing["student_forward_s"] += time.perf_counter() - t0 - teacher
+            self.timing["_loss_s"] += time.perf_counter() - t0
+        else:  # keep only first-epoch (KD epoch) teacher time
+            self.timing["teacher_forward_s"] = teacher_before
+        return out
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        first = self._first_epoch()
+        loss_before = self.timing["_loss_s"]
+        t0 = time.perf_counter()
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if first:
+            self.timing["student_backward_s"] += time.perf_counter() - t0 - (self.timing["_loss_s"] - loss_before)
+        return loss
+
+
+class EpochClock(TrainerCallback):
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_begin(self, args, state, control, **kw):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kw):
+        self.epochs.append(time.perf_counter() - self._t)
+
+
+def targs(out, name, epochs, lr, kd_loss, schedule="constant"):
+    return DistillationTrainingArguments(
+        output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr, kd_loss=kd_loss,
+        kd_weight_schedule=schedule, per_device_train_batch_size=32, per_device_eval_batch_size=64,
+        warmup_ratio=0.1, logging_steps=100, save_strategy="no", report_to="none", disable_tqdm=True,
+        dataloader_pin_memory=False, seed=42)
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", default=None, help="pretrained encoder (default: all-MiniLM-L6-v2)")
+    p.add_argument("--data_dir", default=None)
+    p.add_argument("--output_dir", default="outputs/structured_kd")
+    p.add_argument("--max_train_samples", type=int, default=None)
+    p.add_argument("--max_eval_samples", type=int, default=None)
+    p.add_argument("--teacher_epochs", type=float, default=2.0)
+    p.add_argument("--student_epochs", type=float, default=2.0)
+    p.add_argument("--methods", nargs="*", default=list(METHODS))
+    args = p.parse_args(argv)
+    set_seed(42)
+    raw = load_dataset("conll2003", data_dir=args.data_dir)
+    labels = raw["train"].features["ner_tags"].feature.names
+    if args.max_train_samples:
+        raw["train"] = raw["train"].select(range(args.max_train_samples))
+    if args.max_eval_samples:
+        raw["test"] = raw["test"].select(range(args.max_eval_samples))
+    path = args.teacher or default_teacher_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    train, test = tokenize_and_align(raw["train"], tokenizer), tokenize_and_align(raw["test"], tokenizer)
+    metrics = TokenClassificationMetrics(labels)
+
+    teacher = BertCRFForTokenClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        crf_constraints=True)
+    tt = DistillationTrainer(model=teacher, args=targs(args.output_dir, "teacher", args.teacher_epochs, 1e-4, "none"),
+                             train_dataset=train, processing_class=tokenizer, compute_metrics=metrics)
+    t0 = time.perf_counter()
+    tt.train()
+    ev = tt.evaluate(test)
+    teacher.eval()
+    result = {"teacher": {"precision": ev["eval_precision"], "recall": ev["eval_recall"], "f1": ev["eval_f1"],
+                          "train_s": time.perf_counter() - t0}, "methods": {}}
+    t0 = time.perf_counter()
+    cached = cache_teacher_outputs(teacher, train, dtype="float32")
+    result["cache_s"] = time.perf_counter() - t0
+
+    for method in args.methods:
+        set_seed(42)
+        student = student_from_teacher(teacher, [0, 1, 2])
+        kd = {"vanilla": "none", "substructure_cached": "substructure"}.get(method, method)
+        clock = EpochClock()
+        tr = TimedTrainer(
+            model=student, args=targs(args.output_dir, method, args.student_epochs, 1e-4, kd,
+                                      "constant" if kd == "none" else "kd_only_until_last_epoch"),
+            train_dataset=cached if method == "substructure_cached" else train,
+            teacher_model=None if method in ("vanilla", "substructure_cached") else teacher,
+            processing_class=tokenizer, compute_metrics=metrics, callbacks=[clock])
+        tr.train()
+        ev = tr.evaluate(test)
+        timing = {k: v for k, v in tr.timing.items() if not k.startswith("_")}
+        result["methods"][method] = {"epoch_s": clock.epochs[0], "epoch_s_all": clock.epochs,
+                                     "teacher_forward_s": timing.get("teacher_forward_s", 0.0),
+                                     "student_forward_s": timing.get("student_forward_s", 0.0),
+                                     "student_backward_s": timing.get("student_backward_s", 0.0),
+                                     "precision": ev["eval_precision"], "recall": ev["eval_recall"],
+                                     "f1": ev["eval_f1"]}
+        print(method, result["methods"][method], flush=True)
+        write(result, args, argv)
+
+
+def write(result, args, argv):
+    result["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/structured_kd.py " + " ".join(argv)
+    result["train_sentences"] = args.max_train_samples or 14041
+    result["threads"] = torch.get_num_threads()
+    result["paper"] = PAPER
+    os.makedirs(RESULTS, exist_ok=True)
+    tmp = os.path.join(RESULTS, "structured_kd.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2)
+    os.replace(tmp, os.path.join(RESULTS, "structured_kd.json"))
+    t = result["teacher"]
+    md = ["# Structured KD on CoNLL-2003 (CRF teacher and student)", "",
+          f"Command: `{result['command']}`  ",
+          f"Train sentences: {result['train_sentences']}; test split; CPU, {result['threads']} thread(s). "
+          "Epoch times are for the first (KD) epoch.", "",
+          f"Teacher (all-MiniLM-L6-v2 + CRF): P {100 * t['precision']:.2f} / R {100 * t['recall']:.2f} / "
+          f"F1 {100 * t['f1']:.2f}", "",
+          "| method | P | R | F1 | epoch s | teacher fwd s | student fwd s | student bwd s | paper F1 | paper epoch s |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in result["methods"].items():
+        paper = PAPER.get(name, {})
+        md.append(f"| {name} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} | {100 * r['f1']:.2f} "
+                  f"| {r['epoch_s']:.1f} | {r['teacher_forward_s']:.1f} | {r['student_forward_s']:.1f} "
+                  f"| {r['student_backward_s']:.1f} | {paper.get('f1', '')} | {paper.get('epoch_s', '')} |")
+    with open(os.path.join(RESULTS, "structured_kd.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main(sys.argv[1:])
