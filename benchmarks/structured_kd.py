@@ -192,7 +192,8 @@ def write(result, args, argv):
           "Epoch times are for the first (KD) epoch.", "",
           f"Teacher (all-MiniLM-L6-v2 + CRF): P {100 * t['precision']:.2f} / R {100 * t['recall']:.2f} / "
           f"F1 {100 * t['f1']:.2f}", "",
-          "| method | P | R | F1 | epoch s | teacher fwd s | student fwd s | student bwd s | paper F1 | paper epoch s |",
+          "| method | P | R | F1 | epoch s | teacher fwd s | student fwd s | student bwd s "
+          "| paper F1 | paper epoch s |",
           "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["methods"].items():
         paper = PAPER.get(name, {})

@@ -8,14 +8,12 @@ from transformers import PretrainedConfig
 
 from .common import (
     BiLSTMEncoder,
+    EncoderForSequenceClassification,
+    EncoderForTokenClassification,
     SelfAttentionBlock,
     StudentPreTrainedModel,
     check_positive,
     check_probability,
-    make_crf,
-    masked_mean,
-    sequence_output,
-    tagging_output,
     word_dropout,
 )
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
@@ -95,6 +93,7 @@ class BiLSTMModel(StudentPreTrainedModel):
             if config.use_attention
             else None
         )
+        self.output_size = 2 * config.hidden_size
         self.post_init()
         self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
 
@@ -109,59 +108,13 @@ class BiLSTMModel(StudentPreTrainedModel):
         return x
 
 
-class BiLSTMForTokenClassification(StudentPreTrainedModel):
+class BiLSTMForTokenClassification(EncoderForTokenClassification):
     config_class = BiLSTMConfig
-
-    def __init__(self, config: BiLSTMConfig):
-        super().__init__(config)
-        self.student = BiLSTMModel(config)
-        self.dropout = nn.Dropout(config.output_dropout)
-        self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
-        self.crf = make_crf(config)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.student.embeddings
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
-    ):
-        h = self.student(input_ids, attention_mask)
-        logits = self.classifier(self.dropout(h))
-        return tagging_output(self.crf, logits, labels, (h,) if output_hidden_states else None)
+    encoder_class = BiLSTMModel
 
 
-class BiLSTMForSequenceClassification(StudentPreTrainedModel):
+class BiLSTMForSequenceClassification(EncoderForSequenceClassification):
     """BiLSTM classifier pooling the first position (``pooling="first"``) or the mean of real positions."""
 
     config_class = BiLSTMConfig
-
-    def __init__(self, config: BiLSTMConfig):
-        super().__init__(config)
-        self.student = BiLSTMModel(config)
-        self.dropout = nn.Dropout(config.output_dropout)
-        self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.student.embeddings
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
-    ):
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        h = self.student(input_ids, attention_mask)
-        pooled = h[:, 0] if self.config.pooling == "first" else masked_mean(h, attention_mask)
-        logits = self.classifier(self.dropout(pooled))
-        return sequence_output(logits, labels, (h,) if output_hidden_states else None)
+    encoder_class = BiLSTMModel

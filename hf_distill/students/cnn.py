@@ -8,14 +8,12 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from .common import (
+    EncoderForSequenceClassification,
+    EncoderForTokenClassification,
     StudentPreTrainedModel,
     check_positive,
     check_probability,
-    make_crf,
-    masked_mean,
-    sequence_output,
     sinusoidal_positions,
-    tagging_output,
 )
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
@@ -97,6 +95,7 @@ class CNNModel(StudentPreTrainedModel):
             SeparableConvBlock(config.embedding_dim, config.kernel_size, config.dropout)
             for _ in range(config.num_blocks)
         )
+        self.output_size = config.embedding_dim
         self.post_init()
         self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
 
@@ -110,53 +109,11 @@ class CNNModel(StudentPreTrainedModel):
         return x * mask
 
 
-class CNNForTokenClassification(StudentPreTrainedModel):
+class CNNForTokenClassification(EncoderForTokenClassification):
     config_class = CNNConfig
-
-    def __init__(self, config: CNNConfig):
-        super().__init__(config)
-        self.student = CNNModel(config)
-        self.classifier = nn.Linear(config.embedding_dim, config.num_labels)
-        self.crf = make_crf(config)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.student.embeddings
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
-    ):
-        h = self.student(input_ids, attention_mask)
-        return tagging_output(self.crf, self.classifier(h), labels, (h,) if output_hidden_states else None)
+    encoder_class = CNNModel
 
 
-class CNNForSequenceClassification(StudentPreTrainedModel):
+class CNNForSequenceClassification(EncoderForSequenceClassification):
     config_class = CNNConfig
-
-    def __init__(self, config: CNNConfig):
-        super().__init__(config)
-        self.student = CNNModel(config)
-        self.classifier = nn.Linear(config.embedding_dim, config.num_labels)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.student.embeddings
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
-    ):
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        h = self.student(input_ids, attention_mask)
-        pooled = h[:, 0] if self.config.pooling == "first" else masked_mean(h, attention_mask)
-        return sequence_output(self.classifier(pooled), labels, (h,) if output_hidden_states else None)
+    encoder_class = CNNModel

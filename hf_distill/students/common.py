@@ -234,3 +234,52 @@ def tagging_output(crf, logits: torch.Tensor, labels: torch.Tensor | None, hidde
         return token_output(logits, labels, hidden)
     loss = crf_nll(crf, logits, labels) if labels is not None else None
     return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=hidden)
+
+
+# ------------------------------------------------------------------ classification heads over an encoder
+class EncoderForTokenClassification(StudentPreTrainedModel):
+    """Linear (optionally CRF) tagging head over ``encoder_class(config)`` whose output is ``output_size`` wide."""
+
+    encoder_class: type = None
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.student = self.encoder_class(config)
+        self.dropout = nn.Dropout(getattr(config, "output_dropout", 0.0))
+        self.classifier = nn.Linear(self.student.output_size, config.num_labels)
+        self.crf = make_crf(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.student.embeddings
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+        h = self.student(input_ids, attention_mask)
+        logits = self.classifier(self.dropout(h))
+        return tagging_output(self.crf, logits, labels, (h,) if output_hidden_states else None)
+
+
+class EncoderForSequenceClassification(StudentPreTrainedModel):
+    """Classifier over ``encoder_class(config)``, pooling the first position or the mean (``config.pooling``)."""
+
+    encoder_class: type = None
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.student = self.encoder_class(config)
+        self.dropout = nn.Dropout(getattr(config, "output_dropout", 0.0))
+        self.classifier = nn.Linear(self.student.output_size, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.student.embeddings
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        h = self.student(input_ids, attention_mask)
+        pooled = h[:, 0] if self.config.pooling == "first" else masked_mean(h, attention_mask)
+        logits = self.classifier(self.dropout(pooled))
+        return sequence_output(logits, labels, (h,) if output_hidden_states else None)
