@@ -51,6 +51,16 @@ def extra_model_inputs(model: nn.Module | None) -> tuple[str, ...]:
     return tuple(p for p in params if p not in usual and params[p].kind != inspect.Parameter.VAR_KEYWORD)
 
 
+def _hidden_width(model: nn.Module) -> int:
+    """Width of a model's hidden states: the student encoder's ``output_size`` (BiLSTM: 2 x hidden), else
+    ``config.hidden_size`` (BERT-like), else the embedding size."""
+    encoder = getattr(model, "student", None)
+    if encoder is not None and hasattr(encoder, "output_size"):
+        return encoder.output_size
+    config = model.config
+    return getattr(config, "hidden_size", None) or config.embedding_dim
+
+
 def check_vocabulary(model: nn.Module, tokenizer) -> None:
     """Raise if the tokenizer can produce ids beyond the model's input embedding table."""
     if tokenizer is None or not hasattr(tokenizer, "__len__") or not hasattr(model, "get_input_embeddings"):
@@ -90,6 +100,11 @@ class DistillationTrainer(Trainer):
         self.teacher = None
         if teacher_model is not None:
             check_label_sets(teacher_model, self.model)
+            if extra_model_inputs(self.model) and (args.kd_loss != "none" or args.hidden_matches):
+                raise ValueError(
+                    f"{type(self.model).__name__} reads {extra_model_inputs(self.model)}: its inputs are not the "
+                    "teacher's; cache the teacher on its own tokenization and move the cache with "
+                    "transfer_teacher_cache(cached, student_dataset, level='word'), then train without teacher_model")
             teacher_id = teacher_fingerprint(teacher_model)
             teacher_model.requires_grad_(False)
             self.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
@@ -124,11 +139,13 @@ class DistillationTrainer(Trainer):
             return projections
         if teacher is None:
             raise ValueError("hidden_matches need teacher_model= (hidden states are not cached)")
-        t_size, s_size = teacher.config.hidden_size, self.model.config.hidden_size
+        t_size, s_size = _hidden_width(teacher), _hidden_width(self.model)
         for t, s, _ in self.hidden_specs:
-            for who, layer, cfg in (("teacher", t, teacher.config), ("student", s, self.model.config)):
-                if layer > cfg.num_hidden_layers:
-                    raise ValueError(f"hidden match {t}:{s}: {who} has only {cfg.num_hidden_layers} layers")
+            for who, layer, model in (("teacher", t, teacher), ("student", s, self.model)):
+                # BERT-like models return embeddings + one state per layer; the other students one state
+                last = getattr(model.config, "num_hidden_layers", 0)
+                if layer > last:
+                    raise ValueError(f"hidden match {t}:{s}: the {who} has hidden states 0..{last} only")
             if t_size != s_size:
                 projections[f"{t}_{s}"] = nn.Linear(s_size, t_size)
         return projections.to(self.args.device)

@@ -165,6 +165,8 @@ def test_char_lstm_distills_from_a_subword_teacher(tmp_path, conll, tokenizer, t
     first, last = _first_and_last_loss(trainer)
     assert last < 0.85 * first
     _round_trip(student, tmp_path, AutoModelForTokenClassification, words, word_tok, extra=("char_ids",))
+    with pytest.raises(ValueError, match="transfer_teacher_cache"):
+        DistillationTrainer(model=student, args=_args(tmp_path, kd_loss="kl"), teacher_model=tiny_bert(len(tokenizer)))
     with pytest.raises(StaleTeacherCacheError, match="row 0"):
         transfer_teacher_cache(cached_train, encode_words(conll["train"].select(range(1, 201)), word_tok, chars))
 

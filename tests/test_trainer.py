@@ -196,8 +196,22 @@ def test_hidden_match_projection_is_trained(tmp_path, tokenizer, tokenized, teac
     assert proj.weight.shape == (32, 16)
     trainer.train()
     assert not torch.equal(w0, proj.weight.detach())
-    with pytest.raises(ValueError, match="only 2 layers"):
+    with pytest.raises(ValueError, match="hidden states 0..2 only"):
         DistillationTrainer(model=student, args=_args(tmp_path, hidden_matches=["5:1"]), teacher_model=teacher)
+
+
+def test_hidden_match_into_a_bilstm_student(tmp_path, tokenizer, tokenized, teacher):
+    from hf_distill.students import build_student
+
+    student = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=16, hidden_size=8)
+    args = _args(tmp_path, kd_loss="kl", hidden_matches=["2:0:mse"], max_steps=2)
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=tokenized["train"], teacher_model=teacher,
+                                  processing_class=tokenizer)
+    assert trainer.projections["2_0"].weight.shape == (32, 16)  # BiLSTM states are 2 x 8 wide
+    trainer.train()
+    assert trainer.state.log_history[-1]["train_loss"] > 0
+    with pytest.raises(ValueError, match="hidden states 0..0 only"):
+        DistillationTrainer(model=student, args=_args(tmp_path, hidden_matches=["2:1"]), teacher_model=teacher)
 
 
 def test_kd_weight_auto_and_schedules(tmp_path, tokenizer, tokenized, teacher):

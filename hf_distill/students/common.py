@@ -72,16 +72,28 @@ class BiLSTMEncoder(nn.Module):
 
 
 class SelfAttentionBlock(nn.Module):
-    """Multi-head self-attention over non-padding positions, residual connection and layer norm."""
+    """Multi-head self-attention over non-padding keys, residual connection and layer norm.
+
+    Written out (not ``nn.MultiheadAttention``, whose fused inference path does not export to ONNX).
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.0):
         super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out, _ = self.attn(x, x, x, key_padding_mask=~attention_mask.bool(), need_weights=False)
-        return self.norm(x + out)
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)
+        keys = attention_mask.bool()[:, None, None, :]
+        scores = scores.masked_fill(~keys, torch.finfo(scores.dtype).min)
+        weights = self.dropout(scores.softmax(-1))
+        context = (weights @ v).transpose(1, 2).reshape(b, t, d)
+        return self.norm(x + self.out(context))
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

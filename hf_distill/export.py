@@ -1,0 +1,241 @@
+"""ONNX export of students and teachers with Optimum, validation against PyTorch, int8 quantization, and
+onnxruntime inference (CRF students: emissions in the graph, Viterbi outside it in numpy).
+
+Our model types get ``OnnxConfig``s registered with Optimum's ``TasksManager``; BERT-like teachers use
+Optimum's own. Export goes through ``optimum.exporters.onnx.export`` with the config instance, since
+Optimum cannot infer the library of classes defined outside ``transformers``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from optimum.exporters.onnx import TextEncoderOnnxConfig, export
+from optimum.exporters.tasks import TasksManager
+from optimum.utils import NormalizedTextConfig
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+from . import students  # noqa: F401  (registers the students with the Auto classes)
+
+ONNX_FILE, QUANTIZED_FILE, CRF_FILE = "model.onnx", "model_quantized.onnx", "crf.json"
+_AXES = {0: "batch_size", 1: "sequence_length"}
+_register = TasksManager.create_register("onnx", overwrite_existing=True)
+
+
+class ExportError(ValueError):
+    """A model that cannot be exported, or an export that does not reproduce PyTorch."""
+
+
+class _StudentOnnxConfig(TextEncoderOnnxConfig):
+    """Students read ``input_ids`` and ``attention_mask`` (no ``token_type_ids``)."""
+
+    NORMALIZED_CONFIG_CLASS = NormalizedTextConfig
+    DEFAULT_ONNX_OPSET = 17
+
+    @property
+    def inputs(self) -> dict[str, dict[int, str]]:
+        return {"input_ids": dict(_AXES), "attention_mask": dict(_AXES)}
+
+
+@_register("hfd_window", "token-classification")
+class WindowOnnxConfig(_StudentOnnxConfig):
+    pass
+
+
+@_register("hfd_bilstm", "token-classification", "text-classification")
+class BiLSTMOnnxConfig(_StudentOnnxConfig):
+    pass
+
+
+@_register("hfd_cnn", "token-classification", "text-classification")
+class CNNOnnxConfig(_StudentOnnxConfig):
+    pass
+
+
+@_register("hfd_mlp", "text-classification")
+class MLPOnnxConfig(_StudentOnnxConfig):
+    pass
+
+
+@_register("hfd_char_lstm", "token-classification")
+class CharLSTMOnnxConfig(_StudentOnnxConfig):
+    """Word ids, character ids per word (batch, words, max_word_length) and the word mask."""
+
+    @property
+    def inputs(self) -> dict[str, dict[int, str]]:
+        return {"input_ids": dict(_AXES), "char_ids": dict(_AXES), "attention_mask": dict(_AXES)}
+
+    def generate_dummy_inputs(self, framework: str = "pt", **kwargs):
+        b, s, c = 2, 7, self._config.max_word_length
+        return {"input_ids": torch.randint(2, self._config.vocab_size, (b, s)),
+                "char_ids": torch.randint(1, len(self._config.char_vocab), (b, s, c)),
+                "attention_mask": torch.ones(b, s, dtype=torch.long)}
+
+
+@_register("hfd_bert_crf", "token-classification")
+class BertCRFOnnxConfig(TextEncoderOnnxConfig):
+    NORMALIZED_CONFIG_CLASS = NormalizedTextConfig
+    DEFAULT_ONNX_OPSET = 17
+
+    @property
+    def inputs(self) -> dict[str, dict[int, str]]:
+        return {"input_ids": dict(_AXES), "attention_mask": dict(_AXES), "token_type_ids": dict(_AXES)}
+
+
+def load_model(path: str):
+    """A saved token or sequence classifier; a clear error for a folder that is not a model."""
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise ExportError(f"{path}: not a model folder (no config.json); pass a folder written by save_pretrained")
+    config = AutoConfig.from_pretrained(path)
+    arch = (config.architectures or [""])[0]
+    auto = AutoModelForSequenceClassification if "SequenceClassification" in arch else AutoModelForTokenClassification
+    return auto.from_pretrained(path).eval()
+
+
+def _task_of(model) -> str:
+    name = type(model).__name__
+    if "TokenClassification" in name:
+        return "token-classification"
+    if "SequenceClassification" in name:
+        return "text-classification"
+    raise ExportError(f"{name}: only token and sequence classification models are exported")
+
+
+def onnx_config_for(model, task: str | None = None):
+    """The Optimum ``OnnxConfig`` for a model (ours or a transformers architecture Optimum supports)."""
+    config = getattr(model, "config", None)
+    if config is None or not getattr(config, "model_type", None):
+        raise ExportError(f"{type(model).__name__} has no transformers config: not an exportable model")
+    task = task or _task_of(model)
+    try:
+        constructor = TasksManager.get_exporter_config_constructor(
+            "onnx", model_type=config.model_type, task=task, library_name="transformers")
+    except (KeyError, ValueError) as e:
+        supported = sorted(TasksManager.get_supported_model_type_for_task(task, exporter="onnx"))
+        ours = [t for t in supported if t.startswith("hfd_")]
+        raise ExportError(f"unsupported architecture {config.model_type!r} for {task} ONNX export; supported "
+                          f"students: {ours}, and Optimum's transformers types such as bert ({e})") from None
+    return constructor(config)
+
+
+def export_onnx(
+    model,
+    output_dir: str,
+    examples: Sequence[dict] | None = None,
+    task: str | None = None,
+    atol: float = 1e-4,
+    quantize: bool = False,
+    tokenizer=None,
+) -> dict:
+    """Export ``model`` (or a saved folder) to ``output_dir/model.onnx`` and check it against PyTorch.
+
+    ``examples``: model-input dicts (one example each, e.g. tokenized real sentences of several lengths);
+    each runs through PyTorch and onnxruntime and the largest absolute logit difference must stay within
+    ``atol``, else :class:`ExportError`. A CRF head's parameters go to ``crf.json`` (Viterbi runs outside
+    the graph). ``quantize`` adds a dynamic int8 ``model_quantized.onnx`` (Optimum's quantizer).
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(str(model))
+    model = model.eval()
+    onnx_config = onnx_config_for(model, task)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        export(model, onnx_config, out / ONNX_FILE, opset=onnx_config.DEFAULT_ONNX_OPSET)
+    model.config.save_pretrained(out)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    crf = getattr(model, "crf", None)
+    if crf is not None:
+        trans, start, end = (x.detach().cpu().tolist() for x in crf.potentials())
+        (out / CRF_FILE).write_text(json.dumps({"transitions": trans, "start": start, "end": end}))
+    report = {"onnx_file": str(out / ONNX_FILE), "inputs": list(onnx_config.inputs),
+              "onnx_mb": os.path.getsize(out / ONNX_FILE) / 2**20}
+    if examples:
+        report["max_abs_diff"] = validate(model, out / ONNX_FILE, examples, list(onnx_config.inputs), atol)
+    if quantize:
+        report["onnx_int8_file"] = str(quantize_dynamic(out))
+        report["onnx_int8_mb"] = os.path.getsize(out / QUANTIZED_FILE) / 2**20
+    return report
+
+
+def validate(model, onnx_path, examples: Sequence[dict], input_names: Sequence[str], atol: float = 1e-4) -> float:
+    """Largest |PyTorch - onnxruntime| logit difference over ``examples``; raises above ``atol``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for i, ex in enumerate(examples):
+        feeds = {k: np.asarray(ex[k], dtype=np.int64)[None] for k in input_names if k in ex}
+        if "attention_mask" in input_names and "attention_mask" not in feeds:
+            feeds["attention_mask"] = np.ones_like(feeds["input_ids"])
+        if "token_type_ids" in input_names and "token_type_ids" not in feeds:
+            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+        onnx_logits = session.run(["logits"], feeds)[0]
+        with torch.no_grad():
+            torch_logits = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
+        diff = float(np.abs(onnx_logits - torch_logits).max())
+        if diff > atol:
+            raise ExportError(f"example {i} (length {feeds['input_ids'].shape[1]}): ONNX logits differ from "
+                              f"PyTorch by {diff:.2e} > {atol:.0e}")
+        worst = max(worst, diff)
+    return worst
+
+
+def quantize_dynamic(onnx_dir: Path) -> Path:
+    """Dynamic int8 quantization of ``onnx_dir/model.onnx`` with Optimum's ``ORTQuantizer``."""
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    quantizer = ORTQuantizer.from_pretrained(str(onnx_dir), file_name=ONNX_FILE)
+    qconfig = AutoQuantizationConfig.avx2(is_static=False, per_channel=False)
+    quantizer.quantize(save_dir=str(onnx_dir), quantization_config=qconfig)
+    return Path(onnx_dir) / QUANTIZED_FILE
+
+
+def viterbi(emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[int]:
+    """Best tag sequence for one (length, labels) emission matrix (numpy, for ONNX inference)."""
+    score = start + emissions[0]
+    back = []
+    for t in range(1, len(emissions)):
+        cand = score[:, None] + transitions
+        back.append(cand.argmax(0))
+        score = cand.max(0) + emissions[t]
+    best = [int((score + end).argmax())]
+    for ptr in reversed(back):
+        best.append(int(ptr[best[-1]]))
+    return best[::-1]
+
+
+class OnnxTagger:
+    """onnxruntime inference for an exported token classifier; CRF students decode with numpy Viterbi."""
+
+    def __init__(self, onnx_dir: str, quantized: bool = False):
+        import onnxruntime as ort
+
+        path = Path(onnx_dir) / (QUANTIZED_FILE if quantized else ONNX_FILE)
+        if not path.is_file():
+            raise ExportError(f"{path}: no exported model here")
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        crf = Path(onnx_dir) / CRF_FILE
+        self.crf = {k: np.asarray(v) for k, v in json.loads(crf.read_text()).items()} if crf.is_file() else None
+
+    def logits(self, example: dict) -> np.ndarray:
+        feeds = {k: np.asarray(example[k], dtype=np.int64)[None] for k in self.input_names if k in example}
+        for name in self.input_names:
+            if name not in feeds:
+                feeds[name] = (np.ones_like if name == "attention_mask" else np.zeros_like)(feeds["input_ids"])
+        return self.session.run(["logits"], feeds)[0][0]
+
+    def predict(self, example: dict, positions: Sequence[bool]) -> list[int]:
+        """Label ids at ``positions`` (e.g. first sub-words): Viterbi through the CRF, else argmax."""
+        emissions = self.logits(example)[np.asarray(positions, dtype=bool)]
+        if self.crf is None:
+            return emissions.argmax(-1).tolist()
+        return viterbi(emissions, self.crf["transitions"], self.crf["start"], self.crf["end"])
