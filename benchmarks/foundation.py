@@ -23,6 +23,10 @@ RESULTS = os.path.join(HERE, "results")
 
 
 def main(argv: list[str]) -> None:
+    if argv == ["--render-only"]:
+        with open(os.path.join(RESULTS, "foundation.json")) as f:
+            render(json.load(f))
+        return
     defaults = ["--max_train_samples", "0", "--teacher_epochs", "2", "--student_epochs", "2",
                 "--kd_losses", "kl", "mse", "--measure_online_epoch", "true",
                 "--output_dir", "outputs/foundation"]
@@ -63,18 +67,36 @@ def main(argv: list[str]) -> None:
     with open(os.path.join(RESULTS, "foundation.json.tmp"), "w") as f:
         json.dump(out, f, indent=2)
     os.replace(os.path.join(RESULTS, "foundation.json.tmp"), os.path.join(RESULTS, "foundation.json"))
+    render(out)
+
+
+def render(out: dict) -> None:
+    """Write foundation.md from the results (``--render-only`` re-renders an existing foundation.json)."""
+    r = out["details"]
+    epochs = {k: r[k]["epoch_s"] for k in ("student_no_kd", "student_kd_kl", "student_kd_mse", "student_kd_kl_online")}
+    cpu = {k: r[k]["epoch_cpu_s"] for k in epochs}
     md = [
         "# Foundation benchmark: CoNLL-2003 (full train, test split)", "",
-        f"Command: `{out['command']}`  ", f"Machine: CPU, {out['threads']} torch threads. "
-        f"Train sentences: {out['train_sentences']}, test sentences: {out['test_sentences']}.", "",
+        f"Command: `{out['command']}`  ", f"Machine: CPU, {out['threads']} torch thread. "
+        f"Train sentences: {out['train_sentences']}, test sentences: {out['test_sentences']}. "
+        "Student: the fine-tuned teacher's first 2 layers; KD: T=2, weight 1.", "",
         format_table(r), "",
-        "| epoch time (student) | wall s | CPU s | wall ratio to no-KD |", "|---|---|---|---|",
-        f"| no KD | {out['epoch_s_no_kd']:.1f} | {out['epoch_cpu_s_no_kd']:.1f} | 1.00 |",
-        f"| KD (KL), cached teacher | {out['epoch_s_kd_cached']:.1f} | {out['epoch_cpu_s_kd_cached']:.1f} "
-        f"| {out['ratio_kd_cached_over_no_kd']:.2f} |",
-        f"| KD (KL), online teacher | {out['epoch_s_kd_online']:.1f} | {out['epoch_cpu_s_kd_online']:.1f} "
-        f"| {out['ratio_kd_online_over_no_kd']:.2f} |",
-        "", f"Teacher epoch: {out['teacher_epoch_s']:.1f} s; caching the teacher once: {out['cache_s']:.1f} s.",
+        "| student epoch time | wall s per epoch | CPU s per epoch | CPU ratio to no-KD | wall ratio to no-KD |",
+        "|---|---|---|---|---|",
+    ]
+    base_cpu, base_wall = out["epoch_cpu_s_no_kd"], out["epoch_s_no_kd"]
+    rows = (("no KD", "student_no_kd"), ("KD (KL), cached teacher", "student_kd_kl"),
+            ("KD (MSE), cached teacher", "student_kd_mse"), ("KD (KL), online teacher", "student_kd_kl_online"))
+    for label, key in rows:
+        w, c = statistics.mean(epochs[key]), statistics.mean(cpu[key])
+        walls, cpus = " / ".join(f"{x:.0f}" for x in epochs[key]), " / ".join(f"{x:.0f}" for x in cpu[key])
+        md.append(f"| {label} | {walls} | {cpus} | {c / base_cpu:.2f} | {w / base_wall:.2f} |")
+    md += [
+        "", f"Teacher epoch: {out['teacher_epoch_s']:.0f} s; caching the teacher once: {out['cache_s']:.0f} s.", "",
+        "The runs share the machine with other work; each is single-threaded, so process CPU time is the fair "
+        "side-by-side measure (wall time above CPU time is time spent waiting for a core). In the recorded run the "
+        "no-KD epochs overlapped test runs (wall exceeds CPU by 40-80 s) while the KD epochs did not, so the wall "
+        "ratio flatters KD; the CPU ratio does not.",
     ]
     with open(os.path.join(RESULTS, "foundation.md"), "w") as f:
         f.write("\n".join(md) + "\n")
