@@ -251,26 +251,12 @@ class DistillationTrainer(Trainer):
             if signal is None:
                 raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
             teacher = signal(inputs, cached)
-        if self.args.kd_loss in STRUCTURED_KD:
-            mask = distill_mask.bool() if distill_mask is not None else labels.ne(IGNORE_INDEX)
-            kd = self._structured_kd(crf, logits, teacher, mask, counts)
-            if self.args.kd_weight == "auto" and self._auto_kd_weight is None:
-                self._set_auto_weight(task, kd)
-            weight = self.kd_weight_now()
-            loss = loss + weight * kd
-            terms[f"kd_{self.args.kd_loss}_loss"] = kd
-            self._metrics["kd_weight"].append(weight)
-        elif self.args.kd_loss != "none":
-            if teacher.logits.shape != logits.shape:
-                raise ValueError(f"teacher logits {tuple(teacher.logits.shape)} and student logits "
-                                 f"{tuple(logits.shape)} differ in shape (same tokenizer and label set needed)")
+        if self.args.kd_loss != "none":
+            # KD positions: first sub-words, labeled or not (token level); every example (sequence level)
+            mask = None
             if token_level:
                 mask = distill_mask.bool() if distill_mask is not None else labels.ne(IGNORE_INDEX)
-            else:
-                mask = None
-            kwargs = {"temperature": self.args.temperature} if self.args.kd_loss == "kl" else {}
-            kd = LOGIT_LOSSES[self.args.kd_loss](logits, teacher.logits.to(logits.device), mask,
-                                                 normalizer=counts.get("kd"), **kwargs)
+            kd = self._kd_term(crf, logits, teacher, mask, counts)
             if self.args.kd_weight == "auto" and self._auto_kd_weight is None:
                 self._set_auto_weight(task, kd)
             weight = self.kd_weight_now()
@@ -285,6 +271,17 @@ class DistillationTrainer(Trainer):
         for name, value in terms.items():
             self._metrics[name].append(value.detach().item())
         return (loss, outputs) if return_outputs else loss
+
+    def _kd_term(self, crf, logits, teacher, mask, counts) -> torch.Tensor:
+        """The KD term selected by ``kd_loss``: structured (CRF) or on logits."""
+        if self.args.kd_loss in STRUCTURED_KD:
+            return self._structured_kd(crf, logits, teacher, mask, counts)
+        if teacher.logits.shape != logits.shape:
+            raise ValueError(f"teacher logits {tuple(teacher.logits.shape)} and student logits "
+                             f"{tuple(logits.shape)} differ in shape (same tokenizer and label set needed)")
+        kwargs = {"temperature": self.args.temperature} if self.args.kd_loss == "kl" else {}
+        return LOGIT_LOSSES[self.args.kd_loss](logits, teacher.logits.to(logits.device), mask,
+                                               normalizer=counts.get("kd"), **kwargs)
 
     @staticmethod
     def _task_loss(crf, logits, labels, counts) -> torch.Tensor:
