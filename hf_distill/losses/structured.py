@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from ..students.crf import _forward_scan
+from ..students.crf import _forward_scan, sequence_score
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
     """Half precision to float32; float32 and float64 unchanged."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
-def _sequence_score(emissions, transitions, start, end, mask, tags):
-    m = mask.to(emissions.dtype)
-    emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
-    total = start[tags[:, 0]] + (emit * m).sum(1)
-    if tags.shape[1] > 1:
-        total = total + (transitions[tags[:, :-1], tags[:, 1:]] * m[:, 1:]).sum(1)
-    last = tags.gather(1, (mask.long().sum(1) - 1).unsqueeze(1)).squeeze(1)
-    return total + end[last]
 
 
 def substructure_l2(
@@ -89,7 +79,7 @@ def kbest_loss(
     log_z = _forward_scan(emissions, transitions, start, end, mask)
     flat = paths.reshape(b * k, -1)
     rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
-    scores = _sequence_score(rep(emissions), transitions, start, end, rep(mask), flat).view(b, k)
+    scores = sequence_score(rep(emissions), transitions, start, end, rep(mask), flat).view(b, k)
     nll = log_z.unsqueeze(1) - scores
     total = (weights * nll).sum()
     return total / (normalizer if normalizer is not None else b)

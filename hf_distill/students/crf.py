@@ -38,6 +38,18 @@ def _forward_scan(emissions, transitions, start, end, mask):
     return torch.logsumexp(alpha + end, dim=1)
 
 
+def sequence_score(emissions, transitions, start, end, mask, tags) -> torch.Tensor:
+    """Unnormalized score of ``tags`` (batch, time) under the given potentials; masked positions ignored."""
+    tags = tags.clamp_min(0)
+    m = mask.to(emissions.dtype)
+    emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
+    total = start[tags[:, 0]] + (emit * m).sum(1)
+    if tags.shape[1] > 1:
+        total = total + (transitions[tags[:, :-1], tags[:, 1:]] * m[:, 1:]).sum(1)
+    last = tags.gather(1, (mask.long().sum(1) - 1).unsqueeze(1)).squeeze(1)
+    return total + end[last]
+
+
 class LinearChainCRF(nn.Module):
     """CRF over ``num_labels`` tags with start/end transitions and optional forbidden transitions."""
 
@@ -84,16 +96,7 @@ class LinearChainCRF(nn.Module):
     def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Unnormalized score of ``tags`` (batch, time), shape (batch,); masked positions are ignored."""
         mask = self._check(emissions, mask)
-        trans, start, end = self.potentials()
-        tags = tags.clamp_min(0)
-        m = mask.to(emissions.dtype)
-        emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)
-        total = start[tags[:, 0]] + (emit * m).sum(1)
-        if tags.shape[1] > 1:
-            pair = trans[tags[:, :-1], tags[:, 1:]]
-            total = total + (pair * m[:, 1:]).sum(1)
-        last = tags.gather(1, (mask.long().sum(1) - 1).unsqueeze(1)).squeeze(1)
-        return total + end[last]
+        return sequence_score(emissions, *self.potentials(), mask, tags)
 
     def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood per sequence, shape (batch,)."""
