@@ -241,9 +241,16 @@ class DistillationTrainer(Trainer):
         counts = self._item_counts if num_items_in_batch is not None else {}
         token_level = logits.dim() == 3
         terms: dict[str, torch.Tensor] = {}
-        task = self._task_loss(crf, logits, labels, counts) if labels is not None else logits.new_zeros(())
-        loss = self.task_weight_now() * task
-        terms["task_loss"] = task
+        task_weight = self.task_weight_now()
+        distilling = self.args.kd_loss != "none" or bool(self.hidden_specs)
+        need_auto = self.args.kd_weight == "auto" and self._auto_kd_weight is None
+        # a zero-weight task term (KD-only epochs) is skipped: it would cost a CRF forward pass for nothing
+        if labels is not None and (task_weight != 0 or need_auto or not distilling):
+            task = self._task_loss(crf, logits, labels, counts)
+            terms["task_loss"] = task
+        else:
+            task = logits.new_zeros(())
+        loss = task_weight * task
 
         if self.args.kd_loss != "none" or self.hidden_specs:
             signal = self.cached_signal if (CACHE_LOGITS in cached or CACHE_TOPK_VALUES in cached) else (

@@ -117,3 +117,22 @@ def test_kd_only_until_last_epoch_schedule(tmp_path, tokenizer, crf_teacher):
     assert (trainer.task_weight_now(), trainer.kd_weight_now()) == (0.0, 1.0)
     trainer.state.epoch = 2.1
     assert (trainer.task_weight_now(), trainer.kd_weight_now()) == (1.0, 0.0)
+
+
+def test_zero_weight_task_term_is_skipped(tmp_path, tokenizer, tokenized, crf_teacher, monkeypatch):
+    student = _student(tokenizer).train()
+    batch = DistillationCollator(tokenizer)([tokenized["train"][i] for i in range(8)])
+    trainer = DistillationTrainer(model=student, teacher_model=crf_teacher,
+                                  args=_args(tmp_path, kd_loss="substructure", num_train_epochs=2,
+                                             kd_weight_schedule="kd_only_until_last_epoch"))
+    calls = []
+    task_loss = trainer._task_loss
+    monkeypatch.setattr(trainer, "_task_loss", lambda *a: calls.append(1) or task_loss(*a))
+    trainer.state.num_train_epochs, trainer.state.epoch = 2, 0.5
+    kd_only = trainer.compute_loss(student, batch)
+    assert calls == [] and "task_loss" not in trainer._metrics
+    kd_only.backward()
+    assert student.crf.transitions.grad.abs().sum() > 0
+    trainer.state.epoch = 1.5
+    trainer.compute_loss(student, batch)
+    assert calls == [1] and trainer._metrics["task_loss"][-1] > 0
