@@ -215,8 +215,10 @@ def onnx_session(path: str | os.PathLike, threads: int = 1):
 
 
 def onnx_feeds(session, batch: dict) -> dict[str, np.ndarray]:
-    """The session's inputs taken from a collated batch (tensors or arrays), as int64 arrays."""
+    """The session's inputs from a collated batch (tensors or arrays) as int64; absent token types are 0."""
     names = [i.name for i in session.get_inputs()]
+    if "token_type_ids" in names and "token_type_ids" not in batch:
+        batch = {**batch, "token_type_ids": np.zeros_like(np.asarray(batch["input_ids"]))}
     missing = [n for n in names if n not in batch]
     if missing:
         raise ValueError(f"the ONNX graph needs inputs {missing} that the batch lacks (has {sorted(batch)})")

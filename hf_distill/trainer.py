@@ -193,6 +193,27 @@ class DistillationTrainer(Trainer):
         self._item_counts = dict(zip(("task", "kd", "tokens", "task_rows", "kd_rows"), counts))
         return counts[0]
 
+    def distillation_info(self) -> dict:
+        """What a model card needs to say about how this student was distilled (no metrics)."""
+        a = self.args
+        teacher = self.accelerator.unwrap_model(self.teacher) if self.teacher is not None else None
+        info = {
+            "teacher": getattr(getattr(teacher, "config", None), "_name_or_path", None) if teacher else None,
+            "teacher_fingerprint": self.cached_signal.teacher_id,
+            "teacher_signal": "online" if self.online_signal is not None else "cached",
+            "kd_loss": a.kd_loss, "temperature": a.temperature, "kd_weight": a.kd_weight,
+            "resolved_kd_weight": self._auto_kd_weight, "task_weight": a.task_weight,
+            "kd_weight_schedule": a.kd_weight_schedule, "hidden_matches": a.hidden_matches or None,
+            "num_train_epochs": a.num_train_epochs, "learning_rate": a.learning_rate,
+            "per_device_train_batch_size": a.per_device_train_batch_size,
+            "gradient_accumulation_steps": a.gradient_accumulation_steps, "world_size": a.world_size,
+            "seed": a.seed, "global_step": self.state.global_step,
+            "train_examples": len(self.train_dataset) if self.train_dataset is not None else None,
+        }
+        if a.kd_loss == "kbest":
+            info["kbest_k"] = a.kbest_k
+        return info
+
     # -------------------------------------------------------------- the loss
     def kd_weight_now(self) -> float:
         """The KD weight at the current step: base weight (number or auto) times the schedule."""

