@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
 from collections import defaultdict
 
 import torch
@@ -213,6 +214,15 @@ class DistillationTrainer(Trainer):
         if a.kd_loss == "kbest":
             info["kbest_k"] = a.kbest_k
         return info
+
+    def save_student(self, output_dir: str, **record) -> None:
+        """``save_model`` (weights, config, tokenizer, modeling code) plus ``distillation.json``: the KD
+        settings of :meth:`distillation_info` updated with ``record`` (dataset, metrics, command...)."""
+        from .cards import write_json_atomic
+
+        self.save_model(output_dir)
+        if self.is_world_process_zero():
+            write_json_atomic(os.path.join(output_dir, "distillation.json"), {**self.distillation_info(), **record})
 
     # -------------------------------------------------------------- the loss
     def kd_weight_now(self) -> float:

@@ -32,9 +32,13 @@ from hf_distill import (
     tokenize_and_align,
     transfer_teacher_cache,
 )
-from hf_distill.cards import write_json_atomic
-from hf_distill.data.words import build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words
-from hf_distill.data.words import load_word_vectors
+from hf_distill.data.words import (
+    build_char_vocab,
+    build_word_tokenizer,
+    embedding_matrix,
+    encode_words,
+    load_word_vectors,
+)
 from hf_distill.students import build_student
 
 WORD_LEVEL = {"char_lstm"}
@@ -106,18 +110,15 @@ def main(argv: list[str]) -> dict:
     teacher_eval = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
                                        compute_metrics=metrics).evaluate(evalset)
     model_dir = os.path.join(targs.output_dir, "model")
-    trainer.save_model(model_dir)
+    record = dict(teacher=recipe.teacher, dataset=recipe.dataset, eval_split=recipe.eval_split,
+                  student_family=recipe.student, word_vector_coverage=coverage, train_seconds=train_s,
+                  metrics=_strip(student_metrics), teacher_metrics=_strip(teacher_eval), recipe=asdict(recipe),
+                  command="accelerate launch recipes/distill_ner.py " + shlex.join(argv))
+    trainer.save_student(model_dir, **record)
     if trainer.is_world_process_zero():
-        info = trainer.distillation_info()
-        info.update(teacher=recipe.teacher, dataset=recipe.dataset, eval_split=recipe.eval_split,
-                    student_family=recipe.student, word_vector_coverage=coverage, train_seconds=train_s,
-                    metrics=_strip(student_metrics), teacher_metrics=_strip(teacher_eval), recipe=asdict(recipe),
-                    command="accelerate launch recipes/distill_ner.py " + shlex.join(argv))
-        write_json_atomic(os.path.join(model_dir, "distillation.json"), info)
         print(f"student {recipe.student}: F1 {100 * student_metrics['eval_f1']:.2f} "
               f"(teacher {100 * teacher_eval['eval_f1']:.2f}); saved to {model_dir}")
-        return info
-    return {}
+    return record
 
 
 def _strip(metrics: dict) -> dict:

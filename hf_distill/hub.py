@@ -1,0 +1,77 @@
+"""Publish a distilled student to the Hugging Face Hub: weights, config, tokenizer, modeling code for
+``trust_remote_code``, ONNX files and the model card, in one commit through ``huggingface_hub.HfApi``.
+
+The endpoint and token follow ``huggingface_hub``'s own settings (``HF_ENDPOINT``, ``HF_TOKEN``, the
+stored login) unless given; the token is passed to the client only, never printed or written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from .cards import CARD_FILE, write_card
+
+logger = logging.getLogger(__name__)
+
+#: never uploaded: temporary files, caches and intermediate checkpoints of a training run
+IGNORE_PATTERNS = ["*.tmp", "teacher_cache/**", "checkpoint-*/**", "runs/**", "**/.ipynb_checkpoints/**"]
+
+
+class PushError(ValueError):
+    """A folder that is not a complete student to publish."""
+
+
+def check_student_folder(student_dir: str | os.PathLike) -> dict:
+    """The folder's config; raises :class:`PushError` naming what is missing for a loadable upload."""
+    folder = Path(student_dir)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise PushError(f"{folder}: no config.json; pass a folder written by save_pretrained")
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        raise PushError(f"{folder}: no weights (*.safetensors)")
+    config = json.loads(config_path.read_text())
+    for auto_class, ref in (config.get("auto_map") or {}).items():
+        module = ref.split("--")[-1].split(".")[0]
+        if not (folder / f"{module}.py").is_file():
+            raise PushError(f"{folder}: config.auto_map[{auto_class!r}] names {module}.py, which is missing; "
+                            "trust_remote_code loading would fail")
+    if not (folder / "tokenizer_config.json").is_file():
+        raise PushError(f"{folder}: no tokenizer (tokenizer_config.json); save the tokenizer beside the model")
+    return config
+
+
+def push_student_to_hub(
+    student_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | bool | None = None,
+    endpoint: str | None = None,
+    private: bool | None = None,
+    commit_message: str = "Upload distilled student (hf-distill)",
+    card: bool = True,
+    base_model: str | None = None,
+    create_pr: bool = False,
+):
+    """Create ``repo_id`` if needed and upload ``student_dir`` in one commit; returns the ``CommitInfo``.
+
+    With ``card`` the model card is (re)written from the folder's ``efficiency.json`` and
+    ``distillation.json`` first (see :func:`hf_distill.cards.write_card`); ONNX files under
+    ``student_dir/onnx`` go along.
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(student_dir)
+    check_student_folder(folder)
+    if card:
+        write_card(folder, repo_id, base_model=base_model)
+    elif not (folder / CARD_FILE).is_file():
+        logger.warning("%s has no %s: the repository will have no model card", folder, CARD_FILE)
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                             commit_message=commit_message, ignore_patterns=IGNORE_PATTERNS, create_pr=create_pr)
+    logger.info("pushed %s to %s (commit %s)", folder, repo_id, info.oid)
+    return info
