@@ -209,3 +209,28 @@ def test_cli_card_and_export(student_dir, tmp_path, capsys):
     assert cli(["export", str(student_dir), "--output_dir", str(tmp_path / "onnx"), "--max_eval_samples", "20"]) == 0
     report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert report["max_abs_diff"] <= 1e-4 and (tmp_path / "onnx" / "model.onnx").is_file()
+
+
+def test_trainer_push_to_hub_ships_the_same_folder_and_card(tmp_path, tokenizer, tokenized, conll, hub):
+    from transformers import AutoModelForTokenClassification
+
+    teacher_dir = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=4).save_pretrained(teacher_dir)
+    tokenizer.save_pretrained(teacher_dir)
+    teacher = AutoModelForTokenClassification.from_pretrained(teacher_dir)
+    student = build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16)
+    args = DistillationTrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=8,
+                                         kd_loss="mse", report_to="none", save_strategy="no", disable_tqdm=True,
+                                         use_cpu=True, dataloader_pin_memory=False, hub_model_id="org/from-trainer",
+                                         hub_token=TOKEN)
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
+                                  train_dataset=tokenized["train"].select(range(16)))
+    trainer.train()
+    info = trainer.push_to_hub(bench_split=conll["test"].select(range(10)), bench_runs=2, dataset="conll2003")
+    sha, files = hub.repos["org/from-trainer"].commits[-1]
+    assert info.oid == sha
+    assert {"distillation.json", "efficiency.json", "cnn.py", "onnx/model.onnx", "README.md"} <= set(files)
+    assert files["README.md"].decode() == (tmp_path / "run" / "README.md").read_text()
+    assert "| kd_loss | mse |" in files["README.md"].decode()
+    recorded = json.loads(files["distillation.json"])
+    assert recorded["teacher"] == str(teacher_dir) and recorded["dataset"] == "conll2003"
