@@ -63,6 +63,8 @@ def main(argv):
     p.add_argument("--results_name", default="efficiency")
     p.add_argument("--name", default=None, help="the main student's name in the table (default: family (KD))")
     p.add_argument("--render_only", action="store_true", help="redo the Markdown, plot and card from the JSON")
+    p.add_argument("--base_model", default="sentence-transformers/all-MiniLM-L6-v2",
+                   help="the Hub model the (local) teacher was fine-tuned from, for the card's base_model")
     args = p.parse_args(argv)
     if args.render_only:
         with open(os.path.join(RESULTS, args.results_name + ".json")) as f:
@@ -117,7 +119,8 @@ def main(argv):
 
 def write_main_card(args) -> None:
     """The main student's model card (from its efficiency.json), with a copy under results/."""
-    card = write_card(args.student, "hf-distill/" + os.path.basename(os.path.dirname(os.path.abspath(args.student))))
+    card = write_card(args.student, "hf-distill/" + os.path.basename(os.path.dirname(os.path.abspath(args.student))),
+                      base_model=args.base_model)
     shutil.copyfile(card, os.path.join(RESULTS, f"{args.results_name}_card.md"))
 
 

@@ -1,0 +1,45 @@
+"""bench_student and cards for a sequence classifier on real data (emotion), without a teacher."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hf_distill import load_dataset
+from hf_distill.bench import bench_student
+from hf_distill.cards import render_card
+from hf_distill.data.words import build_word_tokenizer
+from hf_distill.students import build_student
+
+
+@pytest.fixture(scope="module")
+def emotion(data_dir):
+    return load_dataset("emotion", data_dir=str(data_dir))
+
+
+def test_sequence_student_bench_and_card(tmp_path, emotion):
+    names = emotion["train"].features["label"].names
+    tok = build_word_tokenizer(emotion["train"]["text"][:2000], lowercase=True)
+    torch.manual_seed(0)
+    student = build_student("mlp", tok, task="sequence", labels=names)
+    student.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    test = emotion["test"].select(range(40))
+    eff = bench_student(str(tmp_path), test, runs=3, dataset_name="emotion")
+    s = eff["student"]
+    assert "teacher" not in eff and eff["examples"] == 40
+    for kind in ("pytorch", "onnx", "onnx_int8"):
+        assert 0.0 <= s[kind]["accuracy"] <= 1.0 and "macro_f1" in s[kind]
+    assert s["onnx"]["accuracy"] == s["pytorch"]["accuracy"]
+    # the PyTorch accuracy is the share of test rows whose argmax is the gold label
+    rows = [tok(t, truncation=True, max_length=128) for t in test["text"]]
+    with torch.no_grad():
+        preds = [int(student(input_ids=torch.tensor([r["input_ids"]])).logits.argmax()) for r in rows]
+    assert s["pytorch"]["accuracy"] == pytest.approx(sum(p == g for p, g in zip(preds, test["label"])) / 40)
+    card = render_card(tmp_path, "org/emotion-mlp")
+    assert "| model | accuracy | macro-F1 |" in str(card) and "AutoModelForSequenceClassification" in str(card)
+    metrics = {m["name"]: m["value"] for m in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
+    assert metrics == {"accuracy": round(s["pytorch"]["accuracy"], 4), "macro_f1": round(s["pytorch"]["macro_f1"], 4)}
+    assert json.loads((tmp_path / "efficiency.json").read_text())["dataset"] == "emotion"
