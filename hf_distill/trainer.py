@@ -307,24 +307,28 @@ class DistillationTrainer(Trainer):
             task = logits.new_zeros(())
         loss = task_weight * task
 
-        if self.args.kd_loss != "none" or self.hidden_specs:
+        # a zero-weight KD term (e.g. the NLL-only last epoch) is skipped, teacher forward included
+        kd_weight = None if need_auto else self.kd_weight_now()
+        kd_active = self.args.kd_loss != "none" and kd_weight != 0
+        if kd_active or self.hidden_specs:
             signal = self.cached_signal if (CACHE_LOGITS in cached or CACHE_TOPK_VALUES in cached) else (
                 self.online_signal)
             if signal is None:
                 raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
             teacher = signal(inputs, cached)
-        if self.args.kd_loss != "none":
+        if kd_active:
             # KD positions: first sub-words, labeled or not (token level); every example (sequence level)
             mask = None
             if token_level:
                 mask = distill_mask.bool() if distill_mask is not None else labels.ne(IGNORE_INDEX)
             kd = self._kd_term(crf, logits, teacher, mask, counts)
-            if self.args.kd_weight == "auto" and self._auto_kd_weight is None:
+            if need_auto:
                 self._set_auto_weight(task, kd)
-            weight = self.kd_weight_now()
-            loss = loss + weight * kd
+                kd_weight = self.kd_weight_now()
+            loss = loss + kd_weight * kd
             terms[f"kd_{self.args.kd_loss}_loss"] = kd
-            self._metrics["kd_weight"].append(weight)
+        if self.args.kd_loss != "none":
+            self._metrics["kd_weight"].append(kd_weight)
         if self.hidden_specs:
             loss = loss + self._hidden_terms(outputs, teacher, inputs, counts.get("tokens"), terms)
 

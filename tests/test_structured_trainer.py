@@ -136,3 +136,22 @@ def test_zero_weight_task_term_is_skipped(tmp_path, tokenizer, tokenized, crf_te
     trainer.state.epoch = 1.5
     trainer.compute_loss(student, batch)
     assert calls == [1] and trainer._metrics["task_loss"][-1] > 0
+
+
+def test_zero_weight_kd_term_skips_the_teacher(tmp_path, tokenizer, tokenized, crf_teacher):
+    student = _student(tokenizer).train()
+    batch = DistillationCollator(tokenizer)([tokenized["train"][i] for i in range(8)])
+    trainer = DistillationTrainer(model=student, teacher_model=crf_teacher,
+                                  args=_args(tmp_path, kd_loss="structural", num_train_epochs=2,
+                                             kd_weight_schedule="kd_only_until_last_epoch"))
+    calls = []
+    online = trainer.online_signal
+    trainer.online_signal = lambda *a: calls.append(1) or online(*a)
+    trainer.state.num_train_epochs, trainer.state.epoch = 2, 0.5
+    trainer.compute_loss(student, batch)
+    assert calls == [1] and trainer._metrics["kd_structural_loss"][-1] > 0
+    trainer.state.epoch = 1.5  # the NLL-only epoch: no teacher forward, no KD term
+    loss = trainer.compute_loss(student, batch)
+    assert calls == [1] and len(trainer._metrics["kd_structural_loss"]) == 1
+    assert trainer._metrics["kd_weight"] == [1.0, 0.0]
+    assert loss.item() == pytest.approx(trainer._metrics["task_loss"][-1])
