@@ -119,16 +119,22 @@ def test_kd_only_until_last_epoch_schedule(tmp_path, tokenizer, crf_teacher):
     assert (trainer.task_weight_now(), trainer.kd_weight_now()) == (1.0, 0.0)
 
 
-def test_zero_weight_task_term_is_skipped(tmp_path, tokenizer, tokenized, crf_teacher, monkeypatch):
+def _two_epoch_schedule(tmp_path, tokenizer, tokenized, crf_teacher, kd_loss):
+    """A student, a batch and a trainer under kd_only_until_last_epoch, in its first (KD-only) epoch."""
     student = _student(tokenizer).train()
     batch = DistillationCollator(tokenizer)([tokenized["train"][i] for i in range(8)])
     trainer = DistillationTrainer(model=student, teacher_model=crf_teacher,
-                                  args=_args(tmp_path, kd_loss="substructure", num_train_epochs=2,
+                                  args=_args(tmp_path, kd_loss=kd_loss, num_train_epochs=2,
                                              kd_weight_schedule="kd_only_until_last_epoch"))
+    trainer.state.num_train_epochs, trainer.state.epoch = 2, 0.5
+    return student, batch, trainer
+
+
+def test_zero_weight_task_term_is_skipped(tmp_path, tokenizer, tokenized, crf_teacher, monkeypatch):
+    student, batch, trainer = _two_epoch_schedule(tmp_path, tokenizer, tokenized, crf_teacher, "substructure")
     calls = []
     task_loss = trainer._task_loss
     monkeypatch.setattr(trainer, "_task_loss", lambda *a: calls.append(1) or task_loss(*a))
-    trainer.state.num_train_epochs, trainer.state.epoch = 2, 0.5
     kd_only = trainer.compute_loss(student, batch)
     assert calls == [] and "task_loss" not in trainer._metrics
     kd_only.backward()
@@ -139,15 +145,10 @@ def test_zero_weight_task_term_is_skipped(tmp_path, tokenizer, tokenized, crf_te
 
 
 def test_zero_weight_kd_term_skips_the_teacher(tmp_path, tokenizer, tokenized, crf_teacher):
-    student = _student(tokenizer).train()
-    batch = DistillationCollator(tokenizer)([tokenized["train"][i] for i in range(8)])
-    trainer = DistillationTrainer(model=student, teacher_model=crf_teacher,
-                                  args=_args(tmp_path, kd_loss="structural", num_train_epochs=2,
-                                             kd_weight_schedule="kd_only_until_last_epoch"))
+    student, batch, trainer = _two_epoch_schedule(tmp_path, tokenizer, tokenized, crf_teacher, "structural")
     calls = []
     online = trainer.online_signal
     trainer.online_signal = lambda *a: calls.append(1) or online(*a)
-    trainer.state.num_train_epochs, trainer.state.epoch = 2, 0.5
     trainer.compute_loss(student, batch)
     assert calls == [1] and trainer._metrics["kd_structural_loss"][-1] > 0
     trainer.state.epoch = 1.5  # the NLL-only epoch: no teacher forward, no KD term
