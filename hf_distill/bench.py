@@ -30,6 +30,7 @@ from .efficiency import (
     measure_throughput,
     onnx_feeds,
     onnx_session,
+    session_inputs,
     training_flops,
 )
 from .export import ONNX_FILE, QUANTIZED_FILE, OnnxTagger, export_onnx, load_model
@@ -140,7 +141,8 @@ def measure_model(model, tokenizer, rows: Sequence[dict], onnx_dir: str | os.Pat
             continue
         stats = measure_onnx_latency(path, sample, collate, runs=runs, threads=threads)
         session = onnx_session(path, threads)
-        stats.update(measure_throughput(lambda b, s=session: s.run(None, onnx_feeds(s, b)), sample, collate))
+        names = session_inputs(session)
+        stats.update(measure_throughput(lambda b, s=session, n=names: s.run(None, onnx_feeds(n, b)), sample, collate))
         if quality:
             stats.update(_scores(model, onnx_predictions(onnx_dir, rows, quantized), rows))
         row[name] = stats

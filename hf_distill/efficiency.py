@@ -56,15 +56,11 @@ def _recurrent(module: nn.RNNBase, inputs, output) -> int:
 
 
 def _attention_width(module: nn.Module) -> int:
-    for name in ("all_head_size", "inner_dim"):
-        if isinstance(getattr(module, name, None), int):
-            return getattr(module, name)
-    qkv = getattr(module, "qkv", None)
-    if isinstance(qkv, nn.Linear):
-        return qkv.out_features // 3
-    query = getattr(module, "query", None) or getattr(module, "q_proj", None)
-    if isinstance(query, nn.Linear):
-        return query.out_features
+    """Query width: ``all_head_size`` (transformers BERT-likes) or a fused ``qkv`` projection (ours)."""
+    if isinstance(getattr(module, "all_head_size", None), int):
+        return module.all_head_size
+    if isinstance(getattr(module, "qkv", None), nn.Linear):
+        return module.qkv.out_features // 3
     raise NotImplementedError(f"cannot tell the attention width of {type(module).__name__}")
 
 
@@ -214,15 +210,27 @@ def onnx_session(path: str | os.PathLike, threads: int = 1):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_feeds(session, batch: dict) -> dict[str, np.ndarray]:
-    """The session's inputs from a collated batch (tensors or arrays) as int64; absent token types are 0."""
-    names = [i.name for i in session.get_inputs()]
-    if "token_type_ids" in names and "token_type_ids" not in batch:
-        batch = {**batch, "token_type_ids": np.zeros_like(np.asarray(batch["input_ids"]))}
-    missing = [n for n in names if n not in batch]
+def onnx_feeds(input_names: Sequence[str], batch: dict, add_batch_dim: bool = False) -> dict[str, np.ndarray]:
+    """int64 arrays for an ONNX graph's inputs from a batch (tensors, arrays or lists; ``add_batch_dim`` for
+    one example). A missing ``attention_mask`` is all ones, missing ``token_type_ids`` zeros; any other
+    missing input raises."""
+    feeds = {}
+    for name in input_names:
+        if name in batch:
+            value = np.asarray(batch[name], dtype=np.int64)
+            feeds[name] = value[None] if add_batch_dim else value
+    defaults = {"attention_mask": np.ones_like, "token_type_ids": np.zeros_like}
+    missing = [n for n in input_names if n not in feeds and n not in defaults]
     if missing:
         raise ValueError(f"the ONNX graph needs inputs {missing} that the batch lacks (has {sorted(batch)})")
-    return {n: np.asarray(batch[n], dtype=np.int64) for n in names}
+    for name in input_names:
+        if name not in feeds:
+            feeds[name] = defaults[name](feeds["input_ids"])
+    return feeds
+
+
+def session_inputs(session) -> list[str]:
+    return [i.name for i in session.get_inputs()]
 
 
 def measure_onnx_latency(
@@ -237,7 +245,7 @@ def measure_onnx_latency(
     if not examples:
         raise ValueError("measure_onnx_latency needs at least one example")
     session = onnx_session(onnx_path, threads)
-    feeds = [onnx_feeds(session, collate([ex])) for ex in examples]
+    feeds = [onnx_feeds(session_inputs(session), collate([ex])) for ex in examples]
     times = _time_calls(lambda i: session.run(None, feeds[i % len(feeds)]), warmup, runs)
     return _summary(times, threads, runs)
 

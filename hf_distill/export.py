@@ -21,6 +21,7 @@ from optimum.utils import NormalizedTextConfig
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from . import students  # noqa: F401  (registers the students with the Auto classes)
+from .efficiency import onnx_feeds
 
 ONNX_FILE, QUANTIZED_FILE, CRF_FILE = "model.onnx", "model_quantized.onnx", "crf.json"
 _AXES = {0: "batch_size", 1: "sequence_length"}
@@ -171,11 +172,7 @@ def validate(model, onnx_path, examples: Sequence[dict], input_names: Sequence[s
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     worst = 0.0
     for i, ex in enumerate(examples):
-        feeds = {k: np.asarray(ex[k], dtype=np.int64)[None] for k in input_names if k in ex}
-        if "attention_mask" in input_names and "attention_mask" not in feeds:
-            feeds["attention_mask"] = np.ones_like(feeds["input_ids"])
-        if "token_type_ids" in input_names and "token_type_ids" not in feeds:
-            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+        feeds = onnx_feeds(input_names, ex, add_batch_dim=True)
         onnx_logits = session.run(["logits"], feeds)[0]
         with torch.no_grad():
             torch_logits = model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
@@ -227,11 +224,7 @@ class OnnxTagger:
         self.crf = {k: np.asarray(v) for k, v in json.loads(crf.read_text()).items()} if crf.is_file() else None
 
     def logits(self, example: dict) -> np.ndarray:
-        feeds = {k: np.asarray(example[k], dtype=np.int64)[None] for k in self.input_names if k in example}
-        for name in self.input_names:
-            if name not in feeds:
-                feeds[name] = (np.ones_like if name == "attention_mask" else np.zeros_like)(feeds["input_ids"])
-        return self.session.run(["logits"], feeds)[0][0]
+        return self.session.run(["logits"], onnx_feeds(self.input_names, example, add_batch_dim=True))[0][0]
 
     def predict(self, example: dict, positions: Sequence[bool]) -> list[int]:
         """Label ids at ``positions`` (e.g. first sub-words): Viterbi through the CRF, else argmax."""
