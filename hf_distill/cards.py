@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 
@@ -15,12 +16,24 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
     os.replace(tmp, path)
 
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "student_card.md"
 CARD_FILE = "README.md"
+# A source checkout or editable install reads the repository's model_cards/; a wheel installs the same
+# templates under <prefix>/share/hf-distill/model_cards (setup.cfg data_files).
+TEMPLATE_DIRS = (Path(__file__).resolve().parent.parent / "model_cards",
+                 Path(sys.prefix) / "share" / "hf-distill" / "model_cards")
 
 
 class CardError(ValueError):
     """A card that cannot be written honestly (a measurement is missing)."""
+
+
+def default_template(name: str = "student_card.md") -> Path:
+    """The installed card template ``name``; raises ``FileNotFoundError`` naming the folders searched."""
+    for folder in TEMPLATE_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"card template {name} not found in {', '.join(map(str, TEMPLATE_DIRS))}; "
+                            "pass template=")
 
 
 def _pct(x: float | None) -> str:
@@ -113,7 +126,7 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
                      f"{b['extra_flops']:.3g} FLOPs, repaid after {b['inferences']:,} inferences served by the "
                      "student instead of the teacher.")
     return ModelCard.from_template(
-        card_data(info, eff, repo_id, token, base), template_path=str(template or TEMPLATE),
+        card_data(info, eff, repo_id, token, base), template_path=str(template or default_template()),
         model_name=repo_id, family=info.get("student_family") or student["model_type"], teacher=teacher_name,
         dataset=eff.get("dataset") or info.get("dataset") or "unknown", split=eff["split"], examples=eff["examples"],
         metric_header="precision | recall | F1" if token else "accuracy | macro-F1",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import configparser
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from hf_distill import load_dataset
+from hf_distill import cards, load_dataset
 from hf_distill.bench import bench_student
 from hf_distill.cards import render_card
 from hf_distill.data.words import build_word_tokenizer
@@ -43,3 +45,24 @@ def test_sequence_student_bench_and_card(tmp_path, emotion):
     metrics = {m["name"]: m["value"] for m in card.data.to_dict()["model-index"][0]["results"][0]["metrics"]}
     assert metrics == {"accuracy": round(s["pytorch"]["accuracy"], 4), "macro_f1": round(s["pytorch"]["macro_f1"], 4)}
     assert json.loads((tmp_path / "efficiency.json").read_text())["dataset"] == "emotion"
+
+
+def test_every_card_template_ships_with_a_wheel():
+    """setup.cfg installs every model_cards/ template where default_template looks after a wheel install."""
+    root = Path(__file__).resolve().parent.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    shipped = {}
+    for folder, files in cfg["options.data_files"].items():
+        for f in files.split():
+            shipped[Path(f).name] = folder
+    templates = sorted(p.name for p in (root / "model_cards").iterdir() if p.suffix == ".md")
+    assert templates and all(shipped.get(t) == "share/hf-distill/model_cards" for t in templates)
+    assert cards.TEMPLATE_DIRS[1].parts[-3:] == ("share", "hf-distill", "model_cards")
+    assert cards.default_template() == root / "model_cards" / "student_card.md"
+
+
+def test_missing_card_template_names_the_folders(monkeypatch, tmp_path):
+    monkeypatch.setattr(cards, "TEMPLATE_DIRS", (tmp_path / "a", tmp_path / "b"))
+    with pytest.raises(FileNotFoundError, match="student_card.md not found in .*a, .*b"):
+        cards.default_template()
