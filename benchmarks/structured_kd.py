@@ -42,7 +42,8 @@ PAPER = {  # Lin et al. 2022 (BERT-CRF teacher, 3-layer BERT-CRF student, CoNLL-
     "vanilla": {"f1": 88.86, "epoch_s": 54}, "kbest": {"f1": 89.22, "epoch_s": 83},
     "structural": {"f1": 89.33, "epoch_s": 99}, "substructure": {"f1": 89.70, "epoch_s": 41},
 }
-METHODS = ("vanilla", "kbest", "structural", "posterior", "substructure", "substructure_cached")
+METHODS = ("vanilla", "kbest", "structural", "posterior", "substructure", "substructure_cached",
+           "substructure_emissions_cached")
 
 
 class TimedTrainer(DistillationTrainer):
@@ -208,14 +209,15 @@ def main(argv):
     for method in args.methods:
         set_seed(args.seed)
         student = student_from_teacher(teacher, [0, 1, 2])
-        kd = {"vanilla": "none", "substructure_cached": "substructure"}.get(method, method)
+        kd = "none" if method == "vanilla" else method.removesuffix("_cached")
+        from_cache = method.endswith("_cached")
         clock = EpochClock()
         tr = TimedTrainer(
             model=student, args=targs(args.output_dir, method, args.student_epochs, 1e-4, kd,
                                       "constant" if kd == "none" else args.kd_schedule, args.kd_weight,
                                       args.seed, args.group_by_length),
-            train_dataset=cached if method == "substructure_cached" else train,
-            teacher_model=None if method in ("vanilla", "substructure_cached") else teacher,
+            train_dataset=cached if from_cache else train,
+            teacher_model=None if method == "vanilla" or from_cache else teacher,
             processing_class=tokenizer, compute_metrics=metrics, callbacks=[clock])
         tr.train()
         ev = tr.evaluate(test)
