@@ -33,6 +33,7 @@ from hf_distill import (
     student_from_teacher,
     tokenize_and_align,
 )
+from hf_distill.cards import write_json_atomic
 from hf_distill.demo import default_teacher_path
 from hf_distill.students import BertCRFForTokenClassification
 
@@ -258,9 +259,7 @@ def write(result, args, argv):
     result["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(result["methods"])]
     os.makedirs(RESULTS, exist_ok=True)
     name = os.path.join(RESULTS, args.results_name)
-    with open(name + ".json.tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(name + ".json.tmp", name + ".json")
+    write_json_atomic(name + ".json", result)
     t = result["teacher"]
     md = ["# Structured KD on CoNLL-2003 (CRF teacher and student)", "",
           f"Command: `{result['command']}`  ",
@@ -328,9 +327,7 @@ def aggregate(names: list[str], results_name: str, argv: list[str]) -> dict:
     per_seed = [targets(r["methods"]) for r in runs]
     out["targets_met_per_seed"] = {t: sum(rows[i][2] for rows in per_seed) for i, (t, _, _) in enumerate(per_seed[0])}
     path = os.path.join(RESULTS, results_name)
-    with open(path + ".json.tmp", "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(path + ".json.tmp", path + ".json")
+    write_json_atomic(path + ".json", out)
     t = out["teacher"]
     md = ["# Structured KD on CoNLL-2003 over seeds", "",
           f"Runs: {', '.join(f'`{n}.json`' for n in names)} (student seeds {', '.join(map(str, out['seeds']))}), "
