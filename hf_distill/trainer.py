@@ -15,6 +15,7 @@ from transformers import Trainer
 from .args import STRUCTURED_KD, DistillationTrainingArguments
 from .collator import EXTRA_COLUMNS, DistillationCollator
 from .data.align import DISTILL_MASK, IGNORE_INDEX
+from .data.transfer import count_rows
 from .losses import HIDDEN_LOSSES, LOGIT_LOSSES, cross_entropy
 from .losses.structured import kbest_loss, posterior_kd_loss, structural_kd_loss, substructure_l2
 from .signals import CACHE_LOGITS, CACHE_TOPK_VALUES, CachedTeacher, OnlineTeacher, teacher_fingerprint
@@ -119,6 +120,16 @@ class DistillationTrainer(Trainer):
         )
         self.projections = self._build_projections(teacher_model)
         check_vocabulary(self.model, processing_class)
+        self.row_counts = {}
+        if self.train_dataset is not None and hasattr(self.train_dataset, "column_names"):
+            counts = count_rows(self.train_dataset)
+            self.row_counts = {"labeled_examples": counts["labeled"], "transfer_examples": counts["transfer"]}
+            if counts["transfer"]:
+                if args.kd_loss == "none" and not self.hidden_specs:
+                    logger.warning("%d training rows have no gold label and kd_loss='none': they teach nothing",
+                                   counts["transfer"])
+                logger.info("training rows: %d labeled, %d transfer (KD terms only)", counts["labeled"],
+                            counts["transfer"])
         if self._crf(self.model) is not None and self.preprocess_logits_for_metrics is None:
             self.preprocess_logits_for_metrics = self._viterbi_predictions
         if args.kd_loss in STRUCTURED_KD and self._crf(self.model) is None:
@@ -210,6 +221,7 @@ class DistillationTrainer(Trainer):
             "gradient_accumulation_steps": a.gradient_accumulation_steps, "world_size": a.world_size,
             "seed": a.seed, "global_step": self.state.global_step,
             "train_examples": len(self.train_dataset) if self.train_dataset is not None else None,
+            **self.row_counts,
         }
         if a.kd_loss == "kbest":
             info["kbest_k"] = a.kbest_k

@@ -9,33 +9,51 @@ import sys
 from conftest import tiny_bert
 
 from hf_distill.cli import main
-from hf_distill.demo import DemoArguments, format_table, run_demo
+from hf_distill.demo import DemoArguments, format_table, next_steps, run_demo
 
 
-def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir):
+def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):
     teacher_dir = tmp_path / "teacher"
     tiny_bert(len(tokenizer), layers=3, hidden=32, seed=0).save_pretrained(teacher_dir)
     tokenizer.save_pretrained(teacher_dir)
     args = DemoArguments(data_dir=str(data_dir), teacher=str(teacher_dir), output_dir=str(tmp_path / "out"),
-                         max_train_samples=96, max_eval_samples=48, teacher_epochs=1, student_epochs=1,
-                         kd_losses=["kl", "mse"], measure_online_epoch=True, batch_size=16,
-                         results_file=str(tmp_path / "results.json"))
+                         max_train_samples=64, transfer_samples=48, max_dev_samples=32, max_eval_samples=32,
+                         teacher_epochs=2, student_epochs=2, transfer_epochs=1, patience=1, batch_size=16,
+                         measure_online_epoch=True, latency_runs=3, results_file=str(tmp_path / "results.json"))
     r = run_demo(args)
-    for name in ("teacher", "student_no_kd", "student_kd_kl", "student_kd_mse"):
-        assert 0.0 <= r[name]["f1"] <= 1.0 and r[name]["params"] > 0
-        assert len(r[name]["epoch_s"]) == 1
+    for name in ("teacher", "student_no_kd", "student_kd", "student_kd_transfer"):
+        assert 0.0 <= r[name]["f1"] <= 1.0 and r[name]["params"] > 0 and r[name]["latency_ms"] > 0
+        assert 1 <= r[name]["epochs_run"] and r[name]["best_epoch"] in range(1, r[name]["epochs_run"] + 1)
     assert r["student_no_kd"]["params"] < r["teacher"]["params"]
-    assert "f1" not in r["student_kd_kl_online"]  # timing run only
-    assert json.loads((tmp_path / "results.json").read_text())["train_sentences"] == 96
-    assert (tmp_path / "out" / "student_kd_kl" / "model" / "config.json").is_file()
-    assert json.loads((tmp_path / "out" / "student_kd_kl" / "model" / "config.json").read_text())[
-        "num_hidden_layers"] == 2
+    assert r["student_kd"]["train_rows"] == 64 and r["student_kd_transfer"]["train_rows"] == 64 + 48
+    assert r["transfer"]["rows_out"] == 48 and r["transfer"]["filtered"]["max_rows"] > 0
+    assert "f1" not in r["student_kd_online"]  # timing run only
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["labeled_sentences"] == 64 and saved["transfer_sentences"] == 48
+    config = json.loads((tmp_path / "out" / "student_kd_transfer" / "model" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2
     assert any((tmp_path / "out" / "teacher_cache").iterdir())
+    out = capsys.readouterr().out
+    assert "[teacher] epoch 1/2" in out and "[student_kd_transfer]" in out and "dev F1" in out
     table = format_table(r)
-    assert table.count("\n") == 5 and "student_kd_mse" in table
+    assert table.count("\n") == 5 and "student_kd_transfer" in table
+    assert "hf-distill bench" in next_steps(r)
+
+    # a second run reuses the saved teacher; other teacher settings in the same folder are refused
+    args.runs, args.measure_online_epoch = ["no_kd"], False
+    again = run_demo(args)
+    assert again["teacher"]["f1"] == r["teacher"]["f1"]
+    assert "reusing" in capsys.readouterr().out
+    args.teacher_epochs = 3
+    try:
+        run_demo(args)
+    except FileExistsError as e:
+        assert "other settings" in str(e)
+    else:
+        raise AssertionError("a teacher trained with other settings was reused")
 
 
 def test_cli_usage_and_help():
     assert main(["nope"]) == 2
     out = subprocess.run([sys.executable, "-m", "hf_distill.cli", "demo", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "--max_train_samples" in out.stdout
+    assert out.returncode == 0 and "--max_train_samples" in out.stdout and "--transfer_samples" in out.stdout

@@ -1,0 +1,233 @@
+"""Does distillation pay? CoNLL-2003 in the demo's low-label setting, over student seeds.
+
+One teacher (fine-tuned on the demo's labeled slice, early stopping on dev) and its cache are prepared once;
+then workers (one per core) take the (seed, run) jobs in turn: student without KD, with KD on the labeled rows,
+with KD on labeled + transfer rows (the rest of train, gold labels dropped). Each finished job is written to
+``benchmarks/results/transfer_runs/`` at once, so a killed run resumes where it stopped; ``--aggregate``
+writes ``benchmarks/results/transfer.json`` (the ``conll2003`` section) and ``transfer.md``.
+
+    export HF_DISTILL_DATA_DIR=../shared/data OMP_NUM_THREADS=1
+    python benchmarks/transfer.py --stage teacher                           # teacher + cache, once
+    taskset -c 0 python benchmarks/transfer.py --stage worker --threads 1 &   # one worker per core
+    taskset -c 1 python benchmarks/transfer.py --stage worker --threads 1 &
+    python benchmarks/transfer.py --stage aggregate
+
+Demo settings (``DemoArguments``) are passed through after ``--``, e.g. ``-- --student_epochs 20``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+from transformers import AutoTokenizer, HfArgumentParser
+
+from hf_distill.data.transfer import mix_transfer
+from hf_distill.demo import (
+    RUNS,
+    DemoArguments,
+    default_teacher_path,
+    evaluate,
+    get_teacher,
+    latency,
+    prepare_data,
+    train_student,
+)
+from hf_distill.signals import cache_teacher_outputs
+from hf_distill.students import count_parameters
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+RUNS_DIR = os.path.join(RESULTS, "transfer_runs")
+SEEDS = (42, 43, 44)
+
+
+def write_json(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def _say(text: str) -> None:
+    print(f"[transfer {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def setup(demo: DemoArguments):
+    teacher_path = demo.teacher or default_teacher_path()
+    tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+    data, label_names, info = prepare_data(demo, tokenizer)
+    teacher, timing = get_teacher(demo, teacher_path, data, tokenizer, label_names, _say)
+    mixed = mix_transfer(data["train"], data["transfer"])
+    cached_mixed = cache_teacher_outputs(teacher, mixed, batch_size=64,
+                                         cache_dir=os.path.join(demo.output_dir, "teacher_cache"))
+    cached = {"mixed": cached_mixed, "train": cached_mixed.select(range(len(data["train"])))}
+    return tokenizer, data, label_names, info, teacher, timing, cached
+
+
+def stage_teacher(demo: DemoArguments) -> None:
+    tokenizer, data, label_names, info, teacher, timing, _ = setup(demo)
+    record = {**info, "teacher": {**evaluate(teacher, data["test"], tokenizer, label_names),
+                                  **count_parameters(teacher), **latency(teacher, data["test"], tokenizer, 50),
+                                  **timing}}
+    os.makedirs(RUNS_DIR, exist_ok=True)
+    write_json(os.path.join(RUNS_DIR, "conll2003_teacher.json"), record)
+    _say(f"teacher test F1 {100 * record['teacher']['f1']:.2f}; cache ready")
+
+
+def _claim(path: str) -> bool:
+    """Take a job: create its claim file, or take over one whose process is gone."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(open(path).read().strip() or 0)
+            os.kill(pid, 0)
+            return False
+        except (ValueError, ProcessLookupError):
+            os.remove(path)
+            return _claim(path)
+        except PermissionError:
+            return False
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
+def stage_worker(demo: DemoArguments, seeds, runs) -> None:
+    tokenizer, data, label_names, _, teacher, _, cached = setup(demo)
+    os.makedirs(RUNS_DIR, exist_ok=True)
+    # the slow transfer runs first, so the two workers finish close together
+    jobs = [(s, r) for r in sorted(runs, key=lambda r: not RUNS[r][1]) for s in seeds]
+    for seed, run in jobs:
+        out = os.path.join(RUNS_DIR, f"conll2003_seed{seed}_{run}.json")
+        claim = out + ".claim"
+        if os.path.exists(out) or not _claim(claim):
+            continue
+        try:
+            r = train_student(demo, run, seed, teacher, data, cached, tokenizer, label_names, data["test"], _say,
+                              name=f"student_{run}_seed{seed}")
+            r["threads"] = torch.get_num_threads()
+            write_json(out, r)
+        finally:
+            os.remove(claim)
+
+
+def stage_aggregate(command: str) -> dict:
+    with open(os.path.join(RUNS_DIR, "conll2003_teacher.json")) as f:
+        teacher = json.load(f)
+    seeds = []
+    for seed in SEEDS:
+        row = {"seed": seed}
+        for run in RUNS:
+            path = os.path.join(RUNS_DIR, f"conll2003_seed{seed}_{run}.json")
+            if os.path.isfile(path):
+                with open(path) as f:
+                    row[run] = json.load(f)
+        seeds.append(row)
+    complete = [s for s in seeds if all(r in s for r in RUNS)]
+    mean = {r: statistics.mean(s[r]["f1"] for s in complete) for r in RUNS} if complete else {}
+    sd = {r: statistics.stdev(s[r]["f1"] for s in complete) for r in RUNS} if len(complete) > 1 else {}
+    conll = {
+        "labeled": teacher["labeled_sentences"], "transfer": teacher["transfer_sentences"],
+        "teacher_f1": teacher["teacher"]["f1"],
+        "seeds": [{"seed": s["seed"], **{r: s[r]["f1"] for r in RUNS if r in s}} for s in seeds],
+        "mean": mean, "sd": sd, "complete_seeds": len(complete),
+        "details": {"teacher": teacher, "runs": seeds},
+    }
+    path = os.path.join(RESULTS, "transfer.json")
+    out = json.load(open(path)) if os.path.isfile(path) else {}
+    out["conll2003"] = conll
+    out.setdefault("commands", {})["conll2003"] = command
+    out["command"] = " && ".join(out["commands"].values())
+    write_json(path, out)
+    render(out)
+    return out
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def render(out: dict) -> None:
+    """transfer.md from transfer.json."""
+    md = ["# Does distillation pay? Transfer sets", ""]
+    c = out.get("conll2003")
+    if c:
+        t = c["details"]["teacher"]
+        md += [
+            "## CoNLL-2003, low-label setting (the demo's defaults)", "",
+            f"Command: `{out['commands']['conll2003']}`", "",
+            f"Teacher: all-MiniLM-L6-v2 fine-tuned on the first {c['labeled']} train sentences (early stopping on "
+            f"dev, {t['teacher'].get('epochs_run')} epochs, best {t['teacher'].get('best_epoch')}): test F1 "
+            f"{_f(c['teacher_f1'])}. Student: the teacher's first 2 layers. Transfer set: the other "
+            f"{c['transfer']} train sentences with their gold labels dropped (filters: "
+            f"{t.get('transfer', {}).get('filtered')}). KD: KL, T=1, kd_weight=auto. Every student trains "
+            "to convergence: early stopping on dev F1 (patience 2), best checkpoint restored; test F1 is "
+            "seqeval strict IOB2 on the full test split. One torch thread per run, two runs at a time.", "",
+            "| seed | no KD | KD (labeled only) | KD + transfer |", "|---|---|---|---|",
+        ]
+        for s in c["seeds"]:
+            md.append(f"| {s['seed']} | {_f(s.get('no_kd'))} | {_f(s.get('kd'))} | {_f(s.get('kd_transfer'))} |")
+        if c["mean"]:
+            m, sd = c["mean"], c.get("sd", {})
+            md.append(f"| mean ± s.d. ({c['complete_seeds']} seeds) | "
+                      + " | ".join(f"{_f(m[r])} ± {100 * sd.get(r, 0):.2f}" for r in RUNS) + " |")
+            md += ["", "| target | measured | met |", "|---|---|---|"]
+            rows = [("KD + transfer ≥ no KD + 4.0", m["kd_transfer"] - m["no_kd"], 0.04),
+                    ("KD + transfer ≥ KD (labeled only) + 1.5", m["kd_transfer"] - m["kd"], 0.015),
+                    ("KD + transfer within 1.0 of the teacher", m["kd_transfer"] - c["teacher_f1"], -0.01),
+                    ("KD (labeled only) ≥ no KD", m["kd"] - m["no_kd"], 0.0)]
+            for label, diff, need in rows:
+                md.append(f"| {label} | {100 * diff:+.2f} | {'yes' if diff >= need else 'no'} |")
+        md += ["", "| run (seed) | rows | epochs run (best) | train wall s | train CPU s | latency ms |",
+               "|---|---|---|---|---|---|"]
+        for s in c["details"]["runs"]:
+            for r in RUNS:
+                if r in s:
+                    x = s[r]
+                    md.append(f"| {r} ({s['seed']}) | {x['train_rows']} | {x['epochs_run']} ({x['best_epoch']}) "
+                              f"| {x['train_s']:.0f} | {x['train_cpu_s']:.0f} | {x.get('latency_ms', 0):.2f} |")
+    e = out.get("emotion")
+    if e:
+        md += ["", "## emotion (sequence classification, after Intel's blog)", "",
+               f"Command: `{out['commands']['emotion']}`", "", e.get("markdown", "")]
+    with open(os.path.join(RESULTS, "transfer.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def main(argv: list[str]) -> None:
+    if "--" in argv:
+        i = argv.index("--")
+        argv, demo_argv = argv[:i], argv[i + 1:]
+    else:
+        demo_argv = []
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=("teacher", "worker", "aggregate"), required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    (demo,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(
+        args=["--output_dir", "outputs/transfer", "--quiet", "false", *demo_argv])
+    command = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/transfer.py --stage teacher|worker|aggregate"
+    if demo_argv:
+        command += " -- " + " ".join(demo_argv)
+    if a.stage == "teacher":
+        stage_teacher(demo)
+    elif a.stage == "worker":
+        stage_worker(demo, a.seeds, a.runs)
+    else:
+        stage_aggregate(command)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
