@@ -48,7 +48,7 @@ def main(argv):
         set_seed(demo.seed)
         student = student_from_teacher(teacher, demo.student_layers)
         targs = _training_args(demo, setting.replace(":", "_"), args.epochs, demo.student_learning_rate,
-                               kd_loss=loss, temperature=float(temperature), kd_weight=weight)
+                               early_stopping=False, kd_loss=loss, temperature=float(temperature), kd_weight=weight)
         start = time.perf_counter()
         timing = _train(student, targs, cached, tokenizer)
         scores = evaluate(student, test, tokenizer, labels)

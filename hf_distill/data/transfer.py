@@ -419,6 +419,10 @@ def mix_transfer(
     for name, ds in (("labeled", labeled), ("transfer", transfer)):
         if "input_ids" not in ds.column_names:
             raise TransferSetError(f"the {name} set is not tokenized (no input_ids): tokenize both the same way")
+    if "labels" in labeled.column_names and "labels" not in transfer.column_names:
+        token = isinstance(labeled[0]["labels"], list)
+        transfer = transfer.map(lambda ex: {"labels": [IGNORE_INDEX] * len(ex["input_ids"]) if token
+                                            else IGNORE_INDEX}, desc="transfer rows: labels = -100")
     if "labels" in transfer.column_names:
         bad = [i for i, x in enumerate(transfer["labels"]) if not is_transfer_row(x)]
         if bad:
