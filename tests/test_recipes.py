@@ -34,3 +34,23 @@ def test_emotion_mlp_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert saved["mlp_kd"]["accuracy"] == out["mlp_kd"]["accuracy"]
     assert (Path(out["model_dir"]) / "config.json").is_file()
     assert "| MLP + KD + augmented transfer set |" in recipe.table(out)
+
+
+def test_distill_ner_with_transfer_set_and_early_stopping(tmp_path, tokenizer, data_dir):
+    from conftest import tiny_bert
+
+    teacher_dir = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=2, hidden=32, seed=0).save_pretrained(teacher_dir)
+    tokenizer.save_pretrained(teacher_dir)
+    recipe = _load(ROOT / "recipes" / "distill_ner.py")
+    record = recipe.main(["--teacher", str(teacher_dir), "--data_dir", str(data_dir), "--student", "char_lstm",
+                          "--student_config", '{"embedding_dim": 8, "hidden_size": 8, "char_embedding_dim": 4, '
+                          '"char_filters": 4}',
+                          "--max_train_samples", "40", "--transfer", "conll2003:train", "--transfer_max_rows", "30",
+                          "--patience", "1", "--num_train_epochs", "2", "--per_device_train_batch_size", "16",
+                          "--learning_rate", "1e-2", "--output_dir", str(tmp_path / "out"), "--report_to", "none",
+                          "--kd_loss", "kl", "--kd_weight", "auto", "--temperature", "1", "--use_cpu", "true"])
+    assert record["transfer"]["rows_out"] == 30 and record["transfer"]["filtered"]["overlaps_excluded"] > 0
+    assert 0.0 <= record["best_dev_f1"] <= 1.0
+    info = json.loads((tmp_path / "out" / "model" / "distillation.json").read_text())
+    assert info["labeled_examples"] == 40 and info["transfer_examples"] == 30

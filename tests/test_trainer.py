@@ -146,6 +146,15 @@ def test_disk_cache_is_reused_only_when_everything_matches(tmp_path, tokenizer, 
     cache_teacher_outputs(other, train, cache_dir=str(tmp_path / "c"))
     cache_teacher_outputs(teacher, tokenized["train"].select(range(7)), cache_dir=str(tmp_path / "c"))
     assert len([p for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")]) == 3
+    # the same rows built another way (another dataset fingerprint) reuse the cache ...
+    rebuilt = datasets.Dataset.from_dict(train.to_dict(), features=train.features)
+    assert rebuilt._fingerprint != train._fingerprint
+    cache_teacher_outputs(teacher, rebuilt, cache_dir=str(tmp_path / "c"))
+    assert len([p for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")]) == 3
+    # ... while other labels on the same inputs do not (the cache stores every column)
+    relabeled = train.map(lambda ex: {"labels": [0 if x != -100 else x for x in ex["labels"]]})
+    assert cache_teacher_outputs(teacher, relabeled, cache_dir=str(tmp_path / "c"))["labels"] == relabeled["labels"]
+    assert len([p for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")]) == 4
 
 
 def test_top_k_cache_rebuilds_the_label_axis(tmp_path, tokenizer, tokenized, teacher):
