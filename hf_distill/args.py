@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -70,15 +71,21 @@ class DistillationTrainingArguments(TrainingArguments):
             raise ValueError(f"kd_loss={self.kd_loss!r}: choose one of {KD_LOSSES}")
         if self.kd_weight_schedule not in KD_SCHEDULES:
             raise ValueError(f"kd_weight_schedule={self.kd_weight_schedule!r}: choose one of {KD_SCHEDULES}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}")
+        for name in ("task_weight", "hidden_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.kbest_k < 1:
+            raise ValueError(f"kbest_k must be >= 1, got {self.kbest_k}")
         self.kd_weight = str(self.kd_weight)
         if self.kd_weight != "auto":
             try:
-                if float(self.kd_weight) < 0:
+                if not (math.isfinite(float(self.kd_weight)) and float(self.kd_weight) >= 0):
                     raise ValueError
             except ValueError:
-                raise ValueError(f"kd_weight={self.kd_weight!r}: expected a number >= 0 or 'auto'") from None
+                raise ValueError(f"kd_weight={self.kd_weight!r}: expected a finite number >= 0 or 'auto'") from None
         self.hidden_matches = [":".join(map(str, parse_hidden_match(m))) for m in self.hidden_matches or []]
 
     @property

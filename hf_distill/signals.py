@@ -60,12 +60,21 @@ def unpack_crf(flat: torch.Tensor, num_labels: int):
     return flat[: n * n].view(n, n), flat[n * n : n * n + n], flat[n * n + n :]
 
 
+#: config keys that say where or when a model was loaded or saved, not what it computes
+_PROVENANCE_KEYS = ("_name_or_path", "transformers_version", "_commit_hash", "architectures",
+                    "_attn_implementation_autoset", "_attn_implementation_internal")
+
+
 def teacher_fingerprint(model: torch.nn.Module) -> int:
-    """A 63-bit fingerprint of a model's configuration and every weight (changes when any weight does)."""
+    """A 63-bit fingerprint of what determines a model's outputs: its class, its configuration (label map
+    included; not the path it was loaded from) and every weight. The same teacher loaded from a copied
+    folder, a relative path or a Hub snapshot gets the same fingerprint."""
     h = hashlib.blake2b(digest_size=8)
+    h.update(type(model).__name__.encode())
     config = getattr(model, "config", None)
     if config is not None:
-        h.update(config.to_json_string(use_diff=False).encode())
+        d = {k: v for k, v in config.to_dict().items() if k not in _PROVENANCE_KEYS}
+        h.update(json.dumps(d, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -135,6 +144,9 @@ class CachedTeacher:
                 raise ValueError("top-k cached logits need num_labels to rebuild the label axis")
             logits = torch.full((*values.shape[:-1], self.num_labels), float("-inf"), device=values.device)
             logits.scatter_(-1, indices, values)
+        if torch.isnan(logits).any() or torch.isposinf(logits).any():
+            raise StaleTeacherCacheError("cached teacher logits hold NaN or +inf values: the cache is damaged or the "
+                                         "teacher diverged; rebuild it")
         if self.num_labels is not None and logits.shape[-1] != self.num_labels:
             raise StaleTeacherCacheError(
                 f"cached teacher logits have {logits.shape[-1]} labels, the student has {self.num_labels}"
@@ -246,6 +258,8 @@ def cache_teacher_outputs(
     """
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype={dtype!r}: use 'float16' or 'float32'")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k}: keep at least one logit per position (or None for all)")
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict(
             {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device)

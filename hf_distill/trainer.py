@@ -347,7 +347,13 @@ class DistillationTrainer(Trainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients; counts were gathered
         for name, value in terms.items():
-            self._metrics[name].append(value.detach().item())
+            number = value.detach().item()
+            if not math.isfinite(number):
+                raise FloatingPointError(
+                    f"loss term {name} is {number} at step {self.state.global_step}: check the teacher signal "
+                    "(a top-k cache gives -inf outside its k labels, which structured KD cannot use) and the "
+                    "learning rate")
+            self._metrics[name].append(number)
         return (loss, outputs) if return_outputs else loss
 
     def _kd_term(self, crf, logits, teacher, mask, counts) -> torch.Tensor:

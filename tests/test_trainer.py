@@ -252,3 +252,50 @@ def test_bad_arguments_are_named():
         DistillationTrainingArguments(output_dir="x", kd_weight="lots")
     with pytest.raises(ValueError, match="hidden match"):
         DistillationTrainingArguments(output_dir="x", hidden_matches=["a:b"])
+
+
+def test_fingerprint_ignores_where_the_teacher_was_loaded_from(tmp_path, tokenizer, teacher):
+    import shutil
+
+    from transformers import AutoModelForTokenClassification
+
+    from hf_distill.signals import teacher_fingerprint
+
+    teacher.save_pretrained(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    a = AutoModelForTokenClassification.from_pretrained(tmp_path / "a")
+    b = AutoModelForTokenClassification.from_pretrained(tmp_path / "copy")
+    assert a.config._name_or_path != b.config._name_or_path
+    assert teacher_fingerprint(a) == teacher_fingerprint(b) == teacher_fingerprint(teacher)
+    relabeled = copy.deepcopy(a)
+    relabeled.config.id2label = {i: n for i, n in enumerate(reversed(CONLL_LABELS))}
+    assert teacher_fingerprint(relabeled) != teacher_fingerprint(a)  # the label map is part of what it computes
+    changed = copy.deepcopy(a)
+    with torch.no_grad():
+        changed.classifier.bias[0] += 1e-3
+    assert teacher_fingerprint(changed) != teacher_fingerprint(a)
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=float("nan")), dict(temperature=float("inf")),
+                                 dict(kd_weight="nan"), dict(kd_weight="inf"), dict(task_weight=-1.0),
+                                 dict(hidden_weight=float("nan")), dict(kbest_k=0)])
+def test_non_finite_or_negative_settings_are_refused(tmp_path, bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        _args(tmp_path, **bad)
+
+
+def test_a_non_finite_loss_term_stops_training_and_names_it(tmp_path, tokenizer, tokenized, teacher):
+    train = cache_teacher_outputs(teacher, tokenized["train"].select(range(8)), dtype="float32")
+    train = train.map(lambda ex: {"teacher_logits": [[float("nan")] * len(r) for r in ex["teacher_logits"]]})
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=2).train()
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path, kd_loss="kl"), processing_class=tokenizer)
+    with pytest.raises(StaleTeacherCacheError, match="NaN"):
+        trainer.compute_loss(student, _batch(train, tokenizer))
+    good = cache_teacher_outputs(teacher, tokenized["train"].select(range(8)), dtype="float32")
+    with torch.no_grad():
+        student.classifier.bias[0] = float("nan")  # a diverged student
+    with pytest.raises(FloatingPointError, match="task_loss is nan"):
+        trainer.compute_loss(student, _batch(good, tokenizer))
+    with pytest.raises(ValueError, match="top_k"):
+        cache_teacher_outputs(teacher, tokenized["train"].select(range(2)), top_k=0)
