@@ -17,7 +17,9 @@ from .cards import CARD_FILE, write_card
 logger = logging.getLogger(__name__)
 
 #: never uploaded: temporary files, caches and intermediate checkpoints of a training run
-IGNORE_PATTERNS = ["*.tmp", "teacher_cache/**", "checkpoint-*/**", "runs/**", "**/.ipynb_checkpoints/**"]
+# training_args.bin is a pickle of the run's arguments: never uploaded (it may hold local paths, and held tokens)
+IGNORE_PATTERNS = ["*.tmp", "teacher_cache/**", "checkpoint-*/**", "runs/**", "**/.ipynb_checkpoints/**",
+                   "training_args.bin", "**/training_args.bin"]
 
 
 class PushError(ValueError):

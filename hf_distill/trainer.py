@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import math
@@ -259,6 +260,20 @@ class DistillationTrainer(Trainer):
         repo_id = self.args.hub_model_id or os.path.basename(os.path.abspath(out))
         return push_student_to_hub(out, repo_id, token=token or self.args.hub_token, base_model=base_model,
                                    private=self.args.hub_private_repo, commit_message=commit_message or "Upload")
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        """``Trainer._save`` with the Hub token stripped from the pickled ``training_args.bin``."""
+        if not (self.args.hub_token or getattr(self.args, "push_to_hub_token", None)):
+            return super()._save(output_dir, state_dict)
+        real = self.args
+        self.args = copy.copy(real)
+        self.args.hub_token = None
+        if hasattr(self.args, "push_to_hub_token"):
+            self.args.push_to_hub_token = None
+        try:
+            return super()._save(output_dir, state_dict)
+        finally:
+            self.args = real
 
     # -------------------------------------------------------------- the loss
     def kd_weight_now(self) -> float:

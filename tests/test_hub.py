@@ -234,3 +234,9 @@ def test_trainer_push_to_hub_ships_the_same_folder_and_card(tmp_path, tokenizer,
     assert "| kd_loss | mse |" in files["README.md"].decode()
     recorded = json.loads(files["distillation.json"])
     assert recorded["teacher"] == str(teacher_dir) and recorded["dataset"] == "conll2003"
+    # the token is in no written file and in no uploaded one; training_args.bin is not uploaded
+    assert "training_args.bin" not in files
+    assert not any(TOKEN.encode() in content for content in files.values())
+    leaked = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert leaked == []
+    assert trainer.args.hub_token == TOKEN  # the run itself keeps it
