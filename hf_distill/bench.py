@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from .cards import write_json_atomic
 from .collator import DistillationCollator
 from .data import tokenize_and_align, tokenize_text
 from .data.words import encode_words
@@ -34,6 +33,7 @@ from .efficiency import (
     training_flops,
 )
 from .export import ONNX_FILE, QUANTIZED_FILE, OnnxTagger, export_onnx, load_model
+from .files import write_json_atomic
 from .metrics import IGNORE_INDEX, classification_scores, seqeval_scores
 from .trainer import extra_model_inputs
 

@@ -7,14 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-
-def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
-    """Write ``data`` as JSON through a temporary file and a rename (never a half-written file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
+from .files import write_json_atomic  # noqa: F401  (re-exported)
 
 CARD_FILE = "README.md"
 # A source checkout or editable install reads the repository's model_cards/; a wheel installs the same

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import logging
 import math
 import os
@@ -12,11 +13,13 @@ from collections import defaultdict
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_utils import get_last_checkpoint
 
 from .args import STRUCTURED_KD, DistillationTrainingArguments
 from .collator import EXTRA_COLUMNS, DistillationCollator
 from .data.align import DISTILL_MASK, IGNORE_INDEX
 from .data.transfer import count_rows
+from .files import write_json_atomic
 from .losses import HIDDEN_LOSSES, LOGIT_LOSSES, cross_entropy
 from .losses.structured import kbest_loss, posterior_kd_loss, structural_kd_loss, substructure_l2
 from .signals import CACHE_LOGITS, CACHE_TOPK_VALUES, CachedTeacher, OnlineTeacher, teacher_fingerprint
@@ -24,6 +27,9 @@ from .students.common import crf_nll, select_positions
 from .students.crf import LinearChainCRF
 
 logger = logging.getLogger(__name__)
+
+#: what the trainer resolved during a run, saved in every checkpoint beside Trainer's own state
+STATE_FILE = "hf_distill_state.json"
 
 
 class LabelSetMismatchError(ValueError):
@@ -231,8 +237,6 @@ class DistillationTrainer(Trainer):
     def save_student(self, output_dir: str, **record) -> None:
         """``save_model`` (weights, config, tokenizer, modeling code) plus ``distillation.json``: the KD
         settings of :meth:`distillation_info` updated with ``record`` (dataset, metrics, command...)."""
-        from .cards import write_json_atomic
-
         self.save_model(output_dir)
         if self.is_world_process_zero():
             write_json_atomic(os.path.join(output_dir, "distillation.json"), {**self.distillation_info(), **record})
@@ -260,6 +264,33 @@ class DistillationTrainer(Trainer):
         repo_id = self.args.hub_model_id or os.path.basename(os.path.abspath(out))
         return push_student_to_hub(out, repo_id, token=token or self.args.hub_token, base_model=base_model,
                                    private=self.args.hub_private_repo, commit_message=commit_message or "Upload")
+
+    # ---------------------------------------------------------- checkpoints
+    def _save_checkpoint(self, model, trial):
+        """``Trainer._save_checkpoint`` plus the state the trainer itself resolved (the ``auto`` KD weight)."""
+        super()._save_checkpoint(model, trial)
+        if self.is_world_process_zero():
+            folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            write_json_atomic(os.path.join(folder, STATE_FILE), {"auto_kd_weight": self._auto_kd_weight})
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        """``Trainer.train``; a resumed run restores the resolved ``auto`` KD weight and refuses a checkpoint
+        without optimizer or scheduler state (it would restart them silently)."""
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+        if isinstance(checkpoint, str):
+            missing = [f for f in ("optimizer.pt", "scheduler.pt") if not os.path.isfile(os.path.join(checkpoint, f))]
+            if missing:
+                raise ValueError(f"{checkpoint} lacks {', '.join(missing)} (saved with save_only_model=True?): "
+                                 "resuming would restart the optimizer; start a new run from its weights instead")
+            state = os.path.join(checkpoint, STATE_FILE)
+            if os.path.isfile(state):
+                with open(state) as f:
+                    self._auto_kd_weight = json.load(f).get("auto_kd_weight")
+            elif self.args.kd_weight == "auto":
+                raise ValueError(f"{checkpoint} has no {STATE_FILE}: the resolved kd_weight='auto' is unknown")
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict=None):
         """``Trainer._save`` with the Hub token stripped from the pickled ``training_args.bin``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import datasets
 import pytest
@@ -299,3 +300,29 @@ def test_a_non_finite_loss_term_stops_training_and_names_it(tmp_path, tokenizer,
         trainer.compute_loss(student, _batch(good, tokenizer))
     with pytest.raises(ValueError, match="top_k"):
         cache_teacher_outputs(teacher, tokenized["train"].select(range(2)), top_k=0)
+
+
+def test_resume_restores_the_auto_kd_weight_exactly(tmp_path, tokenizer, tokenized, teacher):
+    train = cache_teacher_outputs(teacher, tokenized["train"].select(range(32)), dtype="float32")
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=5)
+
+    def run(out, **kw):
+        model = copy.deepcopy(student)
+        args = _args(tmp_path / out, kd_loss="kl", kd_weight="auto", max_steps=4, save_strategy="steps",
+                     save_steps=2, learning_rate=1e-2, lr_scheduler_type="constant", warmup_steps=0,
+                     dataloader_num_workers=0)
+        trainer = DistillationTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+        trainer.train(**kw)
+        return model, trainer
+
+    full, first = run("a")
+    assert first._auto_kd_weight is not None and first._auto_kd_weight != 1.0
+    checkpoint = tmp_path / "a" / "out" / "checkpoint-2"
+    assert json.loads((checkpoint / "hf_distill_state.json").read_text())["auto_kd_weight"] == first._auto_kd_weight
+    resumed, second = run("a", resume_from_checkpoint=str(checkpoint))
+    assert second._auto_kd_weight == first._auto_kd_weight
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    (checkpoint / "optimizer.pt").unlink()
+    with pytest.raises(ValueError, match="optimizer.pt"):
+        run("a", resume_from_checkpoint=str(checkpoint))
