@@ -74,7 +74,7 @@ class DemoArguments:
     max_length: int = 128
     teacher_epochs: float = field(default=8.0, metadata={"help": "Most teacher epochs (early stopping on dev)."})
     student_epochs: float = field(default=15.0, metadata={"help": "Most epochs of labeled-only students."})
-    transfer_epochs: float = field(default=6.0, metadata={"help": "Most epochs of the KD + transfer student."})
+    transfer_epochs: float = field(default=12.0, metadata={"help": "Most epochs of the KD + transfer student."})
     patience: int = field(default=2, metadata={"help": "Epochs without a better dev F1 before stopping."})
     student_layers: list[int] = field(default_factory=lambda: [0, 1])
     runs: list[str] = field(default_factory=lambda: list(RUNS), metadata={"help": f"Student runs: {list(RUNS)}."})
