@@ -90,7 +90,7 @@ def _targs(a: EmotionArguments, name: str, epochs: float, lr: float, batch: int,
         per_device_train_batch_size=batch, per_device_eval_batch_size=128, warmup_ratio=0.1, weight_decay=0.01,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model="accuracy", greater_is_better=True, save_only_model=True, logging_steps=100,
-        report_to="none", seed=a.seed, disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, **kd)
+        report_to="none", seed=a.seed, disable_tqdm=True, dataloader_pin_memory=False, **kd)
 
 
 def _fit(a, name, model, tokenizer, train, dev, epochs, lr, batch, **kd) -> dict:
