@@ -25,6 +25,9 @@ def align_predictions(predictions: np.ndarray, label_ids: np.ndarray, label_name
 
 def seqeval_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
     """Overall and per-type precision/recall/F1 (strict IOB2 entity matching) and token accuracy."""
+    if not any(gold):
+        raise ValueError("no gold labels to score against (every label is -100): the evaluation split is unlabeled "
+                         "or its label column was not found")
     report = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     out = {
         "precision": report["micro avg"]["precision"],
@@ -57,6 +60,8 @@ def classification_scores(predictions: np.ndarray, label_ids: np.ndarray) -> dic
     """Accuracy and macro-F1 over labeled examples (label != -100)."""
     preds = predictions.argmax(-1) if predictions.ndim == 2 else predictions
     keep = label_ids != IGNORE_INDEX
+    if not keep.any():
+        raise ValueError("no gold labels to score against (every label is -100): the evaluation split is unlabeled")
     return {
         "accuracy": float(accuracy_score(label_ids[keep], preds[keep])),
         "macro_f1": float(f1_score(label_ids[keep], preds[keep], average="macro", zero_division=0)),

@@ -175,3 +175,19 @@ def test_transfer_rows_contribute_kd_terms_only(tmp_path, tokenizer, tokenized, 
     no_kd.backward()
     assert no_kd.item() == 0.0
     assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in student.parameters())
+
+
+def test_a_missing_label_column_is_an_error_not_unlabeled_data(data_dir, tokenizer):
+    from hf_distill import load_dataset
+    from hf_distill.metrics import classification_scores, seqeval_scores
+
+    chunks = load_dataset("conll2000", data_dir=str(data_dir))["test"].select(range(5))
+    with pytest.raises(ValueError, match="'ner_tags' is not in the dataset.*chunk_tags"):
+        tokenize_and_align(chunks, tokenizer)
+    assert (np.asarray(tokenize_and_align(chunks, tokenizer, label_column="chunk_tags")[0]["labels"]) >= 0).any()
+    words_only = datasets.Dataset.from_dict({"tokens": [["EU", "rejects"]]})
+    assert set(tokenize_and_align(words_only, tokenizer)[0]["labels"]) == {-100}  # no tag column: unlabeled
+    with pytest.raises(ValueError, match="no gold labels"):
+        seqeval_scores([[], []], [[], []])
+    with pytest.raises(ValueError, match="no gold labels"):
+        classification_scores(np.zeros((2, 3)), np.array([-100, -100]))

@@ -57,6 +57,10 @@ def tokenize_and_align(
         out = datasets.DatasetDict({k: v[0] for k, v in parts.items()})
         return (out, {k: v[1] for k, v in parts.items()}) if return_report else out
     has_labels = label_column is not None and label_column in dataset.column_names
+    other_tags = [c for c in dataset.column_names if c.endswith("_tags")]
+    if label_column is not None and not has_labels and other_tags:
+        raise ValueError(f"label column {label_column!r} is not in the dataset, which has tag columns {other_tags}: "
+                         f"pass label_column= one of them (a dataset with no tag column at all is read as unlabeled)")
 
     def encode(batch):
         enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
