@@ -11,6 +11,7 @@ import torch
 from conftest import tiny_bert
 
 from hf_distill import DistillationCollator, DistillationTrainer, DistillationTrainingArguments, tokenize_and_align
+from hf_distill.data.readers import DataFormatError
 from hf_distill.data.transfer import (
     TransferReport,
     TransferSetError,
@@ -105,7 +106,7 @@ def test_bad_sources_get_clear_errors(tmp_path, tokenizer, conll):
     with pytest.raises(TransferSetError, match="one split"):
         build_transfer_set(conll)
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\nnot json\n')
-    with pytest.raises(TransferSetError, match="bad.jsonl:2"):
+    with pytest.raises(DataFormatError, match="bad.jsonl:2"):
         build_transfer_set(str(tmp_path / "bad.jsonl"))
     (tmp_path / "x.pdf").write_text("x")
     with pytest.raises(TransferSetError, match="unsupported file type"):

@@ -154,11 +154,11 @@ def build_token_dataset(
     return datasets.DatasetDict(out)
 
 
-def read_jsonl(path: str, text_field: str = "text", label_field: str = "label") -> list[tuple]:
-    """``(text, label, line)`` rows from a JSON-lines file; ``label`` may be absent (unlabeled data)."""
+def iter_jsonl(path: str, fields: Sequence[str]):
+    """``(line, object, field)`` for each non-blank line of a JSON-lines file: ``field`` is the first of
+    ``fields`` the object has; a line that is not such an object raises, naming file and line."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file not found: {path}")
-    rows = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -167,10 +167,19 @@ def read_jsonl(path: str, text_field: str = "text", label_field: str = "label") 
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataFormatError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict) or text_field not in obj:
-                raise DataFormatError(f"{path}:{lineno}: expected an object with a {text_field!r} field")
-            label = obj.get(label_field)
-            rows.append((obj[text_field], None if label is None else str(label), lineno))
+            field_ = next((k for k in fields if isinstance(obj, dict) and k in obj), None)
+            if field_ is None:
+                raise DataFormatError(f"{path}:{lineno}: expected an object with a {' or '.join(map(repr, fields))} "
+                                      "field")
+            yield lineno, obj, field_
+
+
+def read_jsonl(path: str, text_field: str = "text", label_field: str = "label") -> list[tuple]:
+    """``(text, label, line)`` rows from a JSON-lines file; ``label`` may be absent (unlabeled data)."""
+    rows = []
+    for lineno, obj, _ in iter_jsonl(path, [text_field]):
+        label = obj.get(label_field)
+        rows.append((obj[text_field], None if label is None else str(label), lineno))
     return rows
 
 

@@ -8,7 +8,6 @@ rows carry ``labels = -100`` everywhere, so the task loss ignores them and only 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ import datasets
 import numpy as np
 
 from .align import IGNORE_INDEX
+from .readers import DataFormatError, iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _COLUMN_EXTS = (".conll", ".iob2", ".bio", ".iob")
 _TEXT_EXTS = (".txt", ".text")
 
 
-class TransferSetError(ValueError):
+class TransferSetError(DataFormatError):
     """An unlabeled source that cannot serve as a transfer set; the message names the problem."""
 
 
@@ -93,19 +93,7 @@ def _read_column_words(path: str) -> list[list[str]]:
 
 
 def _read_jsonl_field(path: str, text_column: str) -> list:
-    out = []
-    for lineno, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TransferSetError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-        key = text_column if isinstance(obj, dict) and text_column in obj else "tokens"
-        if not isinstance(obj, dict) or key not in obj:
-            raise TransferSetError(f"{path}:{lineno}: expected an object with a {text_column!r} (or 'tokens') field")
-        out.append(obj[key])
-    return out
+    return [obj[key] for _, obj, key in iter_jsonl(path, [text_column, "tokens"])]
 
 
 def _read_csv_field(path: str, text_column: str) -> list[str]:
