@@ -27,10 +27,10 @@ import time
 import torch
 from transformers import AutoTokenizer, HfArgumentParser
 
-from hf_distill.data.transfer import mix_transfer
 from hf_distill.demo import (
     RUNS,
     DemoArguments,
+    cache_for_students,
     default_teacher_path,
     evaluate,
     get_teacher,
@@ -38,20 +38,13 @@ from hf_distill.demo import (
     prepare_data,
     train_student,
 )
-from hf_distill.signals import cache_teacher_outputs
+from hf_distill.files import write_json_atomic
 from hf_distill.students import count_parameters
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 RUNS_DIR = os.path.join(RESULTS, "transfer_runs")
 SEEDS = (42, 43, 44)
-
-
-def write_json(path: str, data: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def _say(text: str) -> None:
@@ -63,10 +56,7 @@ def setup(demo: DemoArguments):
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
     data, label_names, info = prepare_data(demo, tokenizer)
     teacher, timing = get_teacher(demo, teacher_path, data, tokenizer, label_names, _say)
-    mixed = mix_transfer(data["train"], data["transfer"])
-    cached_mixed = cache_teacher_outputs(teacher, mixed, batch_size=64,
-                                         cache_dir=os.path.join(demo.output_dir, "teacher_cache"))
-    cached = {"mixed": cached_mixed, "train": cached_mixed.select(range(len(data["train"])))}
+    cached = cache_for_students(demo, teacher, data)
     return tokenizer, data, label_names, info, teacher, timing, cached
 
 
@@ -76,7 +66,7 @@ def stage_teacher(demo: DemoArguments) -> None:
                                   **count_parameters(teacher), **latency(teacher, data["test"], tokenizer, 50),
                                   **timing}}
     os.makedirs(RUNS_DIR, exist_ok=True)
-    write_json(os.path.join(RUNS_DIR, "conll2003_teacher.json"), record)
+    write_json_atomic(os.path.join(RUNS_DIR, "conll2003_teacher.json"), record)
     _say(f"teacher test F1 {100 * record['teacher']['f1']:.2f}; cache ready")
 
 
@@ -113,7 +103,7 @@ def stage_worker(demo: DemoArguments, seeds, runs) -> None:
             r = train_student(demo, run, seed, teacher, data, cached, tokenizer, label_names, data["test"], _say,
                               name=f"student_{run}_seed{seed}")
             r["threads"] = torch.get_num_threads()
-            write_json(out, r)
+            write_json_atomic(out, r)
         finally:
             os.remove(claim)
 
@@ -145,7 +135,7 @@ def stage_aggregate(command: str) -> dict:
     out["conll2003"] = conll
     out.setdefault("commands", {})["conll2003"] = command
     out["command"] = " && ".join(out["commands"].values())
-    write_json(path, out)
+    write_json_atomic(path, out)
     render(out)
     return out
 
@@ -172,7 +162,7 @@ def stage_emotion(recipe_argv: list[str], run: bool = True) -> dict:
     out.setdefault("commands", {})["emotion"] = ("python benchmarks/transfer.py --stage emotion -- "
                                                  + " ".join(recipe_argv)).strip()
     out["command"] = " && ".join(out["commands"].values())
-    write_json(path, out)
+    write_json_atomic(path, out)
     render(out)
     return out
 

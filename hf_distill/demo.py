@@ -33,6 +33,7 @@ from .collator import DistillationCollator
 from .data import load_dataset, tokenize_and_align
 from .data.transfer import build_transfer_set, mix_transfer
 from .efficiency import measure_latency
+from .files import write_json_atomic
 from .metrics import TokenClassificationMetrics
 from .signals import cache_teacher_outputs, teacher_fingerprint
 from .students import count_parameters, student_from_teacher
@@ -298,6 +299,14 @@ def get_teacher(args: DemoArguments, teacher_path: str, data, tokenizer, label_n
     return teacher, timing
 
 
+def cache_for_students(args: DemoArguments, teacher, data) -> dict:
+    """One teacher cache over the labeled rows followed by the transfer rows: ``{"mixed": ..., "train": ...}``."""
+    mixed = mix_transfer(data["train"], data["transfer"]) if "transfer" in data else data["train"]
+    cached = cache_teacher_outputs(teacher, mixed, batch_size=64,
+                                   cache_dir=os.path.join(args.output_dir, "teacher_cache"))
+    return {"mixed": cached, "train": cached.select(range(len(data["train"])))}
+
+
 def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cached, tokenizer, label_names,
                   test, say, name: str | None = None) -> dict:
     """One student run (``no_kd``, ``kd`` or ``kd_transfer``) for one seed: train, test, time, save."""
@@ -354,13 +363,10 @@ def run_demo(args: DemoArguments) -> dict:
 
     # 2. one teacher cache over the labeled rows and, mixed with them, the transfer rows
     start = time.perf_counter()
-    cache_dir = os.path.join(args.output_dir, "teacher_cache")
     cached = {}
     if any(RUNS[r][0] for r in args.runs):
         say("caching the teacher's outputs")
-        mixed = mix_transfer(data["train"], data["transfer"]) if "transfer" in data else data["train"]
-        cached["mixed"] = cache_teacher_outputs(teacher, mixed, batch_size=64, cache_dir=cache_dir)
-        cached["train"] = cached["mixed"].select(range(len(data["train"])))
+        cached = cache_for_students(args, teacher, data)
     results["cache_s"] = time.perf_counter() - start
     results["teacher_fingerprint"] = teacher_fingerprint(teacher)
 
@@ -383,10 +389,7 @@ def run_demo(args: DemoArguments) -> dict:
     results["cpu_s"] = time.process_time() - cpu0
     if args.results_file:
         os.makedirs(os.path.dirname(os.path.abspath(args.results_file)), exist_ok=True)
-        tmp = args.results_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(tmp, args.results_file)
+        write_json_atomic(args.results_file, results)
     return results
 
 

@@ -16,7 +16,6 @@ Every model trains to convergence with early stopping on the validation split. R
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -47,6 +46,7 @@ from hf_distill.data.augment import MaskedLMAugmenter, TangAugmenter
 from hf_distill.data.transfer import build_transfer_set, filter_by_teacher, mix_transfer
 from hf_distill.data.words import build_word_tokenizer
 from hf_distill.efficiency import measure_latency
+from hf_distill.files import write_json_atomic
 from hf_distill.students import build_student, count_parameters
 
 BLOG = {"tfidf_lr_acc": 0.861, "mlp_acc": 0.86}
@@ -225,10 +225,7 @@ def run(a: EmotionArguments) -> dict:
     out["wall_s"], out["cpu_s"] = time.perf_counter() - wall0, time.process_time() - cpu0
     out["command"] = "python recipes/emotion_mlp/distill_emotion.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     os.makedirs(a.output_dir, exist_ok=True)
-    tmp = os.path.join(a.output_dir, "results.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2, default=str)
-    os.replace(tmp, os.path.join(a.output_dir, "results.json"))
+    write_json_atomic(os.path.join(a.output_dir, "results.json"), out)
     print(table(out), flush=True)
     return out
 
