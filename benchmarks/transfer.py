@@ -60,13 +60,24 @@ def setup(demo: DemoArguments):
     return tokenizer, data, label_names, info, teacher, timing, cached
 
 
-def stage_teacher(demo: DemoArguments) -> None:
+def _prefix(tag: str | None) -> str:
+    """File prefix of one setting's runs: the default low-label setting, or a named variant (``--tag``)."""
+    return "conll2003" + (f"_{tag}" if tag else "")
+
+
+def _settings(demo: DemoArguments) -> dict:
+    return {k: getattr(demo, k) for k in ("max_train_samples", "transfer_samples", "kd_loss", "temperature",
+                                          "kd_weight", "patience", "student_epochs", "transfer_epochs",
+                                          "student_layers", "student_learning_rate")}
+
+
+def stage_teacher(demo: DemoArguments, tag: str | None = None) -> None:
     tokenizer, data, label_names, info, teacher, timing, _ = setup(demo)
     record = {**info, "teacher": {**evaluate(teacher, data["test"], tokenizer, label_names),
                                   **count_parameters(teacher), **latency(teacher, data["test"], tokenizer, 50),
                                   **timing}}
     os.makedirs(RUNS_DIR, exist_ok=True)
-    write_json_atomic(os.path.join(RUNS_DIR, "conll2003_teacher.json"), record)
+    write_json_atomic(os.path.join(RUNS_DIR, f"{_prefix(tag)}_teacher.json"), record)
     _say(f"teacher test F1 {100 * record['teacher']['f1']:.2f}; cache ready")
 
 
@@ -89,26 +100,52 @@ def _claim(path: str) -> bool:
     return True
 
 
-def stage_worker(demo: DemoArguments, seeds, runs) -> None:
+def stage_worker(demo: DemoArguments, seeds, runs, tag: str | None = None) -> None:
     tokenizer, data, label_names, _, teacher, _, cached = setup(demo)
     os.makedirs(RUNS_DIR, exist_ok=True)
     # the slow transfer runs first, so the two workers finish close together
     jobs = [(s, r) for r in sorted(runs, key=lambda r: not RUNS[r][1]) for s in seeds]
     for seed, run in jobs:
-        out = os.path.join(RUNS_DIR, f"conll2003_seed{seed}_{run}.json")
+        out = os.path.join(RUNS_DIR, f"{_prefix(tag)}_seed{seed}_{run}.json")
         claim = out + ".claim"
         if os.path.exists(out) or not _claim(claim):
             continue
         try:
             r = train_student(demo, run, seed, teacher, data, cached, tokenizer, label_names, data["test"], _say,
-                              name=f"student_{run}_seed{seed}")
+                              name=f"student_{run}_seed{seed}" + (f"_{tag}" if tag else ""))
             r["threads"] = torch.get_num_threads()
+            r["settings"] = _settings(demo)
             write_json_atomic(out, r)
         finally:
             os.remove(claim)
 
 
-def stage_aggregate(command: str) -> dict:
+def aggregate_variant(command: str, tag: str) -> dict:
+    """One variant setting (``--tag``): the runs it has, per seed, and their means, in ``transfer.json``'s
+    ``variants`` (the full-data setting goes to ``foundation.json`` instead: ``benchmarks/foundation.py``)."""
+    runs, settings = {}, None
+    for seed in SEEDS:
+        for run in RUNS:
+            path = os.path.join(RUNS_DIR, f"{_prefix(tag)}_seed{seed}_{run}.json")
+            if os.path.isfile(path):
+                with open(path) as f:
+                    r = json.load(f)
+                runs.setdefault(run, {})[seed] = r["f1"]
+                settings = r.get("settings", settings)
+    variant = {"settings": settings, "command": command, "f1": runs,
+               "mean": {r: statistics.mean(v.values()) for r, v in runs.items()},
+               "seeds": {r: sorted(v) for r, v in runs.items()}}
+    path = os.path.join(RESULTS, "transfer.json")
+    out = json.load(open(path)) if os.path.isfile(path) else {}
+    out.setdefault("variants", {})[tag] = variant
+    write_json_atomic(path, out)
+    render(out)
+    return out
+
+
+def stage_aggregate(command: str, tag: str | None = None) -> dict:
+    if tag:
+        return aggregate_variant(command, tag)
     with open(os.path.join(RUNS_DIR, "conll2003_teacher.json")) as f:
         teacher = json.load(f)
     seeds = []
@@ -236,6 +273,20 @@ def render(out: dict) -> None:
                     x = s[r]
                     md.append(f"| {r} ({s['seed']}) | {x['train_rows']} | {x['epochs_run']} ({x['best_epoch']}) "
                               f"| {x['train_s']:.0f} | {x['train_cpu_s']:.0f} | {x.get('latency_ms', 0):.2f} |")
+    if c and out.get("variants"):
+        md += ["", "### KD on the labeled rows only: other settings (same teacher, same seeds)", "",
+               "| variant | settings | no KD (default) | KD | KD + transfer | KD − no KD |",
+               "|---|---|---|---|---|---|"]
+        base = c["mean"]
+        for tag, v in sorted(out["variants"].items()):
+            st = v.get("settings") or {}
+            m = v["mean"]
+            diff = m["kd"] - base["no_kd"] if "kd" in m and base else None
+            md.append(f"| {tag} | T={st.get('temperature')}, kd_weight={st.get('kd_weight')}, "
+                      f"patience={st.get('patience')} ({len(v['seeds'].get('kd', []))} seeds) "
+                      f"| {_f(base.get('no_kd'))} "
+                      f"| {_f(m.get('kd'))} | {_f(m.get('kd_transfer'))} | "
+                      f"{'-' if diff is None else f'{100 * diff:+.2f}'} |")
     e = out.get("emotion")
     if e:
         md += ["", "## emotion (sequence classification, after Intel's blog)", "",
@@ -257,6 +308,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--tag", default=None, help="name of a variant setting (its own run files; demo flags after --)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -266,14 +318,16 @@ def main(argv: list[str]) -> None:
     (demo,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(
         args=["--output_dir", "outputs/transfer", "--quiet", "false", *demo_argv])
     command = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/transfer.py --stage teacher|worker|aggregate"
+    if a.tag:
+        command += f" --tag {a.tag}"
     if demo_argv:
         command += " -- " + " ".join(demo_argv)
     if a.stage == "teacher":
-        stage_teacher(demo)
+        stage_teacher(demo, a.tag)
     elif a.stage == "worker":
-        stage_worker(demo, a.seeds, a.runs)
+        stage_worker(demo, a.seeds, a.runs, a.tag)
     else:
-        stage_aggregate(command)
+        stage_aggregate(command, a.tag)
 
 
 if __name__ == "__main__":

@@ -247,8 +247,9 @@ def prepare_data(args: DemoArguments, tokenizer):
     if args.max_eval_samples:
         test = test.select(range(min(args.max_eval_samples, len(test))))
     transfer, report = None, None
-    rest = raw["train"].select(range(n_labeled, len(raw["train"])))
-    if "kd_transfer" in args.runs and len(rest) and args.transfer_samples != 0:
+    wants_transfer = "kd_transfer" in args.runs and args.transfer_samples != 0
+    if wants_transfer and n_labeled < len(raw["train"]):
+        rest = raw["train"].select(range(n_labeled, len(raw["train"])))
         # the rest of train with its gold labels dropped; never a sentence of dev or test
         transfer, report = build_transfer_set(rest, tokenizer, task="token", exclude=[raw[dev_split], raw["test"]],
                                               max_rows=args.transfer_samples, seed=args.seed)
