@@ -99,7 +99,8 @@ def main(argv):
     test = tokenize_and_align(raw["test"], tokenizer)
     dev = tokenize_and_align(raw["validation"], tokenizer)
     start = time.perf_counter()
-    cached = cache_teacher_outputs(teacher, train, cache_dir=os.path.join(args.output_dir, "teacher_cache"))
+    cached = cache_teacher_outputs(teacher, train, tokenizer=tokenizer,
+                                   cache_dir=os.path.join(args.output_dir, "teacher_cache"))
     cache_s = time.perf_counter() - start
     metrics = TokenClassificationMetrics(labels)
     latency_rows = list(range(0, len(raw["test"]), len(raw["test"]) // 100))[:100]

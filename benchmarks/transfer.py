@@ -56,7 +56,7 @@ def setup(demo: DemoArguments):
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
     data, label_names, info = prepare_data(demo, tokenizer)
     teacher, timing = get_teacher(demo, teacher_path, data, tokenizer, label_names, _say)
-    cached = cache_for_students(demo, teacher, data)
+    cached = cache_for_students(demo, teacher, data, tokenizer)
     return tokenizer, data, label_names, info, teacher, timing, cached
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -136,11 +138,39 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
         command=info.get("command", "(not recorded: the student was not trained by an hf-distill recipe)"))
 
 
-def write_card(model_dir: str | os.PathLike, repo_id: str | None = None, **kwargs) -> Path:
-    """Render the card and save it as ``model_dir/README.md``."""
-    card = render_card(model_dir, repo_id, **kwargs)
+CARD_MARK = "<!-- hf-distill card sha256="
+
+
+def _marked(text: str) -> str:
+    body = text.rstrip("\n") + "\n"
+    return f"{body}\n{CARD_MARK}{hashlib.sha256(body.encode()).hexdigest()} -->\n"
+
+
+def is_generated_card(text: str) -> bool:
+    """True when ``text`` is a card hf-distill wrote and nobody edited since (its recorded hash matches)."""
+    head, sep, tail = text.rpartition("\n" + CARD_MARK)
+    if not sep:
+        return False
+    digest = tail.split(" ", 1)[0]
+    return hashlib.sha256(head.encode()).hexdigest() == digest
+
+
+def write_card(model_dir: str | os.PathLike, repo_id: str | None = None, overwrite: bool = False,
+               **kwargs) -> Path:
+    """Render the card and save it atomically as ``model_dir/README.md``.
+
+    A README.md that hf-distill did not write, or that was edited since, is never replaced silently: it
+    raises :class:`CardError` unless ``overwrite`` (then the old file is kept as ``README.md.bak``).
+    """
     path = Path(model_dir) / CARD_FILE
+    existing = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    if existing is not None and not is_generated_card(existing) and not overwrite:
+        raise CardError(f"{path} was written or edited by hand: pass overwrite=True (--overwrite) to replace it "
+                        "(a copy is kept as README.md.bak), or push it as it is with --no_card")
+    card = render_card(model_dir, repo_id, **kwargs)
+    if existing is not None and not is_generated_card(existing):
+        shutil.copy2(path, path.with_name(CARD_FILE + ".bak"))
     tmp = path.with_name(path.name + ".tmp")
-    card.save(tmp)
+    tmp.write_text(_marked(str(card)), encoding="utf-8")
     os.replace(tmp, path)
     return path

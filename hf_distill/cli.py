@@ -1,26 +1,73 @@
-"""``hf-distill`` command line.
+"""``hf-distill`` command line: one sub-command per step from teacher to Hub.
 
-    hf-distill demo [--flags]                       fine-tune, cache, distill and compare (CoNLL-2003)
-    hf-distill export MODEL_DIR [--quantize]        ONNX export validated against PyTorch
-    hf-distill bench MODEL_DIR [--teacher DIR]      measure quality, FLOPs, sizes, latency -> efficiency.json
-    hf-distill card MODEL_DIR [--repo_id ID]        write README.md from the measured records
-    hf-distill push MODEL_DIR REPO_ID               upload in one commit (token: HF_TOKEN or the stored login)
+Each command's options are a dataclass (``hf_distill.cli_args``, or ``DemoArguments``) parsed by
+``HfArgumentParser``; heavy modules are imported only once a command runs. Expected errors (bad data, a
+missing file, a refused token...) print one line; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+import os
 import sys
 
-from transformers import HfArgumentParser
+#: command -> one-line description (``hf-distill --help`` prints these without importing torch)
+COMMANDS = {
+    "demo": "Fine-tune a teacher on a CoNLL-2003 slice, distill students with and without KD and a transfer set, "
+            "compare them.",
+    "export": "Export a saved student or teacher to ONNX (optionally int8), validated against PyTorch.",
+    "bench": "Measure a saved student and its teacher (F1, FLOPs, sizes, latency) into efficiency.json.",
+    "card": "Write the model card (README.md) from efficiency.json and distillation.json.",
+    "push": "Upload a student folder (weights, tokenizer, code, ONNX, card) to the Hub in one commit.",
+}
+
+
+class CommandError(Exception):
+    """An expected failure of a command, printed as one line."""
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: hf-distill COMMAND [--help] [options] [--debug]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]
+    lines += ["", "`hf-distill COMMAND --help` lists a command's options."]
+    return "\n".join(lines)
+
+
+def parse(cls, argv: list[str], prog: str):
+    """Parse ``argv`` into ``cls``; leading bare words fill ``cls.positional`` in order."""
+    from transformers import HfArgumentParser
+
+    positional = getattr(cls, "positional", ())
+    argv = list(argv)
+    words = []
+    while argv and not argv[0].startswith("-") and len(words) < len(positional):
+        words.append(argv.pop(0))
+    argv = [x for name, word in zip(positional, words) for x in (f"--{name}", word)] + argv
+    parser = HfArgumentParser(cls, prog=prog, description=(cls.__doc__ or "").strip())
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    for name in positional:
+        if not getattr(args, name):
+            parser.error(f"{name.upper()} is required")
+    return args
+
+
+def _model_dir(path: str) -> str:
+    if not os.path.exists(path):
+        raise CommandError(f"{path}: not found")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise CommandError(f"{path}: not a model folder (no config.json); pass a folder written by save_pretrained")
+    return path
 
 
 def _demo(argv: list[str]) -> int:
     from .demo import DemoArguments, format_table, next_steps, run_demo
 
-    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
+    args = parse(DemoArguments, argv, "hf-distill demo")
+    t = args.teacher
+    if t and not os.path.exists(t) and (t.startswith(("/", ".", "~")) or t.count("/") > 1 or os.sep + os.sep in t):
+        raise CommandError(f"--teacher {t}: no such folder (and not a Hub id)")
     results = run_demo(args)
     print()
     print(format_table(results))
@@ -32,62 +79,49 @@ def _demo(argv: list[str]) -> int:
     return 0
 
 
-def _eval_split(model_dir: str, dataset: str | None, split: str, data_dir: str | None, limit: int | None):
+def _eval_split(model_dir: str, data):
     from .bench import read_info
     from .data import load_dataset
 
-    name = dataset or read_info(model_dir).get("dataset")
+    name = data.dataset or read_info(model_dir).get("dataset")
     if not name:
-        raise SystemExit(f"{model_dir}: no distillation.json naming the dataset; pass --dataset")
-    data = load_dataset(name, data_dir=data_dir)
-    if split not in data:
-        raise SystemExit(f"dataset {name!r} has no split {split!r} (has {sorted(data)})")
-    part = data[split]
+        raise CommandError(f"{model_dir}: no distillation.json names the dataset to evaluate on; pass --dataset")
+    splits = load_dataset(name, data_dir=data.data_dir)
+    if data.split not in splits:
+        raise CommandError(f"dataset {name!r} has no split {data.split!r} (has {sorted(splits)})")
+    part = splits[data.split]
+    limit = data.max_eval_samples
     return name, part.select(range(min(limit, len(part)))) if limit else part
 
 
-def _data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="registry name or folder (default: the one in distillation.json)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--data_dir", help="data root (default: $HF_DISTILL_DATA_DIR)")
-    p.add_argument("--max_eval_samples", type=int)
-
-
 def _export(argv: list[str]) -> int:
+    from .cli_args import ExportArguments
+
+    a = parse(ExportArguments, argv, "hf-distill export")
+    _model_dir(a.model_dir)
     from transformers import AutoTokenizer
 
     from .bench import encode_for, export_for_bench
     from .export import load_model
 
-    p = argparse.ArgumentParser(prog="hf-distill export", description="ONNX export of a saved student or teacher, "
-                                "validated against PyTorch on real sentences of several lengths.")
-    p.add_argument("model_dir")
-    p.add_argument("--output_dir", help="default: MODEL_DIR/onnx")
-    p.add_argument("--quantize", action="store_true", help="add a dynamic int8 model_quantized.onnx")
-    _data_flags(p)
-    a = p.parse_args(argv)
-    _, split = _eval_split(a.model_dir, a.dataset, a.split, a.data_dir, a.max_eval_samples or 200)
-    model, tokenizer = load_model(a.model_dir), AutoTokenizer.from_pretrained(a.model_dir)
+    model = load_model(a.model_dir)
+    a.max_eval_samples = a.max_eval_samples or 200
+    _, split = _eval_split(a.model_dir, a)
+    tokenizer = AutoTokenizer.from_pretrained(a.model_dir)
     rows = list(encode_for(model, tokenizer, split))
-    report = export_for_bench(model, tokenizer, rows, a.output_dir or f"{a.model_dir}/onnx", a.quantize)
+    report = export_for_bench(model, tokenizer, rows, a.output_dir or os.path.join(a.model_dir, "onnx"), a.quantize)
     print(json.dumps(report, indent=2))
     return 0
 
 
 def _bench(argv: list[str]) -> int:
+    from .cli_args import BenchArguments
+
+    a = parse(BenchArguments, argv, "hf-distill bench")
+    _model_dir(a.model_dir)
     from .bench import bench_student
 
-    p = argparse.ArgumentParser(prog="hf-distill bench", description="Export and measure a saved student and its "
-                                "teacher; writes MODEL_DIR/efficiency.json.")
-    p.add_argument("model_dir")
-    p.add_argument("--teacher", help="teacher folder (default: the one in distillation.json)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--runs", type=int, default=100)
-    p.add_argument("--no_quantize", action="store_true")
-    p.add_argument("--teacher_epochs", type=float, help="the teacher's fine-tuning epochs, for the break-even point")
-    _data_flags(p)
-    a = p.parse_args(argv)
-    name, split = _eval_split(a.model_dir, a.dataset, a.split, a.data_dir, a.max_eval_samples)
+    name, split = _eval_split(a.model_dir, a)
     result = bench_student(a.model_dir, split, teacher_dir=a.teacher, threads=a.threads, runs=a.runs,
                            quantize=not a.no_quantize, teacher_epochs=a.teacher_epochs, split_name=a.split,
                            dataset_name=name)
@@ -99,50 +133,64 @@ def _bench(argv: list[str]) -> int:
 
 
 def _card(argv: list[str]) -> int:
+    from .cli_args import CardArguments
+
+    a = parse(CardArguments, argv, "hf-distill card")
+    _model_dir(a.model_dir)
     from .cards import write_card
 
-    p = argparse.ArgumentParser(prog="hf-distill card", description="Write MODEL_DIR/README.md from "
-                                "efficiency.json and distillation.json.")
-    p.add_argument("model_dir")
-    p.add_argument("--repo_id", help="the Hub id the card names (default: the folder name)")
-    p.add_argument("--base_model", help="the teacher's Hub id (default: the recorded teacher unless it is local)")
-    a = p.parse_args(argv)
-    print(write_card(a.model_dir, a.repo_id, base_model=a.base_model))
+    print(write_card(a.model_dir, a.repo_id, base_model=a.base_model, overwrite=a.overwrite))
     return 0
 
 
 def _push(argv: list[str]) -> int:
+    from .cli_args import PushArguments
+
+    a = parse(PushArguments, argv, "hf-distill push")
+    _model_dir(a.model_dir)
     from .hub import push_student_to_hub
 
-    p = argparse.ArgumentParser(prog="hf-distill push", description="Upload a student folder (weights, config, "
-                                "tokenizer, modeling code, ONNX, card) in one commit. The token comes from HF_TOKEN "
-                                "or `hf auth login`; the endpoint from HF_ENDPOINT unless --endpoint.")
-    p.add_argument("model_dir")
-    p.add_argument("repo_id")
-    p.add_argument("--endpoint")
-    p.add_argument("--private", action="store_true")
-    p.add_argument("--no_card", action="store_true", help="upload README.md as it is")
-    p.add_argument("--base_model")
-    p.add_argument("--commit_message", default="Upload distilled student (hf-distill)")
-    a = p.parse_args(argv)
     info = push_student_to_hub(a.model_dir, a.repo_id, endpoint=a.endpoint, private=a.private or None,
-                               card=not a.no_card, base_model=a.base_model, commit_message=a.commit_message)
+                               card=not a.no_card, base_model=a.base_model, commit_message=a.commit_message,
+                               overwrite_card=a.overwrite)
     print(f"pushed {a.model_dir} to {a.repo_id}: {info.commit_url}")
     return 0
 
 
-COMMANDS = {"demo": _demo, "export": _export, "bench": _bench, "card": _card, "push": _push}
+_RUN = {"demo": _demo, "export": _export, "bench": _bench, "card": _card, "push": _push}
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe bad input, not a bug: printed as one line."""
+    errors: list[type[BaseException]] = [CommandError, ValueError, FileNotFoundError, NotADirectoryError,
+                                         PermissionError]
+    hub = sys.modules.get("huggingface_hub.errors")
+    if hub is not None:
+        errors.append(hub.HfHubHTTPError)
+    return tuple(errors)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print("usage: hf-distill {" + ",".join(COMMANDS) + "} [--help] [options]", file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in _RUN:
+        print(f"hf-distill: unknown command {command!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    debug = "--debug" in rest
+    rest = [x for x in rest if x != "--debug"]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "datasets", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return COMMANDS[argv[0]](argv[1:])
+    try:
+        return _RUN[command](rest)
+    except Exception as e:
+        if debug or not isinstance(e, _expected_errors()):
+            raise
+        print(f"hf-distill {command}: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

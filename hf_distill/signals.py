@@ -27,7 +27,15 @@ CACHE_TOPK_INDICES = "teacher_topk_indices"
 CACHE_TEACHER_ID = "teacher_id"
 CACHE_INPUT_HASH = "teacher_input_hash"
 CACHE_CRF = "teacher_crf"  # flattened (transitions, start, end) of a CRF teacher
-CACHE_COLUMNS = (CACHE_LOGITS, CACHE_TOPK_VALUES, CACHE_TOPK_INDICES, CACHE_TEACHER_ID, CACHE_INPUT_HASH, CACHE_CRF)
+CACHE_LABEL_MAP = "teacher_label_map"  # hash of the teacher's label names in id order (-1: generic names)
+CACHE_TOKENIZER = "teacher_tokenizer"  # fingerprint of the tokenizer the rows were tokenized with (-1: unknown)
+CACHE_COLUMNS = (CACHE_LOGITS, CACHE_TOPK_VALUES, CACHE_TOPK_INDICES, CACHE_TEACHER_ID, CACHE_INPUT_HASH, CACHE_CRF,
+                 CACHE_LABEL_MAP, CACHE_TOKENIZER)
+#: per-row integer columns of a cache (one value per example)
+CACHE_SCALARS = (CACHE_TEACHER_ID, CACHE_INPUT_HASH, CACHE_LABEL_MAP, CACHE_TOKENIZER)
+#: version of the on-disk cache layout; caches written by another version are rebuilt, never reused
+CACHE_FORMAT = 2
+UNKNOWN = -1
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -81,6 +89,40 @@ def teacher_fingerprint(model: torch.nn.Module) -> int:
     return int.from_bytes(h.digest(), "little") >> 1
 
 
+def _hash63(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def label_names(config) -> list[str] | None:
+    """A config's label names in id order, or None when it has none or only generic ``LABEL_i`` names."""
+    id2label = getattr(config, "id2label", None)
+    if not id2label:
+        return None
+    names = [id2label[i] for i in range(len(id2label))]
+    return None if names == [f"LABEL_{i}" for i in range(len(names))] else names
+
+
+def label_map_id(config) -> int:
+    """A hash of a config's label names in id order; :data:`UNKNOWN` for generic or missing names."""
+    names = label_names(config)
+    return UNKNOWN if names is None else _hash63(json.dumps(names))
+
+
+def tokenizer_fingerprint(tokenizer) -> int:
+    """A hash of what decides a tokenizer's ids (class, vocabulary, casing options); :data:`UNKNOWN` when the
+    tokenizer is None or has no vocabulary to read."""
+    if tokenizer is None or not hasattr(tokenizer, "get_vocab"):
+        return UNKNOWN
+    try:
+        vocab = tokenizer.get_vocab()
+    except (NotImplementedError, AttributeError):
+        return UNKNOWN
+    options = {k: v for k, v in sorted(getattr(tokenizer, "init_kwargs", {}).items())
+               if k in ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "add_prefix_space")}
+    base = type(tokenizer).__name__.removesuffix("Fast")
+    return _hash63(json.dumps([base, options, sorted(vocab.items(), key=lambda kv: kv[1])], default=str))
+
+
 def input_hash(ids) -> int:
     """A 63-bit hash of one example's (unpadded) token ids."""
     arr = np.asarray(ids, dtype=np.int64)
@@ -130,9 +172,11 @@ class OnlineTeacher:
 class CachedTeacher:
     """Reads teacher logits (full or top-k) from batch columns and checks they belong to this batch."""
 
-    def __init__(self, teacher_id: int | None = None, num_labels: int | None = None):
+    def __init__(self, teacher_id: int | None = None, num_labels: int | None = None,
+                 label_map: int = UNKNOWN, tokenizer_id: int = UNKNOWN, labels: list[str] | None = None):
         self.teacher_id = teacher_id
         self.num_labels = num_labels
+        self.label_map, self.tokenizer_id, self.labels = label_map, tokenizer_id, labels
 
     def __call__(self, model_inputs: dict, cached: dict) -> TeacherOutput:
         self.check(model_inputs, cached)
@@ -165,6 +209,13 @@ class CachedTeacher:
                 f"{bad} of {len(got)} examples in this batch have token ids other than those the teacher outputs "
                 "were cached for (other data, other tokenizer or other max_length): rebuild the cache"
             )
+        self._check_same(cached, CACHE_LABEL_MAP, self.label_map,
+                         f"cached teacher outputs come from a teacher whose label names or label order differ from "
+                         f"the student's id2label {self.labels}: its soft targets would be permuted; give the student "
+                         "the teacher's id2label, or rebuild the cache")
+        self._check_same(cached, CACHE_TOKENIZER, self.tokenizer_id,
+                         "the rows were tokenized (and the teacher cached) with another tokenizer than the one this "
+                         "trainer was given (processing_class): the student would be saved with the wrong tokenizer")
         if self.teacher_id is not None:
             ids = set(cached[CACHE_TEACHER_ID].tolist())
             if ids != {self.teacher_id}:
@@ -172,6 +223,15 @@ class CachedTeacher:
                     "cached teacher outputs were computed by another teacher (weight fingerprint differs from "
                     "teacher_model): rebuild the cache with this teacher"
                 )
+
+
+    @staticmethod
+    def _check_same(cached: dict, column: str, want: int, message: str) -> None:
+        if want == UNKNOWN or column not in cached:
+            return
+        got = set(cached[column].tolist()) - {UNKNOWN}
+        if got and got != {want}:
+            raise StaleTeacherCacheError(message)
 
 
 def _pad_batch(rows: list[dict], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -185,7 +245,8 @@ def _pad_batch(rows: list[dict], keys: tuple[str, ...]) -> dict[str, torch.Tenso
     return out
 
 
-def _compute_cache(teacher, dataset: datasets.Dataset, batch_size: int, dtype: str, top_k: int | None, device):
+def _compute_cache(teacher, dataset: datasets.Dataset, batch_size: int, dtype: str, top_k: int | None, device,
+                   tokenizer=None):
     keys = tuple(k for k in MODEL_INPUTS if k in dataset.column_names)
     if "attention_mask" not in keys:
         raise ValueError("cache_teacher_outputs needs a tokenized dataset with input_ids and attention_mask")
@@ -222,8 +283,10 @@ def _compute_cache(teacher, dataset: datasets.Dataset, batch_size: int, dtype: s
             datasets.Value(dt), length=width
         )
 
-    cols: dict = {CACHE_TEACHER_ID: [teacher_id] * len(dataset), CACHE_INPUT_HASH: hashes}
-    feats = {CACHE_TEACHER_ID: datasets.Value("int64"), CACHE_INPUT_HASH: datasets.Value("int64")}
+    cols: dict = {CACHE_TEACHER_ID: [teacher_id] * len(dataset), CACHE_INPUT_HASH: hashes,
+                  CACHE_LABEL_MAP: [label_map_id(getattr(teacher, "config", None))] * len(dataset),
+                  CACHE_TOKENIZER: [tokenizer_fingerprint(tokenizer)] * len(dataset)}
+    feats = {k: datasets.Value("int64") for k in CACHE_SCALARS}
     potentials = crf_potentials(teacher)
     if potentials is not None:  # the paper's step 2: teacher sub-structure scores = emissions + these
         flat = pack_crf(potentials)
@@ -249,12 +312,18 @@ def cache_teacher_outputs(
     top_k: int | None = None,
     cache_dir: str | None = None,
     device: str | torch.device | None = None,
+    tokenizer=None,
+    rebuild: bool = False,
 ):
     """Run ``teacher`` once over a tokenized dataset and store its logits as columns.
 
     ``dtype`` is ``float16`` or ``float32``; ``top_k`` keeps only the k largest logits per position.
+    The teacher's label order and, with ``tokenizer``, the tokenizer's fingerprint are stored beside the
+    logits; the trainer refuses a cache whose label order or tokenizer differ from the student's.
     With ``cache_dir`` the result is saved atomically under a key made of the teacher's weight
-    fingerprint, a hash of the dataset's rows and these options, and reused only when all of them match.
+    fingerprint, a hash of the dataset's rows and these options, and reused only when all of them match;
+    a damaged cache (missing rows, changed files, unreadable metadata) raises naming its folder, or is
+    rebuilt with ``rebuild=True``. Temporary folders left by killed writers are removed.
     """
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype={dtype!r}: use 'float16' or 'float32'")
@@ -262,13 +331,16 @@ def cache_teacher_outputs(
         raise ValueError(f"top_k={top_k}: keep at least one logit per position (or None for all)")
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict(
-            {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device)
+            {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device, tokenizer, rebuild)
              for k, v in dataset.items()}
         )
     if cache_dir is None:
-        return _compute_cache(teacher, dataset, batch_size, dtype, top_k, device)[0]
+        return _compute_cache(teacher, dataset, batch_size, dtype, top_k, device, tokenizer)[0]
     meta = {
+        "format": CACHE_FORMAT,
         "teacher_id": teacher_fingerprint(teacher),
+        "labels": label_names(getattr(teacher, "config", None)),
+        "tokenizer": tokenizer_fingerprint(tokenizer),
         "dataset_content": dataset_content_hash(dataset),
         "dtype": dtype,
         "top_k": top_k,
@@ -276,20 +348,22 @@ def cache_teacher_outputs(
     }
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
     path = os.path.join(cache_dir, key)
-    meta_path = os.path.join(path, "hf_distill_cache.json")
-    if os.path.isfile(meta_path):
-        with open(meta_path) as f:
-            if json.load(f) == meta:
-                logger.info("reusing cached teacher outputs from %s", path)
-                return datasets.load_from_disk(path)
-        raise StaleTeacherCacheError(f"{path}: cache metadata does not match its key; delete the folder")
-    result, _ = _compute_cache(teacher, dataset, batch_size, dtype, top_k, device)
+    remove_abandoned_temp_folders(cache_dir)
+    if os.path.exists(path):
+        try:
+            return load_cache(path, meta)
+        except StaleTeacherCacheError:
+            if not rebuild:
+                raise
+            logger.warning("rebuilding the damaged teacher cache %s", path)
+            shutil.rmtree(path)
+    result, _ = _compute_cache(teacher, dataset, batch_size, dtype, top_k, device, tokenizer)
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir)
+    tmp = tempfile.mkdtemp(prefix=f".{key}.{os.getpid()}.", suffix=".tmp", dir=cache_dir)
     try:
         result.save_to_disk(tmp)
-        with open(os.path.join(tmp, "hf_distill_cache.json"), "w") as f:
-            json.dump(meta, f)
+        with open(os.path.join(tmp, CACHE_META), "w") as f:
+            json.dump({**meta, "files": _file_hashes(tmp)}, f)
         if os.path.exists(path):  # a concurrent writer finished first
             shutil.rmtree(tmp)
         else:
@@ -297,7 +371,83 @@ def cache_teacher_outputs(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return datasets.load_from_disk(path)
+    return load_cache(path, meta)
+
+
+CACHE_META = "hf_distill_cache.json"
+
+
+def _file_hashes(folder: str) -> dict[str, str]:
+    """blake2b of every data file of a saved dataset (the metadata file aside)."""
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        if name == CACHE_META or not os.path.isfile(os.path.join(folder, name)):
+            continue
+        h = hashlib.blake2b(digest_size=16)
+        with open(os.path.join(folder, name), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        out[name] = h.hexdigest()
+    return out
+
+
+def load_cache(path: str, meta: dict | None = None) -> datasets.Dataset:
+    """Load a saved teacher cache after checking it: metadata readable (and equal to ``meta`` when given),
+    every data file present and unchanged, the row count as recorded. Damage raises
+    :class:`StaleTeacherCacheError` naming the folder and what to do."""
+    fix = "delete the folder, or pass rebuild=True to cache_teacher_outputs"
+    meta_path = os.path.join(path, CACHE_META)
+    try:
+        with open(meta_path) as f:
+            saved = json.load(f)
+    except FileNotFoundError:
+        raise StaleTeacherCacheError(f"{path}: no {CACHE_META} (not a teacher cache, or an interrupted write); "
+                                     f"{fix}") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise StaleTeacherCacheError(f"{meta_path}: unreadable cache metadata ({e}); {fix}") from None
+    files = saved.pop("files", None) if isinstance(saved, dict) else None
+    if meta is not None and saved != meta:
+        raise StaleTeacherCacheError(f"{meta_path}: the cache was written for other settings than its key says "
+                                     f"({saved} vs {meta}); {fix}")
+    if not files:
+        raise StaleTeacherCacheError(f"{meta_path}: no file hashes recorded (written by an older version); {fix}")
+    got = _file_hashes(path)
+    changed = sorted(n for n in files if got.get(n) != files[n])
+    if changed:
+        raise StaleTeacherCacheError(f"{path}: damaged cache, {', '.join(changed)} missing or changed since it "
+                                     f"was written; {fix}")
+    try:
+        loaded = datasets.load_from_disk(path)
+    except Exception as e:  # pyarrow and datasets raise many types for damaged files
+        raise StaleTeacherCacheError(f"{path}: unreadable cache ({type(e).__name__}: {e}); {fix}") from None
+    if len(loaded) != saved.get("num_rows"):
+        raise StaleTeacherCacheError(f"{path}: the cache holds {len(loaded)} rows, its metadata says "
+                                     f"{saved.get('num_rows')}; {fix}")
+    logger.info("reusing cached teacher outputs from %s", path)
+    return loaded
+
+
+def remove_abandoned_temp_folders(cache_dir: str) -> list[str]:
+    """Delete temporary cache folders whose writing process is gone (a killed build); returns them."""
+    removed = []
+    if not os.path.isdir(cache_dir):
+        return removed
+    for name in os.listdir(cache_dir):
+        parts = name.split(".")
+        if not (name.startswith(".") and name.endswith(".tmp") and len(parts) >= 4 and parts[2].isdigit()):
+            continue
+        pid = int(parts[2])
+        try:
+            os.kill(pid, 0)
+            continue  # its writer still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(os.path.join(cache_dir, name), ignore_errors=True)
+        removed.append(name)
+        logger.info("removed %s, left by a killed cache build", name)
+    return removed
 
 
 def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, level: str = "word"):
@@ -320,6 +470,7 @@ def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, 
         raise ValueError("both datasets need a 'tokens' or 'text' column to check that rows correspond")
     sub_ids, sub_hash, src_text = cached["input_ids"], cached[CACHE_INPUT_HASH], cached[key]
     logits, teacher_ids = cached[CACHE_LOGITS], cached[CACHE_TEACHER_ID]
+    label_maps = cached[CACHE_LABEL_MAP] if CACHE_LABEL_MAP in cached.column_names else [UNKNOWN] * len(cached)
     masks = cached["distill_mask"] if level == "word" else None
 
     def move(ex, i):
@@ -327,7 +478,8 @@ def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, 
             raise StaleTeacherCacheError(f"row {i}: student {key} differ from the cached teacher's")
         if input_hash(sub_ids[i]) != sub_hash[i]:
             raise StaleTeacherCacheError(f"row {i}: cached teacher outputs do not match their own input ids")
-        out = {CACHE_TEACHER_ID: teacher_ids[i]}
+        # the student's own tokenizer made these ids: the teacher tokenizer's fingerprint no longer applies
+        out = {CACHE_TEACHER_ID: teacher_ids[i], CACHE_LABEL_MAP: label_maps[i], CACHE_TOKENIZER: UNKNOWN}
         if level == "sequence":
             out[CACHE_LOGITS] = logits[i]
             out[CACHE_INPUT_HASH] = input_hash(ex["input_ids"])
@@ -343,8 +495,8 @@ def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, 
 
     width = np.asarray(logits[0]).shape[-1] if len(cached) else 0
     features = student.features.copy()
-    features[CACHE_TEACHER_ID] = datasets.Value("int64")
-    features[CACHE_INPUT_HASH] = datasets.Value("int64")
+    for col in CACHE_SCALARS:
+        features[col] = datasets.Value("int64")
     features[CACHE_LOGITS] = (datasets.Array2D(shape=(None, width), dtype="float32") if level == "word"
                               else datasets.Sequence(datasets.Value("float32"), length=width))
     return student.map(move, with_indices=True, features=features, desc="transfer teacher cache")

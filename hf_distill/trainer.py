@@ -22,32 +22,24 @@ from .data.transfer import count_rows
 from .files import write_json_atomic
 from .losses import HIDDEN_LOSSES, LOGIT_LOSSES, cross_entropy
 from .losses.structured import kbest_loss, posterior_kd_loss, structural_kd_loss, substructure_l2
-from .signals import CACHE_LOGITS, CACHE_TOPK_VALUES, CachedTeacher, OnlineTeacher, teacher_fingerprint
+from .signals import (
+    CACHE_LOGITS,
+    CACHE_TOPK_VALUES,
+    CachedTeacher,
+    OnlineTeacher,
+    label_map_id,
+    label_names,
+    teacher_fingerprint,
+    tokenizer_fingerprint,
+)
 from .students.common import crf_nll, select_positions
 from .students.crf import LinearChainCRF
+from .validate import LabelSetMismatchError, check_label_sets, check_rows, check_vocabulary  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
 #: what the trainer resolved during a run, saved in every checkpoint beside Trainer's own state
 STATE_FILE = "hf_distill_state.json"
-
-
-class LabelSetMismatchError(ValueError):
-    """Teacher and student predict different label sets."""
-
-
-def check_label_sets(teacher: nn.Module, student: nn.Module) -> None:
-    """Raise if teacher and student disagree on the number or the names of their labels."""
-    t_cfg, s_cfg = getattr(teacher, "config", None), getattr(student, "config", None)
-    if t_cfg is None or s_cfg is None:
-        return
-    if t_cfg.num_labels != s_cfg.num_labels:
-        raise LabelSetMismatchError(f"teacher has {t_cfg.num_labels} labels, student has {s_cfg.num_labels}")
-    t_names = [t_cfg.id2label[i] for i in range(t_cfg.num_labels)]
-    s_names = [s_cfg.id2label[i] for i in range(s_cfg.num_labels)]
-    generic = [f"LABEL_{i}" for i in range(t_cfg.num_labels)]
-    if t_names != s_names and generic not in (t_names, s_names):
-        raise LabelSetMismatchError(f"teacher labels {t_names} differ from student labels {s_names}")
 
 
 def extra_model_inputs(model: nn.Module | None) -> tuple[str, ...]:
@@ -68,16 +60,6 @@ def _hidden_width(model: nn.Module) -> int:
         return encoder.output_size
     config = model.config
     return getattr(config, "hidden_size", None) or config.embedding_dim
-
-
-def check_vocabulary(model: nn.Module, tokenizer) -> None:
-    """Raise if the tokenizer can produce ids beyond the model's input embedding table."""
-    if tokenizer is None or not hasattr(tokenizer, "__len__") or not hasattr(model, "get_input_embeddings"):
-        return
-    emb = model.get_input_embeddings()
-    if isinstance(emb, nn.Embedding) and len(tokenizer) > emb.num_embeddings:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {emb.num_embeddings}: "
-                         "build the student with vocab_size=len(tokenizer)")
 
 
 class DistillationTrainer(Trainer):
@@ -120,13 +102,18 @@ class DistillationTrainer(Trainer):
             self.teacher.eval()
         else:
             teacher_id = None
-        num_labels = getattr(getattr(self.model, "config", None), "num_labels", None)
-        self.cached_signal = CachedTeacher(teacher_id=teacher_id, num_labels=num_labels)
+        config = getattr(self.model, "config", None)
+        self.cached_signal = CachedTeacher(
+            teacher_id=teacher_id, num_labels=getattr(config, "num_labels", None), label_map=label_map_id(config),
+            tokenizer_id=tokenizer_fingerprint(processing_class), labels=label_names(config))
         self.online_signal = teacher_signal or (
             OnlineTeacher(self.teacher, output_hidden_states=bool(self.hidden_specs)) if self.teacher else None
         )
         self.projections = self._build_projections(teacher_model)
-        check_vocabulary(self.model, processing_class)
+        check_vocabulary(self.model, processing_class, "student")
+        if teacher_model is not None:
+            check_vocabulary(teacher_model, processing_class, "teacher")
+        check_rows(self.train_dataset, {"student": self.model, **({"teacher": teacher_model} if teacher_model else {})})
         self.row_counts = {}
         if self.train_dataset is not None and hasattr(self.train_dataset, "column_names"):
             counts = count_rows(self.train_dataset)

@@ -109,7 +109,8 @@ def main(argv: list[str]) -> dict:
                                                    seed=targs.seed)
         print(f"transfer set: {report}", flush=True)
         train = mix_transfer(train, tokenize_and_align(transfer_rows, tokenizer))
-    cached = cache_teacher_outputs(teacher, train, cache_dir=os.path.join(targs.output_dir, "teacher_cache"))
+    cached = cache_teacher_outputs(teacher, train, tokenizer=tokenizer,
+                                   cache_dir=os.path.join(targs.output_dir, "teacher_cache"))
     metrics = TokenClassificationMetrics(labels)
     if use_dev:  # train to convergence: evaluate every epoch, keep the best checkpoint
         targs = dataclasses.replace(targs, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,

@@ -102,6 +102,9 @@ class LocalHub:
             def do_POST(self):
                 self._route("POST")
 
+            def do_DELETE(self):
+                self._route("DELETE")
+
         return Handler
 
     def dispatch(self, h, method: str, path: str):
@@ -110,6 +113,18 @@ class LocalHub:
             return self.create_repo(h)
         if method == "POST" and path == "/api/validate-yaml":
             return self.validate_yaml(h)
+        if method == "GET" and path == "/api/whoami-v2":
+            if not h._authorized():
+                return h._json(401, {"error": "Invalid credentials in Authorization header"})
+            return h._json(200, {"type": "user", "name": "org", "auth": {"accessToken": {"role": "write"}}})
+        if method == "DELETE" and path == "/api/repos/delete":
+            if not h._authorized():
+                return h._json(401, {"error": "Invalid credentials in Authorization header"})
+            body = json.loads(h._body())
+            repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
+            if self.repos.pop(repo_id, None) is None:
+                return h._json(404, {"error": "Repository not found"}, "RepoNotFound")
+            return h._json(200, {})
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo_id, rest = "/".join(parts[2:4]), parts[4:]
             repo = self.repos.get(repo_id)

@@ -9,6 +9,7 @@ file and line.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from .schemes import TagSchemeError, convert_scheme, map_entity_types, validate_iob2
+from .schemes import TagSchemeError, convert_scheme, map_entity_types, repair_iob2, validate_iob2
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,23 @@ DOCSTART = "-DOCSTART-"
 
 class DataFormatError(ValueError):
     """Input data that cannot be read as declared; the message names file and line."""
+
+
+def open_text(path: str, newline: str | None = None) -> io.StringIO:
+    """A UTF-8 text file as a stream: a byte-order mark is dropped (Excel writes one); bytes that are not
+    UTF-8 raise :class:`DataFormatError` naming the file, line and bytes."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        bad = raw[e.start : e.end + 8]
+        raise DataFormatError(f"{path}:{line}: bytes {bad!r} are not UTF-8 (Latin-1 or cp1252?); re-save the file "
+                              "as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
+    return io.StringIO(text, newline=newline)
 
 
 @dataclass
@@ -67,15 +85,21 @@ def read_column_file(
         rows.clear()
         row_lines.clear()
 
-    with open(path, encoding="utf-8") as f:
+    width = first = None
+    with open_text(path) as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw.rstrip("\r\n")
             if comments and line.startswith("#"):
                 continue
-            if not line.strip():
+            if not line.strip() or line.startswith(DOCSTART):
                 flush()
                 continue
-            parts = line.split(sep) if sep else line.split()
+            if sep:
+                parts = line.split(sep)
+            elif "\t" in line.strip():  # tab-separated: a token may hold spaces ("New York")
+                parts = [p.strip() for p in line.strip().split("\t")]
+            else:
+                parts = line.split()
             if len(parts) < need:
                 if missing_label is not None and len(parts) == 1:
                     logger.warning("%s:%d: token %r has no label; using %r", path, lineno, parts[0], missing_label)
@@ -84,9 +108,16 @@ def read_column_file(
                     raise DataFormatError(
                         f"{path}:{lineno}: expected at least {need} columns, found {len(parts)}: {line!r}"
                     )
+            if width is None:
+                width, first = len(parts), lineno
+            elif len(parts) != width:
+                raise DataFormatError(f"{path}:{lineno}: {len(parts)} columns, but line {first} has {width}: "
+                                      f"{line!r} (a stray column or a token with a space?)")
             rows.append(parts)
             row_lines.append(lineno)
     flush()
+    if not sentences:
+        raise DataFormatError(f"{path}: no sentences (the file is empty or holds only {DOCSTART} lines)")
     return sentences
 
 
@@ -112,8 +143,11 @@ def build_token_dataset(
 
     ``label_names`` fixes the label list of a column (labels outside it raise, naming file and line);
     otherwise the list is every label seen in any split, ``O`` first, the rest sorted.
+    With ``strict`` an ``I-X`` after ``O`` or another type raises; otherwise it is repaired to ``B-X`` (as
+    conlleval reads it, so strict IOB2 metrics count that entity), and the repairs are logged per file.
     """
     scheme = dict(scheme or {})
+    repaired: dict[str, list[int]] = {}
     for sents in splits.values():
         for s in sents:
             for col, sch in scheme.items():
@@ -124,7 +158,13 @@ def build_token_dataset(
                     validate_iob2(tags, where=f"{s.path}:{s.line}: ", strict=strict)
                 except TagSchemeError as e:
                     raise DataFormatError(str(e)) from None
+                tags, changed = repair_iob2(tags)
+                if changed:
+                    repaired.setdefault(s.path, []).append(s.line)
                 s.columns[col] = tags
+    for path, lines in repaired.items():
+        logger.warning("%s: %d sentences had I-X after O or another type, read as B-X (first at line %d)",
+                       path, len(lines), lines[0])
     names = {col: list((label_names or {}).get(col) or _label_set(splits, col)) for col in tag_columns}
     features = datasets.Features(
         {
@@ -159,7 +199,7 @@ def iter_jsonl(path: str, fields: Sequence[str]):
     ``fields`` the object has; a line that is not such an object raises, naming file and line."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file not found: {path}")
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -174,12 +214,35 @@ def iter_jsonl(path: str, fields: Sequence[str]):
             yield lineno, obj, field_
 
 
+def _check_label(value, path: str, lineno: int) -> str | int:
+    """A class label is a name (string) or an integer id; anything else names file and line."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataFormatError(f"{path}:{lineno}: label {value!r} is a {type(value).__name__}: use a class name "
+                              "or an integer id")
+    return value
+
+
+def _warn_unlabeled(path: str, rows: list[tuple], label_field: str) -> None:
+    missing = sum(r[1] is None for r in rows)
+    if rows and missing == len(rows):
+        raise DataFormatError(f"{path}: no row has a {label_field!r} field; for unlabeled text use "
+                              "build_transfer_set, or name the label field")
+    if missing:
+        logger.warning("%s: %d of %d rows have no %r field and are unlabeled (KD terms only)", path, missing,
+                       len(rows), label_field)
+
+
 def read_jsonl(path: str, text_field: str = "text", label_field: str = "label") -> list[tuple]:
-    """``(text, label, line)`` rows from a JSON-lines file; ``label`` may be absent (unlabeled data)."""
+    """``(text, label, line)`` rows from a JSON-lines file. A label is a class name or an integer id; a row
+    without one is unlabeled (counted in a warning), a file without any raises."""
     rows = []
     for lineno, obj, _ in iter_jsonl(path, [text_field]):
         label = obj.get(label_field)
-        rows.append((obj[text_field], None if label is None else str(label), lineno))
+        if not isinstance(obj[text_field], str):
+            raise DataFormatError(f"{path}:{lineno}: {text_field!r} is a {type(obj[text_field]).__name__}, "
+                                  "not a string")
+        rows.append((obj[text_field], None if label is None else _check_label(label, path, lineno), lineno))
+    _warn_unlabeled(path, rows, label_field)
     return rows
 
 
@@ -187,7 +250,7 @@ def read_csv(path: str, text_field: str | None = None, label_field: str = "label
     """``(text, label, line)`` rows from a CSV file with a header row (text column: ``text``/``tweet``/``sentence``)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file not found: {path}")
-    with open(path, encoding="utf-8", newline="") as f:
+    with open_text(path, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         if text_field is None:
@@ -196,7 +259,13 @@ def read_csv(path: str, text_field: str | None = None, label_field: str = "label
             raise DataFormatError(
                 f"{path}:1: header {header} lacks the text column {text_field!r} or label column {label_field!r}"
             )
-        return [(r[text_field], r[label_field].strip(), reader.line_num) for r in reader]
+        rows = []
+        for r in reader:
+            if None in r or r[text_field] is None or r[label_field] is None:
+                raise DataFormatError(f"{path}:{reader.line_num}: {len(r) - (None in r)} fields where the header "
+                                      f"has {len(header)} (quote text that holds commas)")
+            rows.append((r[text_field], r[label_field].strip(), reader.line_num))
+        return rows
 
 
 def read_tsv(path: str) -> list[tuple]:
@@ -204,7 +273,7 @@ def read_tsv(path: str) -> list[tuple]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"data file not found: {path}")
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -221,8 +290,13 @@ def build_text_dataset(
 ) -> datasets.DatasetDict:
     """``DatasetDict`` with ``text`` and ``ClassLabel`` ``label`` (-1 where a row has no label)."""
     if label_names is None:
-        label_names = sorted({r[1] for rows in splits.values() for r in rows if r[1] is not None})
+        seen = {r[1] for rows in splits.values() for r in rows if r[1] is not None}
+        if seen and all(isinstance(x, int) or (isinstance(x, str) and x.lstrip("-").isdigit()) for x in seen):
+            label_names = [str(x) for x in sorted({int(x) for x in seen})]  # integer ids: numeric order
+        else:
+            label_names = sorted(str(x) for x in seen)
     index = {n: i for i, n in enumerate(label_names)}
+    splits = {k: [(t, None if lab is None else str(lab), n) for t, lab, n in rows] for k, rows in splits.items()}
     features = datasets.Features({"text": datasets.Value("string"), "label": _class_label(label_names)})
     out = {}
     for split, rows in splits.items():

@@ -164,6 +164,7 @@ def load_dataset(
 
 
 _SPLIT_PREFIXES = (("train", "train"), ("valid", "validation"), ("dev", "validation"), ("test", "test"))
+_EXACT_STEMS = ("train", "valid", "validation", "dev", "test")
 _COLUMN_EXTS = (".txt", ".conll", ".iob2", ".bio", ".tsv2")
 
 
@@ -175,13 +176,20 @@ def load_local(path: str, strict: bool = False, scheme: str = "iob2") -> dataset
     and ``.tsv`` (``text<TAB>label``) are classification data.
     """
     if os.path.isdir(path):
-        files = {}
+        candidates: dict[str, list[str]] = {}
         for name in sorted(os.listdir(path)):
             for prefix, split in _SPLIT_PREFIXES:
-                if name.lower().startswith(prefix) and split not in files:
-                    files[split] = os.path.join(path, name)
-        if not files:
+                if name.lower().startswith(prefix) and os.path.isfile(os.path.join(path, name)):
+                    candidates.setdefault(split, []).append(name)
+        if not candidates:
             raise FileNotFoundError(f"{path}: no train*/valid*/dev*/test* data files in this directory")
+        files = {}
+        for split, names in candidates.items():
+            exact = [n for n in names if os.path.splitext(n)[0].lower() in _EXACT_STEMS]
+            if len(names) > 1 and len(exact) != 1:
+                raise readers.DataFormatError(f"{path}: {len(names)} files could be the {split} split ({names}); "
+                                              "keep one, or name it exactly train/dev/test + extension")
+            files[split] = os.path.join(path, exact[0] if exact else names[0])
     else:
         files = {"train": path}
     exts = {os.path.splitext(p)[1].lower() for p in files.values()}
@@ -201,7 +209,7 @@ def load_local(path: str, strict: bool = False, scheme: str = "iob2") -> dataset
 
 
 def _first_column_is_index(path: str) -> bool:
-    with open(path, encoding="utf-8") as f:
+    with readers.open_text(path) as f:
         for line in f:
             if line.strip() and not line.startswith("#"):
                 parts = line.split()

@@ -65,6 +65,21 @@ def validate_iob2(tags: Sequence[str], where: str = "", strict: bool = True) -> 
         prev_type = typ
 
 
+def repair_iob2(tags: Sequence[str]) -> tuple[list[str], int]:
+    """Read tags as conlleval does: an ``I-X`` that follows ``O`` or another type opens an entity, so it
+    becomes ``B-X``. Returns the repaired tags and how many were changed."""
+    out, changed, prev_type = [], 0, None
+    for tag in tags:
+        prefix, typ = split_tag(tag)
+        if prefix == "I" and typ is not None and typ != prev_type and tag[:2] == "I-":
+            out.append(f"B-{typ}")
+            changed += 1
+        else:
+            out.append(tag)
+        prev_type = typ
+    return out, changed
+
+
 def map_entity_types(tags: Sequence[str], type_map: Mapping[str, str], drop_unknown: bool = False) -> list[str]:
     """Rename entity types (``B-person`` -> ``B-PER``); unknown types raise unless ``drop_unknown`` makes them ``O``."""
     out = []

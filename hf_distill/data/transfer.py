@@ -19,7 +19,7 @@ import datasets
 import numpy as np
 
 from .align import IGNORE_INDEX
-from .readers import DataFormatError, iter_jsonl
+from .readers import DataFormatError, iter_jsonl, open_text
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class TransferReport:
 
 # ------------------------------------------------------------------ reading sources
 def _read_lines(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         return [line.rstrip("\r\n") for line in f]
 
 
@@ -99,7 +99,7 @@ def _read_jsonl_field(path: str, text_column: str) -> list:
 def _read_csv_field(path: str, text_column: str) -> list[str]:
     import csv
 
-    with open(path, encoding="utf-8", newline="") as f:
+    with open_text(path, newline="") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
         column = text_column if text_column in header else next(

@@ -184,7 +184,7 @@ def run(a: EmotionArguments) -> dict:
     out["teacher"] = {**_test(r.pop("trainer"), sub["test"], teacher, t_tok), **r}
     teacher.eval()
     cache_dir = os.path.join(a.output_dir, "teacher_cache")
-    t_train = cache_teacher_outputs(teacher, sub["train"], cache_dir=cache_dir)
+    t_train = cache_teacher_outputs(teacher, sub["train"], cache_dir=cache_dir, tokenizer=t_tok)
     kd_train = transfer_teacher_cache(t_train, words["train"], level="sequence")
     kd = {"kd_loss": a.kd_loss, "temperature": a.temperature, "kd_weight": a.kd_weight}
 
@@ -204,7 +204,7 @@ def run(a: EmotionArguments) -> dict:
     transfer, report = build_transfer_set(augmented, t_tok, task="sequence",
                                           exclude=[raw["validation"], raw["test"]])
     t_transfer = cache_teacher_outputs(teacher, tokenize_text(transfer, t_tok, max_length=a.max_length),
-                                       cache_dir=cache_dir)
+                                       cache_dir=cache_dir, tokenizer=t_tok)
     if a.balance:
         t_transfer = filter_by_teacher(t_transfer, balance=int(a.balance) if a.balance.isdigit() else a.balance,
                                        seed=a.seed, report=report)

@@ -1,0 +1,64 @@
+"""Checks run before any compute: do teacher, student, tokenizer and training rows fit together?
+
+Each raises a ``ValueError`` subclass naming the model, the row or the label and what to do, instead of
+an index error deep inside torch.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+IGNORE_INDEX = -100
+
+
+class LabelSetMismatchError(ValueError):
+    """Teacher and student predict different label sets."""
+
+
+def check_label_sets(teacher: nn.Module, student: nn.Module) -> None:
+    """Raise if teacher and student disagree on the number or the names of their labels."""
+    t_cfg, s_cfg = getattr(teacher, "config", None), getattr(student, "config", None)
+    if t_cfg is None or s_cfg is None:
+        return
+    if t_cfg.num_labels != s_cfg.num_labels:
+        raise LabelSetMismatchError(f"teacher has {t_cfg.num_labels} labels, student has {s_cfg.num_labels}")
+    t_names = [t_cfg.id2label[i] for i in range(t_cfg.num_labels)]
+    s_names = [s_cfg.id2label[i] for i in range(s_cfg.num_labels)]
+    generic = [f"LABEL_{i}" for i in range(t_cfg.num_labels)]
+    if t_names != s_names and generic not in (t_names, s_names):
+        raise LabelSetMismatchError(f"teacher labels {t_names} differ from student labels {s_names}")
+
+
+def check_vocabulary(model: nn.Module, tokenizer, who: str = "model") -> None:
+    """Raise if the tokenizer can produce ids beyond the model's input embedding table."""
+    if tokenizer is None or not hasattr(tokenizer, "__len__") or not hasattr(model, "get_input_embeddings"):
+        return
+    emb = model.get_input_embeddings()
+    if isinstance(emb, nn.Embedding) and len(tokenizer) > emb.num_embeddings:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the {who} embeds only {emb.num_embeddings}: "
+                         f"use the {who}'s own tokenizer, or build the student with vocab_size=len(tokenizer)")
+
+
+def check_rows(dataset, models: dict[str, nn.Module]) -> None:
+    """Raise if a row is longer than a model's position embeddings or holds a label id the models lack."""
+    if dataset is None or not hasattr(dataset, "column_names"):
+        return
+    if "input_ids" in dataset.column_names:
+        longest = max((len(x) for x in dataset["input_ids"]), default=0)
+        for who, model in models.items():
+            limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+            if limit and longest > limit:
+                raise ValueError(f"training rows are up to {longest} tokens long but the {who} has {limit} position "
+                                 f"embeddings: tokenize with max_length<={limit}")
+    column = next((c for c in ("labels", "label") if c in dataset.column_names), None)
+    num_labels = {who: getattr(getattr(m, "config", None), "num_labels", None) for who, m in models.items()}
+    if column is None or not any(num_labels.values()):
+        return
+    values = dataset[column]
+    flat = [v for row in values for v in row] if values and isinstance(values[0], list) else values
+    top = min(n for n in num_labels.values() if n)
+    # -100 (ignored) and -1 (a ClassLabel's "no label") mark unlabeled items
+    bad = sorted({v for v in flat if v is not None and (v >= top or v < -1) and v != IGNORE_INDEX})
+    if bad:
+        raise ValueError(f"{column!r} holds label ids {bad[:5]} outside 0..{top - 1} (num_labels {num_labels}): "
+                         "the data's label set is larger than the models'")
