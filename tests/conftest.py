@@ -83,3 +83,33 @@ def tokenized(conll, tokenizer):
 
     small = {"train": conll["train"].select(range(200)), "test": conll["test"].select(range(100))}
     return {k: tokenize_and_align(v, tokenizer, max_length=128) for k, v in small.items()}
+
+
+HUB_TOKEN = "hf_secret_test_token_0123456789"
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A local Hub-protocol server, as if HF_ENDPOINT named it; the client may reach 127.0.0.1 only."""
+    import requests
+    from hub_server import LocalHub
+    from huggingface_hub import configure_http_backend, constants
+
+    class NoNetwork(requests.adapters.HTTPAdapter):
+        def send(self, request, *args, **kwargs):
+            raise requests.ConnectionError(f"tests never reach the network: {request.url}")
+
+    def factory():
+        session = requests.Session()
+        session.mount("http://", NoNetwork())
+        session.mount("https://", NoNetwork())
+        session.mount("http://127.0.0.1:", requests.adapters.HTTPAdapter())
+        return session
+
+    configure_http_backend(backend_factory=factory)
+    try:
+        with LocalHub(token=HUB_TOKEN) as local:
+            monkeypatch.setattr(constants, "ENDPOINT", local.endpoint)  # what HF_ENDPOINT sets at import
+            yield local
+    finally:
+        configure_http_backend()

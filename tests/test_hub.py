@@ -10,10 +10,8 @@ import textwrap
 
 import numpy as np
 import pytest
-import requests
 import torch
-from conftest import CONLL_LABELS, tiny_bert
-from hub_server import LocalHub
+from conftest import CONLL_LABELS, HUB_TOKEN, tiny_bert
 
 from hf_distill import DistillationTrainer, DistillationTrainingArguments
 from hf_distill.bench import bench_student
@@ -23,35 +21,9 @@ from hf_distill.export import viterbi
 from hf_distill.hub import PushError, push_student_to_hub
 from hf_distill.students import build_student
 
-TOKEN = "hf_secret_test_token_0123456789"
+TOKEN = HUB_TOKEN
 SENTENCES = [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."],
              ["Peter", "Blackburn"], ["BRUSSELS", "1996-08-22"]]
-
-
-class _NoNetwork(requests.adapters.HTTPAdapter):
-    def send(self, request, *args, **kwargs):
-        raise requests.ConnectionError(f"tests never reach the network: {request.url}")
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    """The local Hub, as if HF_ENDPOINT named it; the client may reach 127.0.0.1 only."""
-    from huggingface_hub import configure_http_backend, constants
-
-    def factory():
-        session = requests.Session()
-        session.mount("http://", _NoNetwork())
-        session.mount("https://", _NoNetwork())
-        session.mount("http://127.0.0.1:", requests.adapters.HTTPAdapter())
-        return session
-
-    configure_http_backend(backend_factory=factory)
-    try:
-        with LocalHub(token=TOKEN) as local:
-            monkeypatch.setattr(constants, "ENDPOINT", local.endpoint)  # what HF_ENDPOINT sets at import
-            yield local
-    finally:
-        configure_http_backend()
 
 
 @pytest.fixture(scope="module")

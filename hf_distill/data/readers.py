@@ -262,8 +262,9 @@ def read_csv(path: str, text_field: str | None = None, label_field: str = "label
         rows = []
         for r in reader:
             if None in r or r[text_field] is None or r[label_field] is None:
-                raise DataFormatError(f"{path}:{reader.line_num}: {len(r) - (None in r)} fields where the header "
-                                      f"has {len(header)} (quote text that holds commas)")
+                fields = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or [])
+                raise DataFormatError(f"{path}:{reader.line_num}: {fields} fields where the header has "
+                                      f"{len(header)} (quote text that holds commas)")
             rows.append((r[text_field], r[label_field].strip(), reader.line_num))
         return rows
 
