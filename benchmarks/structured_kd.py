@@ -33,8 +33,8 @@ from hf_distill import (
     student_from_teacher,
     tokenize_and_align,
 )
+from hf_distill.base import write_json_atomic
 from hf_distill.demo import default_teacher_path
-from hf_distill.files import write_json_atomic
 from hf_distill.students import BertCRFForTokenClassification
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -27,6 +27,7 @@ import time
 import torch
 from transformers import AutoTokenizer, HfArgumentParser
 
+from hf_distill.base import write_json_atomic
 from hf_distill.demo import (
     RUNS,
     DemoArguments,
@@ -38,7 +39,6 @@ from hf_distill.demo import (
     prepare_data,
     train_student,
 )
-from hf_distill.files import write_json_atomic
 from hf_distill.students import count_parameters
 
 HERE = os.path.dirname(os.path.abspath(__file__))

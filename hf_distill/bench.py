@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
+from .base import DISTILLATION_FILE, EFFICIENCY_FILE, extra_model_inputs, task_of, write_json_atomic
 from .collator import DistillationCollator
 from .data import tokenize_and_align, tokenize_text
 from .data.words import encode_words
@@ -33,11 +34,7 @@ from .efficiency import (
     training_flops,
 )
 from .export import ONNX_FILE, QUANTIZED_FILE, OnnxTagger, export_onnx, load_model
-from .files import write_json_atomic
 from .metrics import IGNORE_INDEX, classification_scores, seqeval_scores
-from .trainer import extra_model_inputs
-
-EFFICIENCY_FILE, DISTILLATION_FILE = "efficiency.json", "distillation.json"
 
 
 def read_info(model_dir: str | os.PathLike, name: str = DISTILLATION_FILE) -> dict:
@@ -52,7 +49,7 @@ def read_info(model_dir: str | os.PathLike, name: str = DISTILLATION_FILE) -> di
 
 
 def is_token_model(model) -> bool:
-    return "TokenClassification" in type(model).__name__
+    return task_of(model) == "token"
 
 
 def encode_for(model, tokenizer, split: datasets.Dataset) -> datasets.Dataset:

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .files import write_json_atomic  # noqa: F401  (re-exported)
+from .base import DISTILLATION_FILE, task_of, write_json_atomic  # noqa: F401  (re-exported)
 
 CARD_FILE = "README.md"
 # A source checkout or editable install reads the repository's model_cards/; a wheel installs the same
@@ -83,11 +83,11 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
         raise CardError(f"{eff_path} is missing: run `hf-distill bench {model_dir}` first (the card only reports "
                         "measured numbers)")
     eff = json.loads(eff_path.read_text())
-    info_path = model_dir / "distillation.json"
+    info_path = model_dir / DISTILLATION_FILE
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     config = json.loads((model_dir / "config.json").read_text())
     student, teacher = eff["student"], eff.get("teacher")
-    token = "TokenClassification" in student["class"]
+    token = task_of(student["class"]) == "token"
     repo_id = repo_id or model_dir.name
     teacher_name = info.get("teacher") or (teacher or {}).get("path") or "the teacher"
     base = base_model

@@ -23,9 +23,10 @@ from optimum.utils import NormalizedTextConfig
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from . import students  # noqa: F401  (registers the students with the Auto classes)
+from .base import CRF_FILE, task_of
 from .efficiency import onnx_feeds
 
-ONNX_FILE, QUANTIZED_FILE, CRF_FILE = "model.onnx", "model_quantized.onnx", "crf.json"
+ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_quantized.onnx"
 _AXES = {0: "batch_size", 1: "sequence_length"}
 _register = TasksManager.create_register("onnx", overwrite_existing=True)
 
@@ -107,12 +108,11 @@ def load_model(path: str):
 
 
 def _task_of(model) -> str:
-    name = type(model).__name__
-    if "TokenClassification" in name:
-        return "token-classification"
-    if "SequenceClassification" in name:
-        return "text-classification"
-    raise ExportError(f"{name}: only token and sequence classification models are exported")
+    try:
+        return {"token": "token-classification", "sequence": "text-classification"}[task_of(model)]
+    except ValueError:
+        name = type(model).__name__
+        raise ExportError(f"{name}: only token and sequence classification models are exported") from None
 
 
 def onnx_config_for(model, task: str | None = None):

@@ -9,7 +9,7 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 from sklearn.metrics import accuracy_score, f1_score
 
-IGNORE_INDEX = -100
+from .base import IGNORE_INDEX
 
 
 def align_predictions(predictions: np.ndarray, label_ids: np.ndarray, label_names: Sequence[str]):

@@ -27,8 +27,9 @@ from transformers import (
 from transformers.modeling_outputs import TokenClassifierOutput
 
 from . import students  # noqa: F401  (registers the students with the Auto classes)
+from .base import CRF_FILE, task_of
 from .data.words import char_ids_for
-from .export import CRF_FILE, ONNX_FILE, QUANTIZED_FILE, viterbi
+from .export import ONNX_FILE, QUANTIZED_FILE, viterbi
 
 
 class ORTStudentForTokenClassification(ORTModelForTokenClassification):
@@ -129,7 +130,7 @@ def student_pipeline(path: str, quantized: bool = False, aggregation_strategy: s
     """
     folder = Path(path)
     config = AutoConfig.from_pretrained(folder)
-    token = "TokenClassification" in (config.architectures or [""])[0]
+    token = task_of((config.architectures or [""])[0]) == "token"
     tokenizer = AutoTokenizer.from_pretrained(folder)
     onnx = (folder / ONNX_FILE).is_file()
     if onnx:

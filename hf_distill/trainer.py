@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import logging
 import math
@@ -16,10 +15,10 @@ from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
 from .args import STRUCTURED_KD, DistillationTrainingArguments
+from .base import DISTILLATION_FILE, IGNORE_INDEX, extra_model_inputs, write_json_atomic
 from .collator import EXTRA_COLUMNS, DistillationCollator
-from .data.align import DISTILL_MASK, IGNORE_INDEX
+from .data.align import DISTILL_MASK
 from .data.transfer import count_rows
-from .files import write_json_atomic
 from .losses import HIDDEN_LOSSES, LOGIT_LOSSES, cross_entropy
 from .losses.structured import kbest_loss, posterior_kd_loss, structural_kd_loss, substructure_l2
 from .signals import (
@@ -40,16 +39,6 @@ logger = logging.getLogger(__name__)
 
 #: what the trainer resolved during a run, saved in every checkpoint beside Trainer's own state
 STATE_FILE = "hf_distill_state.json"
-
-
-def extra_model_inputs(model: nn.Module | None) -> tuple[str, ...]:
-    """Per-position inputs a student's ``forward`` takes beyond the usual ones (e.g. ``char_ids``)."""
-    if model is None:
-        return ()
-    usual = {"input_ids", "attention_mask", "token_type_ids", "position_ids", "labels", "head_mask",
-             "inputs_embeds", "output_attentions", "output_hidden_states", "return_dict", "kwargs"}
-    params = inspect.signature(model.forward).parameters
-    return tuple(p for p in params if p not in usual and params[p].kind != inspect.Parameter.VAR_KEYWORD)
 
 
 def _hidden_width(model: nn.Module) -> int:
@@ -226,7 +215,7 @@ class DistillationTrainer(Trainer):
         settings of :meth:`distillation_info` updated with ``record`` (dataset, metrics, command...)."""
         self.save_model(output_dir)
         if self.is_world_process_zero():
-            write_json_atomic(os.path.join(output_dir, "distillation.json"), {**self.distillation_info(), **record})
+            write_json_atomic(os.path.join(output_dir, DISTILLATION_FILE), {**self.distillation_info(), **record})
 
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, bench_split=None,

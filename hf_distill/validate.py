@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-IGNORE_INDEX = -100
+from .base import IGNORE_INDEX
 
 
 class LabelSetMismatchError(ValueError):

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
+from ..base import IGNORE_INDEX
+
 logger = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 #: Column marking the positions that carry a word (first sub-words), labeled or not; KD terms use it.
 DISTILL_MASK = "distill_mask"
 

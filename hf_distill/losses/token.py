@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from ..base import IGNORE_INDEX
 
 
 def _reduce(per_position: torch.Tensor, mask: torch.Tensor | None, normalizer) -> torch.Tensor:

@@ -11,9 +11,8 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 
+from ..base import IGNORE_INDEX
 from .crf import LinearChainCRF, iob2_allowed_transitions
-
-IGNORE_INDEX = -100
 
 
 def check_positive(name: str, **values) -> None:

@@ -1,0 +1,51 @@
+"""The ground floor: constants and tiny helpers every layer may import (this module imports no other
+hf_distill module, and nothing heavier than the standard library)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+
+#: label id of positions and rows without a gold label (PyTorch's cross-entropy ``ignore_index``)
+IGNORE_INDEX = -100
+#: the inputs of a BERT-like encoder
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: what a student folder holds beside the weights
+DISTILLATION_FILE = "distillation.json"
+EFFICIENCY_FILE = "efficiency.json"
+CRF_FILE = "crf.json"
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write ``data`` as JSON through a temporary file and a rename (never a half-written file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def task_of(obj) -> str:
+    """``"token"`` or ``"sequence"``: the task of a model, a model class name or a config (its architecture)."""
+    if isinstance(obj, str):
+        name = obj
+    elif getattr(obj, "architectures", None):
+        name = obj.architectures[0]
+    else:
+        name = type(obj).__name__
+    if "TokenClassification" in name:
+        return "token"
+    if "SequenceClassification" in name:
+        return "sequence"
+    raise ValueError(f"{name}: neither a token nor a sequence classifier")
+
+
+def extra_model_inputs(model) -> tuple[str, ...]:
+    """Per-position inputs a student's ``forward`` takes beyond the usual ones (e.g. ``char_ids``)."""
+    if model is None:
+        return ()
+    usual = {*ENCODER_INPUTS, "position_ids", "labels", "head_mask", "inputs_embeds", "output_attentions",
+             "output_hidden_states", "return_dict", "kwargs"}
+    params = inspect.signature(model.forward).parameters
+    return tuple(p for p in params if p not in usual and params[p].kind != inspect.Parameter.VAR_KEYWORD)
