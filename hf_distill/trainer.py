@@ -31,8 +31,8 @@ from .signals import (
     teacher_fingerprint,
     tokenizer_fingerprint,
 )
-from .students.common import crf_nll, select_positions
-from .students.crf import LinearChainCRF
+from .students.common import crf_nll
+from .students.crf import kbest, marginals, select_positions
 from .validate import LabelSetMismatchError, check_label_sets, check_rows, check_vocabulary  # noqa: F401
 
 logger = logging.getLogger(__name__)
@@ -425,16 +425,12 @@ class DistillationTrainer(Trainer):
         return posterior_kd_loss(s_unary, structures[0], mask, normalizer=n_pos)
 
     def teacher_structures(self, kind: str, emissions, potentials, mask):
-        """Teacher-side inference: K-best paths and scores (``kbest``) or unary/pairwise marginals."""
-        trans, start, end = potentials
-        teacher_crf = LinearChainCRF(trans.shape[0]).to(emissions.device)
+        """Teacher-side inference on its potentials: K-best paths and scores (``kbest``) or marginals."""
+        trans, start, end = (x.float() for x in potentials)
         with torch.no_grad():
-            teacher_crf.transitions.copy_(trans)
-            teacher_crf.start_transitions.copy_(start)
-            teacher_crf.end_transitions.copy_(end)
             if kind == "kbest":
-                return teacher_crf.kbest(emissions.float(), mask, k=self.args.kbest_k)
-            return teacher_crf.marginals(emissions.float(), mask)
+                return kbest(emissions.float(), trans, start, end, mask.bool(), k=self.args.kbest_k)
+            return marginals(emissions.float(), trans, start, end, mask.bool())
 
     def _hidden_terms(self, outputs, teacher, inputs, normalizer, terms) -> torch.Tensor:
         if teacher.hidden_states is None:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from hf_distill.crf import LinearChainCRF, iob2_allowed_transitions
+from hf_distill.students.crf import LinearChainCRF, iob2_allowed_transitions
 
 
 def _crf(n, seed, allowed=None, start=None):

@@ -81,7 +81,7 @@ def test_bert_teacher_and_bert_crf_export(tmp_path, tokenizer, tokenized):
 
 
 def test_numpy_viterbi_matches_the_torch_crf():
-    from hf_distill.crf import LinearChainCRF
+    from hf_distill.students.crf import LinearChainCRF
 
     torch.manual_seed(0)
     crf = LinearChainCRF(4)

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from hf_distill.crf import LinearChainCRF
 from hf_distill.losses.structured import kbest_loss, posterior_kd_loss, structural_kd_loss, substructure_l2
+from hf_distill.students.crf import LinearChainCRF
 
 
 def _crf(seed, n=3):

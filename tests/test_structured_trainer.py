@@ -97,7 +97,7 @@ def test_crf_students_are_evaluated_with_viterbi(tmp_path, tokenizer, tokenized)
 
 
 def _packed(em, positions):
-    from hf_distill.students.common import select_positions
+    from hf_distill.students.crf import select_positions
 
     packed, mask, _ = select_positions(em, positions)
     return packed, mask

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..students.crf import _forward_scan, sequence_score
+from ..students.crf import log_partition, sequence_score
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ def kbest_loss(
     b, k, _ = paths.shape
     weights = torch.softmax(_up(path_scores), dim=1)
     weights = torch.nan_to_num(weights, nan=0.0)
-    log_z = _forward_scan(emissions, transitions, start, end, mask)
+    log_z = log_partition(emissions, transitions, start, end, mask)
     flat = paths.reshape(b * k, -1)
     rep = lambda x: x.repeat_interleave(k, dim=0)  # noqa: E731
     scores = sequence_score(rep(emissions), transitions, start, end, rep(mask), flat).view(b, k)
@@ -103,7 +103,7 @@ def structural_kd_loss(
     """
     mask = mask.bool()
     m = mask.to(emissions.dtype)
-    log_z = _forward_scan(emissions, transitions, start, end, mask)
+    log_z = log_partition(emissions, transitions, start, end, mask)
     expected = (teacher_unary * emissions * m.unsqueeze(-1)).sum((1, 2))
     if emissions.shape[1] > 1:
         expected = expected + (teacher_pairwise * transitions * m[:, 1:, None, None]).sum((1, 2, 3))

@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 
 from ..base import IGNORE_INDEX
-from .crf import LinearChainCRF, iob2_allowed_transitions
+from .crf import LinearChainCRF, iob2_allowed_transitions, select_positions
 
 
 def check_positive(name: str, **values) -> None:
@@ -196,20 +196,6 @@ def make_crf(config):
     if getattr(config, "crf_constraints", False):
         allowed, start = iob2_allowed_transitions([config.id2label[i] for i in range(config.num_labels)])
     return LinearChainCRF(config.num_labels, allowed, start)
-
-
-def select_positions(x: torch.Tensor, keep: torch.Tensor):
-    """Left-align the positions where ``keep`` (batch, time) is true: (packed x, packed mask, index)."""
-    keep = keep.bool()
-    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
-    width = max(int(keep.sum(1).max().item()) if keep.numel() else 0, 1)
-    order = order[:, :width]
-    packed_mask = keep.gather(1, order)
-    if x.dim() == 3:
-        packed = x.gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-    else:
-        packed = x.gather(1, order)
-    return packed, packed_mask, order
 
 
 def crf_nll(crf, emissions: torch.Tensor, labels: torch.Tensor, normalizer=None) -> torch.Tensor:
