@@ -7,11 +7,18 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-LOGIT_KD = ("kl", "mse", "hard")
-STRUCTURED_KD = ("substructure", "substructure_emissions", "kbest", "structural", "posterior")
-KD_LOSSES = (*LOGIT_KD, *STRUCTURED_KD, "none")
+from .losses import HIDDEN_LOSSES, KD_LOSSES
+
 KD_SCHEDULES = ("constant", "linear_decay", "zero_last_epoch", "kd_only_until_last_epoch")
-HIDDEN_KINDS = ("mse", "cosine")
+
+
+def kd_loss_names() -> tuple[str, ...]:
+    """Every accepted ``kd_loss``: the registered losses (read now, so later registrations count) and none."""
+    return (*KD_LOSSES, "none")
+
+
+def structured_kd_names() -> tuple[str, ...]:
+    return tuple(name for name, loss in KD_LOSSES.items() if loss.structured)
 
 
 def parse_hidden_match(spec) -> tuple[int, int, str]:
@@ -23,8 +30,8 @@ def parse_hidden_match(spec) -> tuple[int, int, str]:
         t, s, kind = int(parts[0]), int(parts[1]), str(parts[2])
     except (ValueError, IndexError):
         raise ValueError(f"hidden match {spec!r}: expected 'teacher_layer:student_layer[:mse|cosine]'") from None
-    if kind not in HIDDEN_KINDS:
-        raise ValueError(f"hidden match {spec!r}: kind {kind!r} is not one of {HIDDEN_KINDS}")
+    if kind not in HIDDEN_LOSSES:
+        raise ValueError(f"hidden match {spec!r}: kind {kind!r} is not one of {tuple(HIDDEN_LOSSES)}")
     if t < 0 or s < 0:
         raise ValueError(f"hidden match {spec!r}: layer indices must be >= 0")
     return t, s, kind
@@ -40,9 +47,9 @@ class DistillationTrainingArguments(TrainingArguments):
 
     kd_loss: str = field(
         default="kl",
-        metadata={"help": "kl (soft targets, times T^2), mse, hard (teacher argmax), none; for CRF students: "
-                          "substructure, substructure_emissions, kbest, structural, posterior.",
-                  "choices": list(KD_LOSSES)},
+        metadata={"help": "A registered KD loss (hf_distill.losses.KD_LOSSES): kl (soft targets, times T^2), "
+                          "mse, hard (teacher argmax); for CRF students substructure, substructure_emissions, "
+                          "kbest, structural, posterior; or none."},
     )
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the KL term."})
     kd_weight: str = field(
@@ -67,8 +74,9 @@ class DistillationTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.kd_loss not in KD_LOSSES:
-            raise ValueError(f"kd_loss={self.kd_loss!r}: choose one of {KD_LOSSES}")
+        if self.kd_loss not in kd_loss_names():
+            raise ValueError(f"kd_loss={self.kd_loss!r}: choose one of {kd_loss_names()} (or register a new one "
+                             "with hf_distill.losses.register_kd_loss)")
         if self.kd_weight_schedule not in KD_SCHEDULES:
             raise ValueError(f"kd_weight_schedule={self.kd_weight_schedule!r}: choose one of {KD_SCHEDULES}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):

@@ -14,13 +14,12 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
-from .args import STRUCTURED_KD, DistillationTrainingArguments
+from .args import DistillationTrainingArguments
 from .base import DISTILLATION_FILE, IGNORE_INDEX, extra_model_inputs, write_json_atomic
 from .collator import EXTRA_COLUMNS, DistillationCollator
 from .data.align import DISTILL_MASK
 from .data.transfer import count_rows
-from .losses import HIDDEN_LOSSES, LOGIT_LOSSES, cross_entropy
-from .losses.structured import kbest_loss, posterior_kd_loss, structural_kd_loss, substructure_l2
+from .losses import HIDDEN_LOSSES, KD_LOSSES, KDBatch, cross_entropy
 from .signals import (
     CACHE_LOGITS,
     CACHE_TOPK_VALUES,
@@ -32,7 +31,6 @@ from .signals import (
     tokenizer_fingerprint,
 )
 from .students.common import crf_nll
-from .students.crf import kbest, marginals, select_positions
 from .validate import LabelSetMismatchError, check_label_sets, check_rows, check_vocabulary  # noqa: F401
 
 logger = logging.getLogger(__name__)
@@ -115,7 +113,7 @@ class DistillationTrainer(Trainer):
                             counts["transfer"])
         if self._crf(self.model) is not None and self.preprocess_logits_for_metrics is None:
             self.preprocess_logits_for_metrics = self._viterbi_predictions
-        if args.kd_loss in STRUCTURED_KD and self._crf(self.model) is None:
+        if args.kd_loss != "none" and KD_LOSSES[args.kd_loss].structured and self._crf(self.model) is None:
             raise ValueError(f"kd_loss={args.kd_loss!r} needs a student with a CRF head (use_crf=True, or "
                              "BertCRFForTokenClassification)")
 
@@ -379,58 +377,17 @@ class DistillationTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _kd_term(self, crf, logits, teacher, mask, counts) -> torch.Tensor:
-        """The KD term selected by ``kd_loss``: structured (CRF) or on logits."""
-        if self.args.kd_loss in STRUCTURED_KD:
-            return self._structured_kd(crf, logits, teacher, mask, counts)
-        if teacher.logits.shape != logits.shape:
-            raise ValueError(f"teacher logits {tuple(teacher.logits.shape)} and student logits "
-                             f"{tuple(logits.shape)} differ in shape (same tokenizer and label set needed)")
-        kwargs = {"temperature": self.args.temperature} if self.args.kd_loss == "kl" else {}
-        return LOGIT_LOSSES[self.args.kd_loss](logits, teacher.logits.to(logits.device), mask,
-                                               normalizer=counts.get("kd"), **kwargs)
+        """The KD term of the registered loss ``kd_loss``, given the hyper-parameters it declares."""
+        loss = KD_LOSSES[self.args.kd_loss]
+        batch = KDBatch(logits, teacher.logits.to(logits.device), mask, counts,
+                        student_crf=crf.potentials() if crf is not None else None, teacher_crf=teacher.crf)
+        return loss(batch, **{name: getattr(self.args, name) for name in loss.hparams})
 
     @staticmethod
     def _task_loss(crf, logits, labels, counts) -> torch.Tensor:
         if crf is not None and logits.dim() == 3:
             return crf_nll(crf, logits, labels, normalizer=counts.get("task_rows"))
         return cross_entropy(logits, labels, normalizer=counts.get("task"))
-
-    def _structured_kd(self, crf, logits, teacher, positions, counts) -> torch.Tensor:
-        """Structured KD between the student CRF and the teacher CRF over word (first sub-word) positions."""
-        if teacher.crf is None:
-            raise ValueError(f"kd_loss={self.args.kd_loss!r} needs a CRF teacher (a model with a .crf head, or a "
-                             "cache built from one)")
-        if teacher.logits.shape != logits.shape:
-            raise ValueError(f"teacher emissions {tuple(teacher.logits.shape)} and student emissions "
-                             f"{tuple(logits.shape)} differ in shape")
-        rows = positions.any(1)
-        s_em, mask, order = select_positions(logits[rows], positions[rows])
-        t_em = teacher.logits[rows].to(logits.device).gather(1, order.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-        s_trans, s_start, s_end = crf.potentials()
-        t_trans, t_start, t_end = (x.to(logits.device) for x in teacher.crf)
-        n_pos = counts.get("kd", mask.sum())
-        n_rows = counts.get("kd_rows", rows.sum())
-        kind, n = self.args.kd_loss, logits.shape[-1]
-        if kind == "substructure":
-            subs = (n_pos - n_rows) * n * n + n_rows * n
-            return substructure_l2(s_em, s_trans, t_em, t_trans, mask, s_start, t_start, normalizer=subs)
-        if kind == "substructure_emissions":
-            return substructure_l2(s_em, s_trans, t_em, t_trans, mask, emissions_only=True, normalizer=n_pos * n)
-        structures = self.teacher_structures(kind, t_em, (t_trans, t_start, t_end), mask)
-        if kind == "kbest":
-            return kbest_loss(s_em, s_trans, s_start, s_end, mask, *structures, normalizer=n_rows)
-        if kind == "structural":
-            return structural_kd_loss(s_em, s_trans, s_start, s_end, mask, *structures, normalizer=n_rows)
-        s_unary, _ = crf.marginals(s_em, mask, create_graph=True)
-        return posterior_kd_loss(s_unary, structures[0], mask, normalizer=n_pos)
-
-    def teacher_structures(self, kind: str, emissions, potentials, mask):
-        """Teacher-side inference on its potentials: K-best paths and scores (``kbest``) or marginals."""
-        trans, start, end = (x.float() for x in potentials)
-        with torch.no_grad():
-            if kind == "kbest":
-                return kbest(emissions.float(), trans, start, end, mask.bool(), k=self.args.kbest_k)
-            return marginals(emissions.float(), trans, start, end, mask.bool())
 
     def _hidden_terms(self, outputs, teacher, inputs, normalizer, terms) -> torch.Tensor:
         if teacher.hidden_states is None:

@@ -15,7 +15,7 @@ from hf_distill import (
     TokenClassificationMetrics,
     cache_teacher_outputs,
 )
-from hf_distill.args import STRUCTURED_KD
+from hf_distill.args import structured_kd_names
 from hf_distill.students import BertCRFForTokenClassification, build_student
 
 
@@ -42,7 +42,7 @@ def _student(tokenizer, seed=3):
     return build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=32, hidden_size=16, use_crf=True)
 
 
-@pytest.mark.parametrize("kind", STRUCTURED_KD)
+@pytest.mark.parametrize("kind", structured_kd_names())
 def test_structured_kd_online_equals_cached_and_learns(kind, tmp_path, tokenizer, tokenized, crf_teacher):
     train = tokenized["train"].select(range(64))
     student = _student(tokenizer).train()

@@ -326,3 +326,33 @@ def test_resume_restores_the_auto_kd_weight_exactly(tmp_path, tokenizer, tokeniz
     (checkpoint / "optimizer.pt").unlink()
     with pytest.raises(ValueError, match="optimizer.pt"):
         run("a", resume_from_checkpoint=str(checkpoint))
+
+
+def test_a_new_kd_loss_is_one_class_and_one_registry_line(tmp_path, tokenizer, tokenized, teacher):
+    from hf_distill.losses import KD_LOSSES, KDLoss, register_kd_loss
+
+    @register_kd_loss("abs_logits")
+    class AbsLogits(KDLoss):
+        hparams = ("temperature",)
+
+        def __call__(self, batch, temperature):
+            diff = (batch.student_logits - batch.teacher_logits).abs().sum(-1) / temperature
+            return diff[batch.mask].sum() / batch.counts.get("kd", batch.mask.sum())
+
+    try:
+        train = tokenized["train"].select(range(8))
+        student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=2).train()
+        args = _args(tmp_path, kd_loss="abs_logits", temperature=4.0, task_weight=0.0)
+        trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer)
+        batch = _batch(train, tokenizer)
+        loss = trainer.compute_loss(student, dict(batch))
+        with torch.no_grad():  # the same term written out by hand
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+            s, t = student(**inputs).logits, teacher(**inputs).logits
+            mask = batch["distill_mask"].bool()
+            expected = ((s - t).abs().sum(-1) / 4.0)[mask].sum() / mask.sum()
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    finally:
+        KD_LOSSES.pop("abs_logits")
+    with pytest.raises(ValueError, match="kd_loss='abs_logits'"):
+        _args(tmp_path, kd_loss="abs_logits")

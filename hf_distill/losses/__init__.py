@@ -1,14 +1,10 @@
-"""Distillation losses: pure functions and the registries the trainer picks from by name."""
+"""Distillation losses: pure functions, and the registry of KD loss objects the trainer picks from by name."""
 
 from .hidden import hidden_cosine, hidden_mse
+from .registry import HIDDEN_LOSSES, KD_LOSSES, KDBatch, KDLoss, StructuredKDLoss, register_kd_loss
 from .token import cross_entropy, hard_loss, kl_loss, mse_loss
 
-#: ``DistillationTrainingArguments.kd_loss`` -> logit-level loss (``none`` has no entry).
-LOGIT_LOSSES = {"kl": kl_loss, "mse": mse_loss, "hard": hard_loss}
-#: hidden-state match kinds.
-HIDDEN_LOSSES = {"mse": hidden_mse, "cosine": hidden_cosine}
-
 __all__ = [
-    "HIDDEN_LOSSES", "LOGIT_LOSSES", "cross_entropy", "hard_loss", "hidden_cosine", "hidden_mse", "kl_loss",
-    "mse_loss",
+    "HIDDEN_LOSSES", "KD_LOSSES", "KDBatch", "KDLoss", "StructuredKDLoss", "cross_entropy", "hard_loss",
+    "hidden_cosine", "hidden_mse", "kl_loss", "mse_loss", "register_kd_loss",
 ]
