@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: what the trainer resolved during a run, saved in every checkpoint beside Trainer's own state
 STATE_FILE = "hf_distill_state.json"
+#: name of the student's submodule holding the hidden-state projections
+PROJECTIONS = "distill_projections"
 
 
 def _hidden_width(model: nn.Module) -> int:
@@ -96,7 +98,7 @@ class DistillationTrainer(Trainer):
         self.online_signal = teacher_signal or (
             OnlineTeacher(self.teacher, output_hidden_states=bool(self.hidden_specs)) if self.teacher else None
         )
-        self.projections = self._build_projections(teacher_model)
+        self._build_projections(teacher_model)
         check_vocabulary(self.model, processing_class, "student")
         if teacher_model is not None:
             check_vocabulary(teacher_model, processing_class, "teacher")
@@ -126,12 +128,14 @@ class DistillationTrainer(Trainer):
         return self.accelerator.unwrap_model(self.model).decode(logits, labels != IGNORE_INDEX)
 
     # ----------------------------------------------------------------- set-up
-    def _build_projections(self, teacher) -> nn.ModuleDict:
-        projections = nn.ModuleDict()
+    def _build_projections(self, teacher) -> None:
+        """Learned maps from student to teacher hidden sizes, attached to the student (as DistillKit does) so
+        they are trained, wrapped, clipped, checkpointed and resumed with it; ``save_student`` leaves them out."""
         if not self.hidden_specs:
-            return projections
+            return
         if teacher is None:
             raise ValueError("hidden_matches need teacher_model= (hidden states are not cached)")
+        projections = nn.ModuleDict()
         t_size, s_size = _hidden_width(teacher), _hidden_width(self.model)
         for t, s, _ in self.hidden_specs:
             for who, layer, model in (("teacher", t, teacher), ("student", s, self.model)):
@@ -141,19 +145,16 @@ class DistillationTrainer(Trainer):
                     raise ValueError(f"hidden match {t}:{s}: the {who} has hidden states 0..{last} only")
             if t_size != s_size:
                 projections[f"{t}_{s}"] = nn.Linear(s_size, t_size)
-        return projections.to(self.args.device)
+        self.model.add_module(PROJECTIONS, projections.to(self.args.device))
+
+    @property
+    def projections(self) -> nn.ModuleDict:
+        """The hidden-state projections attached to the student (empty without hidden matches)."""
+        return getattr(self.accelerator.unwrap_model(self.model), PROJECTIONS, None) or nn.ModuleDict()
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
         self._signature_columns += [c for c in EXTRA_COLUMNS if c not in self._signature_columns]
-
-    def create_optimizer(self):
-        optimizer = super().create_optimizer()
-        if len(self.projections) and not getattr(self, "_projections_added", False):
-            optimizer.add_param_group({"params": list(self.projections.parameters()),
-                                       "weight_decay": self.args.weight_decay})
-            self._projections_added = True
-        return optimizer
 
     # ------------------------------------------------------- item counting
     def _get_num_items_in_batch(self, batch_samples, device):
@@ -211,7 +212,13 @@ class DistillationTrainer(Trainer):
     def save_student(self, output_dir: str, **record) -> None:
         """``save_model`` (weights, config, tokenizer, modeling code) plus ``distillation.json``: the KD
         settings of :meth:`distillation_info` updated with ``record`` (dataset, metrics, command...)."""
-        self.save_model(output_dir)
+        model = self.accelerator.unwrap_model(self.model)
+        projections = model._modules.pop(PROJECTIONS, None)  # training-only layers: not part of the student
+        try:
+            self.save_model(output_dir)
+        finally:
+            if projections is not None:
+                model.add_module(PROJECTIONS, projections)
         if self.is_world_process_zero():
             write_json_atomic(os.path.join(output_dir, DISTILLATION_FILE), {**self.distillation_info(), **record})
 
@@ -404,14 +411,6 @@ class DistillationTrainer(Trainer):
             terms[f"hidden_{t}_{s}_{kind}_loss"] = term
             total = total + self.args.hidden_weight * term
         return total
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if len(self.projections) and self.args.world_size > 1:  # projections live outside DDP: average here
-            for p in self.projections.parameters():
-                if p.grad is not None:
-                    p.grad = self.accelerator.reduce(p.grad, reduction="mean")
-        return loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._metrics:  # training log: add the mean of each term since the last log

@@ -356,3 +356,32 @@ def test_a_new_kd_loss_is_one_class_and_one_registry_line(tmp_path, tokenizer, t
         KD_LOSSES.pop("abs_logits")
     with pytest.raises(ValueError, match="kd_loss='abs_logits'"):
         _args(tmp_path, kd_loss="abs_logits")
+
+
+def test_resume_with_hidden_projections_is_exact_and_saved_students_leave_them_out(tmp_path, tokenizer, tokenized,
+                                                                                  teacher):
+    train = tokenized["train"].select(range(32))
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=6)
+
+    def run(**kw):
+        model = copy.deepcopy(student)
+        args = _args(tmp_path, kd_loss="kl", hidden_matches=["1:1:mse"], max_steps=4, save_strategy="steps",
+                     save_steps=2, learning_rate=1e-2, lr_scheduler_type="constant", warmup_steps=0,
+                     max_grad_norm=0.5)
+        trainer = DistillationTrainer(model=model, args=args, train_dataset=train, teacher_model=teacher,
+                                      processing_class=tokenizer)
+        trainer.train(**kw)
+        return model, trainer
+
+    full, trainer = run()
+    assert "distill_projections.1_1.weight" in full.state_dict()  # trained, clipped and saved with the student
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    resumed, _ = run(resume_from_checkpoint=str(checkpoint))
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    trainer.save_student(str(tmp_path / "student"))
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "student" / "model.safetensors"))
+    assert not any(k.startswith("distill_projections") for k in saved)
+    assert "distill_projections" in dict(full.named_children())  # still attached for further training
