@@ -39,6 +39,11 @@ UNKNOWN = -1
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def has_cache_columns(columns) -> bool:
+    """True when ``columns`` (names, or a batch dict) carry cached teacher logits (full or top-k)."""
+    return CACHE_LOGITS in columns or CACHE_TOPK_VALUES in columns
+
+
 class StaleTeacherCacheError(RuntimeError):
     """Cached teacher outputs that do not belong to this teacher, these inputs or this tokenizer."""
 

@@ -21,10 +21,9 @@ from .data.align import DISTILL_MASK
 from .data.transfer import count_rows
 from .losses import HIDDEN_LOSSES, KD_LOSSES, KDBatch, cross_entropy
 from .signals import (
-    CACHE_LOGITS,
-    CACHE_TOPK_VALUES,
     CachedTeacher,
     OnlineTeacher,
+    has_cache_columns,
     label_map_id,
     label_names,
     teacher_fingerprint,
@@ -98,6 +97,11 @@ class DistillationTrainer(Trainer):
         self.online_signal = teacher_signal or (
             OnlineTeacher(self.teacher, output_hidden_states=bool(self.hidden_specs)) if self.teacher else None
         )
+        # the teacher signal is chosen once: cached columns in the training rows, else the online teacher
+        columns = getattr(self.train_dataset, "column_names", None) or []
+        self.signal_kind = None  # without training rows to look at, the first training batch decides
+        if columns:
+            self.signal_kind = "cached" if has_cache_columns(columns) else "online" if self.online_signal else None
         self._build_projections(teacher_model)
         check_vocabulary(self.model, processing_class, "student")
         if teacher_model is not None:
@@ -194,7 +198,7 @@ class DistillationTrainer(Trainer):
         info = {
             "teacher": getattr(getattr(teacher, "config", None), "_name_or_path", None) if teacher else None,
             "teacher_fingerprint": self.cached_signal.teacher_id,
-            "teacher_signal": "online" if self.online_signal is not None else "cached",
+            "teacher_signal": self.signal_kind,
             "kd_loss": a.kd_loss, "temperature": a.temperature, "kd_weight": a.kd_weight,
             "resolved_kd_weight": self._auto_kd_weight, "task_weight": a.task_weight,
             "kd_weight_schedule": a.kd_weight_schedule, "hidden_matches": a.hidden_matches or None,
@@ -350,11 +354,7 @@ class DistillationTrainer(Trainer):
         kd_weight = None if need_auto else self.kd_weight_now()
         kd_active = self.args.kd_loss != "none" and kd_weight != 0
         if kd_active or self.hidden_specs:
-            signal = self.cached_signal if (CACHE_LOGITS in cached or CACHE_TOPK_VALUES in cached) else (
-                self.online_signal)
-            if signal is None:
-                raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
-            teacher = signal(inputs, cached)
+            teacher = self._teacher_signal(cached)(inputs, cached)
         if kd_active:
             # KD positions: first sub-words, labeled or not (token level); every example (sequence level)
             mask = None
@@ -382,6 +382,17 @@ class DistillationTrainer(Trainer):
                     "learning rate")
             self._metrics[name].append(number)
         return (loss, outputs) if return_outputs else loss
+
+    def _teacher_signal(self, cached: dict):
+        """The signal chosen for this run (the first batch decides when the training rows could not)."""
+        if self.signal_kind is None:
+            self.signal_kind = "cached" if has_cache_columns(cached) else "online" if self.online_signal else None
+        if self.signal_kind is None:
+            raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
+        if self.signal_kind == "cached" and not has_cache_columns(cached):
+            raise ValueError("this run reads cached teacher outputs, but a batch has no cache columns: cache every "
+                             "training row (labeled and transfer rows together)")
+        return self.cached_signal if self.signal_kind == "cached" else self.online_signal
 
     def _kd_term(self, crf, logits, teacher, mask, counts) -> torch.Tensor:
         """The KD term of the registered loss ``kd_loss``, given the hyper-parameters it declares."""
