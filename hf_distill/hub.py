@@ -105,3 +105,27 @@ def push_student_to_hub(
         raise
     logger.info("pushed %s to %s (commit %s)", folder, repo_id, info.oid)
     return info
+
+
+def push_trainer_to_hub(trainer, commit_message: str = "End of training", token: str | None = None,
+                        bench_split=None, bench_runs: int = 100, base_model: str | None = None, **record):
+    """Save a :class:`~hf_distill.DistillationTrainer`'s student (``save_student``), measure it when
+    ``bench_split`` (raw evaluation rows) is given, and upload it with :func:`push_student_to_hub`: the same
+    folder layout and model card as ``hf-distill bench`` + ``push``. ``record`` goes to ``distillation.json``.
+    The repository is ``args.hub_model_id`` (default: the output folder's name). ``Trainer.push_to_hub`` keeps
+    its upstream behaviour; this is the student-shipping path."""
+    from .bench import bench_student
+
+    args = trainer.args
+    out = args.output_dir
+    teacher = trainer.accelerator.unwrap_model(trainer.teacher) if trainer.teacher is not None else None
+    teacher_dir = record.pop("teacher", None) or getattr(getattr(teacher, "config", None), "_name_or_path", None)
+    trainer.save_student(out, teacher=teacher_dir, **record)
+    if not trainer.is_world_process_zero():
+        return None
+    if bench_split is not None:
+        bench_student(out, bench_split, teacher_dir=teacher_dir or None, runs=bench_runs,
+                      dataset_name=record.get("dataset"))
+    repo_id = args.hub_model_id or os.path.basename(os.path.abspath(out))
+    return push_student_to_hub(out, repo_id, token=token or args.hub_token, base_model=base_model,
+                               private=args.hub_private_repo, commit_message=commit_message or "Upload")

@@ -226,30 +226,6 @@ class DistillationTrainer(Trainer):
         if self.is_world_process_zero():
             write_json_atomic(os.path.join(output_dir, DISTILLATION_FILE), {**self.distillation_info(), **record})
 
-    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
-                    token: str | None = None, revision: str | None = None, bench_split=None,
-                    bench_runs: int = 100, base_model: str | None = None, **record):
-        """Save the student (``save_student``), measure it when ``bench_split`` (raw evaluation rows) is
-        given, and upload it with :func:`hf_distill.hub.push_student_to_hub`: the same folder layout and
-        model card as ``hf-distill bench`` + ``push``. ``record`` goes to ``distillation.json``."""
-        from .bench import bench_student
-        from .hub import push_student_to_hub
-
-        if revision is not None:
-            raise ValueError("push_to_hub(revision=...) is not supported for students; push to the main branch")
-        out = self.args.output_dir
-        teacher = self.accelerator.unwrap_model(self.teacher) if self.teacher is not None else None
-        teacher_dir = record.pop("teacher", None) or getattr(getattr(teacher, "config", None), "_name_or_path", None)
-        self.save_student(out, teacher=teacher_dir, **record)
-        if not self.is_world_process_zero():
-            return None
-        if bench_split is not None:
-            bench_student(out, bench_split, teacher_dir=teacher_dir or None, runs=bench_runs,
-                          dataset_name=record.get("dataset"))
-        repo_id = self.args.hub_model_id or os.path.basename(os.path.abspath(out))
-        return push_student_to_hub(out, repo_id, token=token or self.args.hub_token, base_model=base_model,
-                                   private=self.args.hub_private_repo, commit_message=commit_message or "Upload")
-
     # ---------------------------------------------------------- checkpoints
     def _save_checkpoint(self, model, trial):
         """``Trainer._save_checkpoint`` plus the state the trainer itself resolved (the ``auto`` KD weight)."""

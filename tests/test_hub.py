@@ -18,7 +18,7 @@ from hf_distill.bench import bench_student
 from hf_distill.cards import CardError, render_card
 from hf_distill.cli import main as cli
 from hf_distill.export import viterbi
-from hf_distill.hub import PushError, push_student_to_hub
+from hf_distill.hub import PushError, push_student_to_hub, push_trainer_to_hub
 from hf_distill.students import build_student
 
 TOKEN = HUB_TOKEN
@@ -196,7 +196,8 @@ def test_trainer_push_to_hub_ships_the_same_folder_and_card(tmp_path, tokenizer,
     trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
                                   train_dataset=tokenized["train"].select(range(16)))
     trainer.train()
-    info = trainer.push_to_hub(bench_split=conll["test"].select(range(10)), bench_runs=2, dataset="conll2003")
+    info = push_trainer_to_hub(trainer, bench_split=conll["test"].select(range(10)), bench_runs=2,
+                               dataset="conll2003")
     sha, files = hub.repos["org/from-trainer"].commits[-1]
     assert info.oid == sha
     assert {"distillation.json", "efficiency.json", "cnn.py", "onnx/model.onnx", "README.md"} <= set(files)
@@ -210,3 +211,21 @@ def test_trainer_push_to_hub_ships_the_same_folder_and_card(tmp_path, tokenizer,
     leaked = [p for p in (tmp_path / "run").rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert leaked == []
     assert trainer.args.hub_token == TOKEN  # the run itself keeps it
+
+
+def test_trainer_push_to_hub_keeps_its_upstream_contract(tmp_path, tokenizer, tokenized, hub):
+    """args.push_to_hub=True: Trainer's own repo creation, save-and-push, and model card; no token written."""
+    student = build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16)
+    teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=4)
+    args = DistillationTrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=8,
+                                         kd_loss="mse", report_to="none", save_strategy="no", disable_tqdm=True,
+                                         use_cpu=True, push_to_hub=True, hub_model_id="org/upstream",
+                                         hub_token=TOKEN)
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
+                                  train_dataset=tokenized["train"].select(range(16)))
+    trainer.train()
+    trainer.push_to_hub(commit_message="End of training")
+    files = hub.repos["org/upstream"].commits[-1][1]
+    assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert not any(TOKEN.encode() in content for content in files.values())
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
