@@ -52,6 +52,20 @@ def _efficiency_row(name: str, r: dict) -> list[str]:
             _num(r.get("onnx_mb"), ".1f"), _num(r.get("onnx_int8_mb"), ".1f")]
 
 
+def is_hub_id(name: str | None) -> bool:
+    """True for a Hub repository id (``org/name``); False for a local path, absolute, relative or existing."""
+    if not name or Path(name).exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        return False
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def card_data(info: dict, eff: dict, repo_id: str, token: bool, base_model: str | None):
     """The YAML metadata: library, tags, datasets, base model and a model-index of measured scores."""
     from huggingface_hub import EvalResult, ModelCardData
@@ -91,8 +105,8 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
     repo_id = repo_id or model_dir.name
     teacher_name = info.get("teacher") or (teacher or {}).get("path") or "the teacher"
     base = base_model
-    if base is None and info.get("teacher") and not Path(info["teacher"]).exists():
-        base = info["teacher"]  # a Hub id; a local teacher folder is no valid base_model (pass base_model=)
+    if base is None and is_hub_id(info.get("teacher")):
+        base = info["teacher"]  # a local teacher folder is no valid base_model (pass base_model=)
 
     quality = [{"name": "student (PyTorch)", "scores": _quality(student["pytorch"], token)}]
     for key, label in (("onnx", "student (ONNX)"), ("onnx_int8", "student (ONNX int8)")):

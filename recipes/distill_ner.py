@@ -92,6 +92,9 @@ def main(argv: list[str]) -> dict:
     parser.set_defaults(group_by_length=True)  # batches of similar lengths: CoNLL-2003 epochs 2.4x shorter
     recipe, targs = parser.parse_args_into_dataclasses(args=argv)
     set_seed(targs.seed)
+    vectors_file = word_vectors_path(recipe.word_vectors) if recipe.word_vectors else None  # before any compute
+    if not os.path.exists(recipe.teacher) and recipe.teacher.startswith(("/", ".", "~")):
+        raise SystemExit(f"--teacher {recipe.teacher}: no such folder")
     raw = load_dataset(recipe.dataset, data_dir=recipe.data_dir)
     if recipe.max_train_samples:
         raw["train"] = raw["train"].select(range(recipe.max_train_samples))
@@ -137,8 +140,7 @@ def main(argv: list[str]) -> dict:
     student = build_student(recipe.student, student_tok, labels=labels, **config)
     coverage = None
     if recipe.word_vectors:
-        matrix, coverage = embedding_matrix(student_tok.get_vocab(), load_word_vectors(
-            word_vectors_path(recipe.word_vectors)))
+        matrix, coverage = embedding_matrix(student_tok.get_vocab(), load_word_vectors(vectors_file))
         student.load_embeddings(matrix)
 
     trainer = DistillationTrainer(model=student, args=targs, train_dataset=student_train, eval_dataset=student_dev,
@@ -152,7 +154,8 @@ def main(argv: list[str]) -> dict:
     teacher_eval = DistillationTrainer(model=teacher, args=eval_args, processing_class=tokenizer,
                                        compute_metrics=metrics).evaluate(evalset)
     model_dir = os.path.join(targs.output_dir, "model")
-    record = dict(teacher=recipe.teacher, dataset=recipe.dataset, eval_split=recipe.eval_split,
+    teacher_ref = os.path.abspath(recipe.teacher) if os.path.exists(recipe.teacher) else recipe.teacher
+    record = dict(teacher=teacher_ref, dataset=recipe.dataset, eval_split=recipe.eval_split,
                   student_family=recipe.student, word_vector_coverage=coverage, train_seconds=train_s,
                   transfer=report.to_dict() if report else None,
                   best_dev_f1=trainer.state.best_metric if use_dev else None,

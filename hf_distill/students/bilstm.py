@@ -4,80 +4,55 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig
 
 from .common import (
     BiLSTMEncoder,
     EncoderForSequenceClassification,
     EncoderForTokenClassification,
     SelfAttentionBlock,
+    StudentConfig,
     StudentPreTrainedModel,
-    check_positive,
-    check_probability,
     word_dropout,
 )
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
-class BiLSTMConfig(PretrainedConfig):
-    """Hyper-parameters of the BiLSTM students. ``hidden_size`` is per direction."""
+class BiLSTMConfig(StudentConfig):
+    """Hyper-parameters of the BiLSTM students (shared fields: :class:`StudentConfig`).
+
+    Args:
+        hidden_size: LSTM width per direction (the encoder's output is 2 x this).
+        num_layers: stacked BiLSTM layers.
+        output_dropout: dropout on the encoder's output, before the head.
+        word_dropout: probability of replacing a word by ``unk_token_id`` while training.
+        use_attention: a self-attention block over the BiLSTM states.
+        num_attention_heads: heads of that block (must divide 2 x ``hidden_size``).
+        pooling: ``"first"`` or ``"mean"`` position for sequence classification.
+        unk_token_id: the id word dropout substitutes.
+    """
 
     model_type = "hfd_bilstm"
 
-    def __init__(
-        self,
-        vocab_size: int = 30522,
-        embedding_dim: int = 128,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        output_dropout: float = 0.0,
-        word_dropout: float = 0.0,
-        use_attention: bool = False,
-        num_attention_heads: int = 4,
-        pooling: str = "first",
-        freeze_embeddings: bool = False,
-        initializer_range: float = 0.02,
-        use_crf: bool = False,
-        crf_constraints: bool = False,
-        pad_token_id: int = 0,
-        unk_token_id: int = 100,
-        **kwargs,
-    ):
-        check_positive(
-            "BiLSTMConfig",
-            vocab_size=vocab_size,
-            embedding_dim=embedding_dim,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            num_attention_heads=num_attention_heads,
-        )
-        check_probability("BiLSTMConfig", dropout=dropout, output_dropout=output_dropout, word_dropout=word_dropout)
+    def __init__(self, vocab_size: int = 30522, embedding_dim: int = 128, hidden_size: int = 256, num_layers: int = 1,
+                 output_dropout: float = 0.0, word_dropout: float = 0.0, use_attention: bool = False,
+                 num_attention_heads: int = 4, pooling: str = "first", unk_token_id: int = 100, **kwargs):
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.output_dropout = output_dropout
+        self.word_dropout = word_dropout
+        self.use_attention = use_attention
+        self.num_attention_heads = num_attention_heads
+        self.pooling = pooling
+        self.unk_token_id = unk_token_id
+        super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, **kwargs)
+        self.require_positive("hidden_size", "num_layers", "num_attention_heads")
+        self.require_probability("output_dropout", "word_dropout")
         if use_attention and (2 * hidden_size) % num_attention_heads:
-            raise ValueError(
-                f"BiLSTMConfig: attention width 2*hidden_size={2 * hidden_size} is not divisible by "
-                f"num_attention_heads={num_attention_heads}"
-            )
-        if pooling not in ("first", "mean"):
-            raise ValueError(f"BiLSTMConfig: pooling must be 'first' or 'mean', got {pooling!r}")
+            raise ValueError(f"BiLSTMConfig: attention width 2*hidden_size={2 * hidden_size} is not divisible by "
+                             f"num_attention_heads={num_attention_heads}")
+        self.require_choice("pooling", ("first", "mean"))
         if not 0 <= unk_token_id < vocab_size:
             raise ValueError(f"BiLSTMConfig: unk_token_id={unk_token_id} outside the vocabulary ({vocab_size})")
-        self.vocab_size, self.embedding_dim, self.hidden_size, self.num_layers = (
-            vocab_size,
-            embedding_dim,
-            hidden_size,
-            num_layers,
-        )
-        self.dropout, self.output_dropout, self.word_dropout = dropout, output_dropout, word_dropout
-        self.use_attention, self.num_attention_heads, self.pooling = use_attention, num_attention_heads, pooling
-        self.freeze_embeddings, self.initializer_range, self.unk_token_id = (
-            freeze_embeddings,
-            initializer_range,
-            unk_token_id,
-        )
-        self.use_crf, self.crf_constraints = use_crf, crf_constraints  # CRF head (token models)
-        super().__init__(pad_token_id=pad_token_id, **kwargs)
-
 
 class BiLSTMModel(StudentPreTrainedModel):
     """Embeddings, word dropout, stacked BiLSTM and optional self-attention: (batch, time, 2*hidden)."""

@@ -8,68 +8,49 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig
 
-from .common import BiLSTMEncoder, StudentPreTrainedModel, check_positive, check_probability, make_crf, tagging_output
+from .common import BiLSTMEncoder, StudentConfig, StudentPreTrainedModel, make_crf, tagging_output
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 CHAR_PAD, CHAR_UNK = "<pad>", "<unk>"
 
 
-class CharLSTMConfig(PretrainedConfig):
-    """Hyper-parameters of :class:`CharCNNWordLSTMForTokenClassification`; ``char_vocab[0]`` is padding."""
+class CharLSTMConfig(StudentConfig):
+    """Hyper-parameters of :class:`CharCNNWordLSTMForTokenClassification` (shared fields:
+    :class:`StudentConfig`).
+
+    Args:
+        char_vocab: the characters, ``char_vocab[0]`` padding and ``char_vocab[1]`` unknown.
+        char_embedding_dim: width of the character embeddings.
+        char_filters: convolution filters over each word's characters.
+        char_kernel_size: width of that convolution (odd).
+        max_word_length: characters kept per word.
+        hidden_size: word BiLSTM width per direction.
+        num_layers: stacked word BiLSTM layers.
+        output_dropout: dropout before the head.
+    """
 
     model_type = "hfd_char_lstm"
 
-    def __init__(
-        self,
-        vocab_size: int = 20000,
-        char_vocab: list[str] | None = None,
-        embedding_dim: int = 100,
-        char_embedding_dim: int = 30,
-        char_filters: int = 50,
-        char_kernel_size: int = 3,
-        max_word_length: int = 15,
-        hidden_size: int = 200,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        output_dropout: float = 0.0,
-        freeze_embeddings: bool = False,
-        initializer_range: float = 0.02,
-        use_crf: bool = False,
-        crf_constraints: bool = False,
-        pad_token_id: int = 0,
-        **kwargs,
-    ):
+    def __init__(self, vocab_size: int = 20000, char_vocab: list[str] | None = None, embedding_dim: int = 100,
+                 char_embedding_dim: int = 30, char_filters: int = 50, char_kernel_size: int = 3,
+                 max_word_length: int = 15, hidden_size: int = 200, num_layers: int = 1, output_dropout: float = 0.0,
+                 **kwargs):
         self.char_vocab = list(char_vocab) if char_vocab is not None else [CHAR_PAD, CHAR_UNK]
-        check_positive(
-            "CharLSTMConfig",
-            vocab_size=vocab_size,
-            embedding_dim=embedding_dim,
-            char_embedding_dim=char_embedding_dim,
-            char_filters=char_filters,
-            char_kernel_size=char_kernel_size,
-            max_word_length=max_word_length,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-        )
-        check_probability("CharLSTMConfig", dropout=dropout, output_dropout=output_dropout)
+        self.char_embedding_dim = char_embedding_dim
+        self.char_filters = char_filters
+        self.char_kernel_size = char_kernel_size
+        self.max_word_length = max_word_length
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.output_dropout = output_dropout
+        super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, **kwargs)
+        self.require_positive("char_embedding_dim", "char_filters", "char_kernel_size", "max_word_length",
+                              "hidden_size", "num_layers")
+        self.require_probability("output_dropout")
         if self.char_vocab[:2] != [CHAR_PAD, CHAR_UNK]:
             raise ValueError(f"CharLSTMConfig: char_vocab must start with {[CHAR_PAD, CHAR_UNK]}")
-        if char_kernel_size % 2 == 0:
-            raise ValueError(f"CharLSTMConfig: char_kernel_size must be odd, got {char_kernel_size}")
-        self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
-        self.char_embedding_dim, self.char_filters, self.char_kernel_size = (
-            char_embedding_dim,
-            char_filters,
-            char_kernel_size,
-        )
-        self.max_word_length, self.hidden_size, self.num_layers = max_word_length, hidden_size, num_layers
-        self.dropout, self.output_dropout = dropout, output_dropout
-        self.freeze_embeddings, self.initializer_range = freeze_embeddings, initializer_range
-        self.use_crf, self.crf_constraints = use_crf, crf_constraints  # CRF head (token models)
-        super().__init__(pad_token_id=pad_token_id, **kwargs)
-
+        self.require_odd("char_kernel_size", "to keep characters aligned")
 
 class CharCNN(nn.Module):
     """Character embeddings, 1-D convolution and max-pooling over each word's real characters."""

@@ -5,66 +5,41 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PretrainedConfig
 
 from .common import (
     EncoderForSequenceClassification,
     EncoderForTokenClassification,
+    StudentConfig,
     StudentPreTrainedModel,
-    check_positive,
-    check_probability,
     sinusoidal_positions,
 )
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
-class CNNConfig(PretrainedConfig):
-    """Hyper-parameters of the CNN students."""
+class CNNConfig(StudentConfig):
+    """Hyper-parameters of the CNN students (shared fields: :class:`StudentConfig`).
+
+    Args:
+        num_blocks: residual depthwise-separable convolution blocks.
+        kernel_size: width of each convolution (odd, so positions stay aligned).
+        max_position_embeddings: longest input (sinusoidal positions; ``embedding_dim`` must be even).
+        pooling: ``"first"`` or ``"mean"`` position for sequence classification.
+    """
 
     model_type = "hfd_cnn"
 
-    def __init__(
-        self,
-        vocab_size: int = 30522,
-        embedding_dim: int = 128,
-        num_blocks: int = 4,
-        kernel_size: int = 5,
-        dropout: float = 0.1,
-        max_position_embeddings: int = 512,
-        pooling: str = "mean",
-        freeze_embeddings: bool = False,
-        initializer_range: float = 0.02,
-        use_crf: bool = False,
-        crf_constraints: bool = False,
-        pad_token_id: int = 0,
-        **kwargs,
-    ):
-        check_positive(
-            "CNNConfig",
-            vocab_size=vocab_size,
-            embedding_dim=embedding_dim,
-            num_blocks=num_blocks,
-            kernel_size=kernel_size,
-            max_position_embeddings=max_position_embeddings,
-        )
-        if kernel_size % 2 == 0:
-            raise ValueError(f"CNNConfig: kernel_size must be odd to keep positions aligned, got {kernel_size}")
+    def __init__(self, vocab_size: int = 30522, embedding_dim: int = 128, num_blocks: int = 4, kernel_size: int = 5,
+                 dropout: float = 0.1, max_position_embeddings: int = 512, pooling: str = "mean", **kwargs):
+        self.num_blocks = num_blocks
+        self.kernel_size = kernel_size
+        self.max_position_embeddings = max_position_embeddings
+        self.pooling = pooling
+        super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, dropout=dropout, **kwargs)
+        self.require_positive("num_blocks", "kernel_size", "max_position_embeddings")
+        self.require_odd("kernel_size", "to keep positions aligned")
         if embedding_dim % 2:
             raise ValueError(f"CNNConfig: embedding_dim must be even (sinusoidal positions), got {embedding_dim}")
-        if pooling not in ("first", "mean"):
-            raise ValueError(f"CNNConfig: pooling must be 'first' or 'mean', got {pooling!r}")
-        check_probability("CNNConfig", dropout=dropout)
-        self.vocab_size, self.embedding_dim, self.num_blocks, self.kernel_size = (
-            vocab_size,
-            embedding_dim,
-            num_blocks,
-            kernel_size,
-        )
-        self.dropout, self.max_position_embeddings, self.pooling = dropout, max_position_embeddings, pooling
-        self.freeze_embeddings, self.initializer_range = freeze_embeddings, initializer_range
-        self.use_crf, self.crf_constraints = use_crf, crf_constraints  # CRF head (token models)
-        super().__init__(pad_token_id=pad_token_id, **kwargs)
-
+        self.require_choice("pooling", ("first", "mean"))
 
 class SeparableConvBlock(nn.Module):
     """Depthwise conv, pointwise conv, GELU, dropout, residual, layer norm; padding is zeroed first."""

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput, TokenClassifierOutput
 
 from .crf import LinearChainCRF, iob2_allowed_transitions, select_positions
@@ -29,6 +29,60 @@ def check_probability(name: str, **values) -> None:
     for key, value in values.items():
         if not 0.0 <= float(value) < 1.0:
             raise ValueError(f"{name}: {key} must be in [0, 1), got {value!r}")
+
+
+class StudentConfig(PretrainedConfig):
+    """The fields every student family shares, checked once; each family adds its own.
+
+    Args:
+        vocab_size: rows of the input embedding table (the tokenizer's length).
+        embedding_dim: width of the input embeddings.
+        dropout: dropout probability inside the encoder, in [0, 1).
+        freeze_embeddings: keep the input embeddings fixed (teacher embeddings or word vectors).
+        initializer_range: standard deviation of the initial weights.
+        use_crf: put a CRF head on token models (logits are emissions; the loss is the CRF NLL).
+        crf_constraints: forbid IOB2-invalid transitions in that CRF.
+        pad_token_id: id of padding; its embedding row stays zero.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        embedding_dim: int = 128,
+        dropout: float = 0.0,
+        freeze_embeddings: bool = False,
+        initializer_range: float = 0.02,
+        use_crf: bool = False,
+        crf_constraints: bool = False,
+        pad_token_id: int = 0,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.dropout = dropout
+        self.freeze_embeddings = freeze_embeddings
+        self.initializer_range = initializer_range
+        self.use_crf = use_crf
+        self.crf_constraints = crf_constraints
+        self.require_positive("vocab_size", "embedding_dim")
+        self.require_probability("dropout")
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+
+    def require_positive(self, *names: str) -> None:
+        """Raise naming the config and field when one of ``names`` is not a positive integer."""
+        check_positive(type(self).__name__, **{n: getattr(self, n) for n in names})
+
+    def require_probability(self, *names: str) -> None:
+        """Raise naming the config and field when one of ``names`` is not in [0, 1)."""
+        check_probability(type(self).__name__, **{n: getattr(self, n) for n in names})
+
+    def require_odd(self, name: str, why: str) -> None:
+        if getattr(self, name) % 2 == 0:
+            raise ValueError(f"{type(self).__name__}: {name} must be odd ({why}), got {getattr(self, name)}")
+
+    def require_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        if getattr(self, name) not in choices:
+            raise ValueError(f"{type(self).__name__}: {name} must be one of {choices}, got {getattr(self, name)!r}")
 
 
 def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:

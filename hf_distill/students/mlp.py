@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig
 
-from .common import StudentPreTrainedModel, check_positive, check_probability, masked_mean, sequence_output
+from .common import StudentConfig, StudentPreTrainedModel, masked_mean, sequence_output
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
-class MLPConfig(PretrainedConfig):
-    """Hyper-parameters of :class:`MLPForSequenceClassification` (about 80k parameters at 16 dimensions)."""
+class MLPConfig(StudentConfig):
+    """Hyper-parameters of :class:`MLPForSequenceClassification`, about 80k parameters at 16 dimensions
+    (shared fields: :class:`StudentConfig`).
+
+    Args:
+        hidden_size: width of the hidden layer over the mean-pooled embeddings.
+    """
 
     model_type = "hfd_mlp"
 
-    def __init__(self, vocab_size: int = 5000, embedding_dim: int = 16, hidden_size: int = 16, dropout: float = 0.0,
-                 freeze_embeddings: bool = False, initializer_range: float = 0.02, pad_token_id: int = 0, **kwargs):
-        check_positive("MLPConfig", vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_size=hidden_size)
-        check_probability("MLPConfig", dropout=dropout)
-        self.vocab_size, self.embedding_dim, self.hidden_size, self.dropout = (
-            vocab_size, embedding_dim, hidden_size, dropout)
-        self.freeze_embeddings, self.initializer_range = freeze_embeddings, initializer_range
-        super().__init__(pad_token_id=pad_token_id, **kwargs)
+    def __init__(self, vocab_size: int = 5000, embedding_dim: int = 16, hidden_size: int = 16, **kwargs):
+        self.hidden_size = hidden_size
+        super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, **kwargs)
+        self.require_positive("hidden_size")
 
 
 class MLPForSequenceClassification(StudentPreTrainedModel):

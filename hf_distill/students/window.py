@@ -5,40 +5,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PretrainedConfig
 
-from .common import StudentPreTrainedModel, check_positive, check_probability, make_crf, tagging_output
+from .common import StudentConfig, StudentPreTrainedModel, make_crf, tagging_output
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
-class WindowConfig(PretrainedConfig):
-    """Hyper-parameters of :class:`WindowForTokenClassification`."""
+class WindowConfig(StudentConfig):
+    """Hyper-parameters of :class:`WindowForTokenClassification` (shared fields: :class:`StudentConfig`).
+
+    Args:
+        window_size: tokens seen per word, 2k+1 centred on it (odd).
+    """
 
     model_type = "hfd_window"
 
-    def __init__(
-        self,
-        vocab_size: int = 30522,
-        embedding_dim: int = 100,
-        window_size: int = 3,
-        dropout: float = 0.0,
-        freeze_embeddings: bool = False,
-        initializer_range: float = 0.02,
-        use_crf: bool = False,
-        crf_constraints: bool = False,
-        pad_token_id: int = 0,
-        **kwargs,
-    ):
-        check_positive("WindowConfig", vocab_size=vocab_size, embedding_dim=embedding_dim, window_size=window_size)
-        if window_size % 2 == 0:
-            raise ValueError(
-                f"WindowConfig: window_size must be odd (2k+1 tokens centred on each word), got {window_size}"
-            )
-        check_probability("WindowConfig", dropout=dropout)
-        self.vocab_size, self.embedding_dim, self.window_size = vocab_size, embedding_dim, window_size
-        self.dropout, self.freeze_embeddings, self.initializer_range = dropout, freeze_embeddings, initializer_range
-        self.use_crf, self.crf_constraints = use_crf, crf_constraints  # CRF head (token models)
-        super().__init__(pad_token_id=pad_token_id, **kwargs)
+    def __init__(self, vocab_size: int = 30522, embedding_dim: int = 100, window_size: int = 3, **kwargs):
+        self.window_size = window_size
+        super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, **kwargs)
+        self.require_positive("window_size")
+        self.require_odd("window_size", "2k+1 tokens centred on each word")
 
 
 class WindowForTokenClassification(StudentPreTrainedModel):
