@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -16,10 +15,14 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .args import DistillationTrainingArguments
 from .base import DISTILLATION_FILE, IGNORE_INDEX, extra_model_inputs, write_json_atomic
+from .checkpoints import resume_state, save_trainer_state
 from .collator import EXTRA_COLUMNS, DistillationCollator
+from .counting import COUNT_NAMES, count_items
 from .data.align import DISTILL_MASK
-from .data.transfer import count_rows
+from .data.transfer import log_row_counts
 from .losses import HIDDEN_LOSSES, KD_LOSSES, KDBatch, cross_entropy
+from .projections import build_projections
+from .schedules import auto_kd_weight, kd_weight_at, task_weight_at
 from .signals import (
     CachedTeacher,
     OnlineTeacher,
@@ -30,24 +33,12 @@ from .signals import (
     tokenizer_fingerprint,
 )
 from .students.common import crf_nll
-from .validate import LabelSetMismatchError, check_label_sets, check_rows, check_vocabulary  # noqa: F401
+from .validate import LabelSetMismatchError, check_setup  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
-#: what the trainer resolved during a run, saved in every checkpoint beside Trainer's own state
-STATE_FILE = "hf_distill_state.json"
 #: name of the student's submodule holding the hidden-state projections
 PROJECTIONS = "distill_projections"
-
-
-def _hidden_width(model: nn.Module) -> int:
-    """Width of a model's hidden states: the student encoder's ``output_size`` (BiLSTM: 2 x hidden), else
-    ``config.hidden_size`` (BERT-like), else the embedding size."""
-    encoder = getattr(model, "student", None)
-    if encoder is not None and hasattr(encoder, "output_size"):
-        return encoder.output_size
-    config = model.config
-    return getattr(config, "hidden_size", None) or config.embedding_dim
 
 
 class DistillationTrainer(Trainer):
@@ -77,13 +68,8 @@ class DistillationTrainer(Trainer):
         self._auto_kd_weight: float | None = None
         self.hidden_specs = args.hidden_match_specs
         self.teacher = None
+        check_setup(args, self.model, teacher_model, processing_class, self.train_dataset)
         if teacher_model is not None:
-            check_label_sets(teacher_model, self.model)
-            if extra_model_inputs(self.model) and (args.kd_loss != "none" or args.hidden_matches):
-                raise ValueError(
-                    f"{type(self.model).__name__} reads {extra_model_inputs(self.model)}: its inputs are not the "
-                    "teacher's; cache the teacher on its own tokenization and move the cache with "
-                    "transfer_teacher_cache(cached, student_dataset, level='word'), then train without teacher_model")
             teacher_id = teacher_fingerprint(teacher_model)
             teacher_model.requires_grad_(False)
             self.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
@@ -103,25 +89,9 @@ class DistillationTrainer(Trainer):
         if columns:
             self.signal_kind = "cached" if has_cache_columns(columns) else "online" if self.online_signal else None
         self._build_projections(teacher_model)
-        check_vocabulary(self.model, processing_class, "student")
-        if teacher_model is not None:
-            check_vocabulary(teacher_model, processing_class, "teacher")
-        check_rows(self.train_dataset, {"student": self.model, **({"teacher": teacher_model} if teacher_model else {})})
-        self.row_counts = {}
-        if self.train_dataset is not None and hasattr(self.train_dataset, "column_names"):
-            counts = count_rows(self.train_dataset)
-            self.row_counts = {"labeled_examples": counts["labeled"], "transfer_examples": counts["transfer"]}
-            if counts["transfer"]:
-                if args.kd_loss == "none" and not self.hidden_specs:
-                    logger.warning("%d training rows have no gold label and kd_loss='none': they teach nothing",
-                                   counts["transfer"])
-                logger.info("training rows: %d labeled, %d transfer (KD terms only)", counts["labeled"],
-                            counts["transfer"])
+        self.row_counts = log_row_counts(self.train_dataset, args.kd_loss != "none" or bool(self.hidden_specs))
         if self._crf(self.model) is not None and self.preprocess_logits_for_metrics is None:
             self.preprocess_logits_for_metrics = self._viterbi_predictions
-        if args.kd_loss != "none" and KD_LOSSES[args.kd_loss].structured and self._crf(self.model) is None:
-            raise ValueError(f"kd_loss={args.kd_loss!r} needs a student with a CRF head (use_crf=True, or "
-                             "BertCRFForTokenClassification)")
 
     def _crf(self, model):
         return getattr(self.accelerator.unwrap_model(model), "crf", None)
@@ -139,16 +109,7 @@ class DistillationTrainer(Trainer):
             return
         if teacher is None:
             raise ValueError("hidden_matches need teacher_model= (hidden states are not cached)")
-        projections = nn.ModuleDict()
-        t_size, s_size = _hidden_width(teacher), _hidden_width(self.model)
-        for t, s, _ in self.hidden_specs:
-            for who, layer, model in (("teacher", t, teacher), ("student", s, self.model)):
-                # BERT-like models return embeddings + one state per layer; the other students one state
-                last = getattr(model.config, "num_hidden_layers", 0)
-                if layer > last:
-                    raise ValueError(f"hidden match {t}:{s}: the {who} has hidden states 0..{last} only")
-            if t_size != s_size:
-                projections[f"{t}_{s}"] = nn.Linear(s_size, t_size)
+        projections = build_projections(self.hidden_specs, teacher, self.model)
         self.model.add_module(PROJECTIONS, projections.to(self.args.device))
 
     @property
@@ -165,30 +126,10 @@ class DistillationTrainer(Trainer):
         """Count task labels (returned, as ``Trainer`` expects), KD positions and tokens over the batches."""
         if not batch_samples:
             return None
-        task = kd = tokens = task_rows = kd_rows = 0
-        for b in batch_samples:
-            labels = b.get("labels")
-            if labels is not None:
-                task = task + labels.ne(IGNORE_INDEX).sum()
-                if labels.dim() > 1:
-                    task_rows = task_rows + labels.ne(IGNORE_INDEX).any(1).sum()
-            if DISTILL_MASK in b:
-                kd_rows = kd_rows + b[DISTILL_MASK].bool().any(1).sum()
-            if DISTILL_MASK in b:
-                kd = kd + b[DISTILL_MASK].sum()
-            elif labels is not None and labels.dim() > 1:
-                kd = kd + labels.ne(IGNORE_INDEX).sum()
-            else:
-                kd = kd + b["input_ids"].shape[0]
-            if "attention_mask" in b:
-                tokens = tokens + b["attention_mask"].sum()
-            else:
-                tokens = tokens + b["input_ids"].numel()
-        values = (task, kd, tokens, task_rows, kd_rows)
-        counts = torch.stack([torch.as_tensor(x, device=device).reshape(()) for x in values]).long()
+        counts = count_items(batch_samples, device)
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             counts = self.accelerator.gather(counts.unsqueeze(0)).sum(0)
-        self._item_counts = dict(zip(("task", "kd", "tokens", "task_rows", "kd_rows"), counts))
+        self._item_counts = dict(zip(COUNT_NAMES, counts))
         return counts[0]
 
     def distillation_info(self) -> dict:
@@ -232,7 +173,7 @@ class DistillationTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         if self.is_world_process_zero():
             folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            write_json_atomic(os.path.join(folder, STATE_FILE), {"auto_kd_weight": self._auto_kd_weight})
+            save_trainer_state(folder, self._auto_kd_weight)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
         """``Trainer.train``; a resumed run restores the resolved ``auto`` KD weight and refuses a checkpoint
@@ -241,16 +182,7 @@ class DistillationTrainer(Trainer):
         if checkpoint is True:
             checkpoint = get_last_checkpoint(self.args.output_dir)
         if isinstance(checkpoint, str):
-            missing = [f for f in ("optimizer.pt", "scheduler.pt") if not os.path.isfile(os.path.join(checkpoint, f))]
-            if missing:
-                raise ValueError(f"{checkpoint} lacks {', '.join(missing)} (saved with save_only_model=True?): "
-                                 "resuming would restart the optimizer; start a new run from its weights instead")
-            state = os.path.join(checkpoint, STATE_FILE)
-            if os.path.isfile(state):
-                with open(state) as f:
-                    self._auto_kd_weight = json.load(f).get("auto_kd_weight")
-            elif self.args.kd_weight == "auto":
-                raise ValueError(f"{checkpoint} has no {STATE_FILE}: the resolved kd_weight='auto' is unknown")
+            self._auto_kd_weight = resume_state(checkpoint, self.args.kd_weight)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict=None):
@@ -270,30 +202,17 @@ class DistillationTrainer(Trainer):
     # -------------------------------------------------------------- the loss
     def kd_weight_now(self) -> float:
         """The KD weight at the current step: base weight (number or auto) times the schedule."""
-        base = self._auto_kd_weight if self.args.kd_weight == "auto" else float(self.args.kd_weight)
-        schedule = self.args.kd_weight_schedule
-        if schedule == "linear_decay" and self.state.max_steps:
-            return base * max(0.0, 1.0 - self.state.global_step / self.state.max_steps)
-        if schedule in ("zero_last_epoch", "kd_only_until_last_epoch"):
-            return 0.0 if self._in_last_epoch() else base
-        return base
+        return kd_weight_at(self.args, self.state, self._auto_kd_weight)
 
     def task_weight_now(self) -> float:
-        """The task weight: ``task_weight``, but 0 before the last epoch under ``kd_only_until_last_epoch``."""
-        if self.args.kd_weight_schedule == "kd_only_until_last_epoch" and not self._in_last_epoch():
-            return 0.0
-        return self.args.task_weight
-
-    def _in_last_epoch(self) -> bool:
-        last = math.ceil(self.state.num_train_epochs or self.args.num_train_epochs) - 1
-        return (self.state.epoch or 0.0) >= last
+        """The task weight at the current step (0 before the last epoch under ``kd_only_until_last_epoch``)."""
+        return task_weight_at(self.args, self.state)
 
     def _set_auto_weight(self, task: torch.Tensor, kd: torch.Tensor) -> None:
         pair = torch.stack([task.detach().float(), kd.detach().float()])
         if self.args.world_size > 1:
             pair = self.accelerator.reduce(pair, reduction="mean")
-        task_v, kd_v = (self.args.task_weight * pair[0]).item(), pair[1].item()
-        self._auto_kd_weight = task_v / kd_v if kd_v > 0 and task_v > 0 else 1.0
+        self._auto_kd_weight = auto_kd_weight((self.args.task_weight * pair[0]).item(), pair[1].item())
         logger.info("kd_weight=auto: set to %.4g on the first step", self._auto_kd_weight)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import IGNORE_INDEX
+from .base import IGNORE_INDEX, extra_model_inputs
 
 
 class LabelSetMismatchError(ValueError):
@@ -62,3 +62,24 @@ def check_rows(dataset, models: dict[str, nn.Module]) -> None:
     if bad:
         raise ValueError(f"{column!r} holds label ids {bad[:5]} outside 0..{top - 1} (num_labels {num_labels}): "
                          "the data's label set is larger than the models'")
+
+
+def check_setup(args, student: nn.Module, teacher: nn.Module | None, tokenizer, train_dataset) -> None:
+    """Every check of a distillation run that needs no compute: label sets, the inputs the student reads,
+    vocabulary sizes, row lengths and label ids, and a CRF head where the KD loss needs one."""
+    from .losses import KD_LOSSES
+
+    distilling = args.kd_loss != "none" or bool(args.hidden_matches)
+    if teacher is not None:
+        check_label_sets(teacher, student)
+        if extra_model_inputs(student) and distilling:
+            raise ValueError(
+                f"{type(student).__name__} reads {extra_model_inputs(student)}: its inputs are not the teacher's; "
+                "cache the teacher on its own tokenization and move the cache with "
+                "transfer_teacher_cache(cached, student_dataset, level='word'), then train without teacher_model")
+        check_vocabulary(teacher, tokenizer, "teacher")
+    check_vocabulary(student, tokenizer, "student")
+    check_rows(train_dataset, {"student": student, **({"teacher": teacher} if teacher is not None else {})})
+    if args.kd_loss != "none" and KD_LOSSES[args.kd_loss].structured and getattr(student, "crf", None) is None:
+        raise ValueError(f"kd_loss={args.kd_loss!r} needs a student with a CRF head (use_crf=True, or "
+                         "BertCRFForTokenClassification)")

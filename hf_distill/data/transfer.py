@@ -379,6 +379,20 @@ def count_rows(dataset: datasets.Dataset) -> dict[str, int]:
     return {"labeled": len(dataset) - transfer, "transfer": transfer}
 
 
+
+def log_row_counts(dataset, distilling: bool) -> dict:
+    """Log how many training rows are labeled and how many are transfer rows (KD terms only); returns
+    ``{"labeled_examples", "transfer_examples"}`` for ``distillation.json`` (empty without a dataset)."""
+    if dataset is None or not hasattr(dataset, "column_names"):
+        return {}
+    counts = count_rows(dataset)
+    if counts["transfer"]:
+        if not distilling:
+            logger.warning("%d training rows have no gold label and kd_loss='none': they teach nothing",
+                           counts["transfer"])
+        logger.info("training rows: %d labeled, %d transfer (KD terms only)", counts["labeled"], counts["transfer"])
+    return {"labeled_examples": counts["labeled"], "transfer_examples": counts["transfer"]}
+
 def mix_transfer(
     labeled: datasets.Dataset,
     transfer: datasets.Dataset,

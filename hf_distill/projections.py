@@ -1,0 +1,31 @@
+"""Learned maps from student to teacher hidden widths, for hidden-state matches."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def hidden_width(model: nn.Module) -> int:
+    """Width of a model's hidden states: the student encoder's ``output_size`` (BiLSTM: 2 x hidden), else
+    ``config.hidden_size`` (BERT-like), else the embedding size."""
+    encoder = getattr(model, "student", None)
+    if encoder is not None and hasattr(encoder, "output_size"):
+        return encoder.output_size
+    config = model.config
+    return getattr(config, "hidden_size", None) or config.embedding_dim
+
+
+def build_projections(specs, teacher: nn.Module, student: nn.Module) -> nn.ModuleDict:
+    """One ``Linear(student width, teacher width)`` per ``(teacher_layer, student_layer, kind)`` match whose
+    widths differ, keyed ``"t_s"``; raises when a layer index is beyond a model's hidden states."""
+    projections = nn.ModuleDict()
+    t_size, s_size = hidden_width(teacher), hidden_width(student)
+    for t, s, _ in specs:
+        for who, layer, model in (("teacher", t, teacher), ("student", s, student)):
+            # BERT-like models return embeddings + one state per layer; the other students one state
+            last = getattr(model.config, "num_hidden_layers", 0)
+            if layer > last:
+                raise ValueError(f"hidden match {t}:{s}: the {who} has hidden states 0..{last} only")
+        if t_size != s_size:
+            projections[f"{t}_{s}"] = nn.Linear(s_size, t_size)
+    return projections
