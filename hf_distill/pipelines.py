@@ -130,7 +130,7 @@ def student_pipeline(path: str, quantized: bool = False, aggregation_strategy: s
     """
     folder = Path(path)
     config = AutoConfig.from_pretrained(folder)
-    token = task_of((config.architectures or [""])[0]) == "token"
+    token = bool(config.architectures) and task_of(config.architectures[0]) == "token"
     tokenizer = AutoTokenizer.from_pretrained(folder)
     onnx = (folder / ONNX_FILE).is_file()
     if onnx:
