@@ -25,7 +25,85 @@ DEFAULTS = ["--max_train_samples", "0", "--transfer_samples", "0", "--runs", "no
             "--student_seeds", "42", "43", "44", "--measure_online_epoch", "true", "--output_dir", "outputs/foundation"]
 
 
+RUNS_DIR = os.path.join(RESULTS, "transfer_runs")
+
+
+def from_runs(tag: str = "full") -> dict:
+    """``foundation.json`` from the per-run records of ``benchmarks/transfer.py --tag full`` (one resumable job
+    per seed and run, two workers; see that script): the early-stopping redo. Seeds not finished yet are
+    listed as missing; the earlier fixed-epoch results stay under ``fixed_epochs``."""
+    path = os.path.join(RESULTS, "foundation.json")
+    old = json.load(open(path)) if os.path.isfile(path) else {}
+    fixed = old.get("fixed_epochs") or ({k: v for k, v in old.items() if k != "details"} if old else None)
+    with open(os.path.join(RUNS_DIR, f"conll2003_{tag}_teacher.json")) as f:
+        teacher = json.load(f)
+    runs = {run: {} for run in ("no_kd", "kd")}
+    settings = None
+    for run in runs:
+        for seed in (42, 43, 44):
+            p = os.path.join(RUNS_DIR, f"conll2003_{tag}_seed{seed}_{run}.json")
+            if os.path.isfile(p):
+                with open(p) as f:
+                    runs[run][seed] = json.load(f)
+                settings = runs[run][seed].get("settings", settings)
+    f1 = {run: {s: r["f1"] for s, r in v.items()} for run, v in runs.items()}
+    paired = sorted(set(f1["no_kd"]) & set(f1["kd"]))
+    out = {
+        "command": "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/transfer.py --stage teacher|worker --tag full "
+                   "-- --output_dir outputs/full --max_train_samples 0 --transfer_samples 0 --teacher_epochs 5 "
+                   "--runs no_kd kd && python benchmarks/foundation.py --from-runs",
+        "dataset": "conll2003 (test split, seqeval strict IOB2)",
+        "train_sentences": teacher["labeled_sentences"], "test_sentences": teacher["test_sentences"],
+        "teacher": "all-MiniLM-L6-v2 fine-tuned on all 14,041 train sentences, early stopping on dev",
+        "teacher_f1": teacher["teacher"]["f1"], "teacher_epochs": teacher["teacher"].get("epochs_run"),
+        "teacher_best_epoch": teacher["teacher"].get("best_epoch"),
+        "student": "the teacher's first 2 layers, early stopping on dev F1 (patience 2), best checkpoint restored",
+        "kd": settings and f"{settings['kd_loss']}, T={settings['temperature']}, kd_weight={settings['kd_weight']}",
+        "f1": f1, "mean_f1": {r: statistics.mean(v.values()) for r, v in f1.items() if v},
+        "sd_f1": {r: statistics.stdev(v.values()) for r, v in f1.items() if len(v) > 1},
+        "paired_seeds": paired,
+        "kd_minus_no_kd": [f1["kd"][s] - f1["no_kd"][s] for s in paired],
+        "missing": [f"{run} seed {s}" for run in runs for s in (42, 43, 44) if s not in runs[run]],
+        "epochs": {r: {s: (x["epochs_run"], x["best_epoch"]) for s, x in v.items()} for r, v in runs.items()},
+        "epoch_cpu_s": {r: statistics.mean(e for x in v.values() for e in x["epoch_cpu_s"]) for r, v in runs.items()
+                        if v},
+        "fixed_epochs": fixed,
+    }
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=2)
+    os.replace(tmp, path)
+    md = ["# Foundation benchmark: CoNLL-2003, full train labeled, trained to convergence", "",
+          f"Command: `{out['command']}`", "",
+          f"Teacher: {out['teacher']} ({out['teacher_epochs']} epochs, best {out['teacher_best_epoch']}): test F1 "
+          f"{100 * out['teacher_f1']:.2f}. Student: {out['student']}. KD: {out['kd']}. One torch thread per run.", "",
+          "| run | " + " | ".join(f"seed {s}" for s in (42, 43, 44)) + " | mean | epochs run (best) | CPU s/epoch |",
+          "|---|---|---|---|---|---|---|"]
+    for run in ("no_kd", "kd"):
+        cells = [f"{100 * f1[run][s]:.2f}" if s in f1[run] else "running" for s in (42, 43, 44)]
+        mean = f"{100 * out['mean_f1'][run]:.2f}" if run in out["mean_f1"] else "-"
+        eps = ", ".join(f"{a} ({b})" for a, b in out["epochs"][run].values()) or "-"
+        cpu = f"{out['epoch_cpu_s'][run]:.0f}" if run in out["epoch_cpu_s"] else "-"
+        md.append(f"| {run} | {' | '.join(cells)} | {mean} | {eps} | {cpu} |")
+    if paired:
+        md += ["", "KD − no KD on the same seed: "
+               + ", ".join(f"{s}: {100 * d:+.2f}" for s, d in zip(paired, out["kd_minus_no_kd"]))]
+    if out["missing"]:
+        md += ["", f"Not finished yet (resumable; next session): {', '.join(out['missing'])}."]
+    if fixed:
+        md += ["", "Earlier, with 2 fixed epochs and T=2, weight 1 (teacher "
+               f"{100 * fixed.get('teacher_f1', 0):.2f}): no KD {100 * fixed.get('student_f1_no_kd', 0):.2f}, "
+               f"KD (KL) {100 * fixed.get('student_f1_kd_kl', 0):.2f} (`fixed_epochs` in foundation.json)."]
+    with open(os.path.join(RESULTS, "foundation.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    return out
+
+
 def main(argv: list[str]) -> None:
+    if argv == ["--from-runs"]:
+        from_runs()
+        return
     if argv == ["--render-only"]:
         with open(os.path.join(RESULTS, "foundation.json")) as f:
             render(json.load(f))

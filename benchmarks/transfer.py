@@ -275,8 +275,8 @@ def render(out: dict) -> None:
                               f"| {x['train_s']:.0f} | {x['train_cpu_s']:.0f} | {x.get('latency_ms', 0):.2f} |")
     if c and out.get("variants"):
         md += ["", "### KD on the labeled rows only: other settings (same teacher, same seeds)", "",
-               "| variant | settings | no KD (default) | KD | KD + transfer | KD − no KD |",
-               "|---|---|---|---|---|---|"]
+               "| variant | settings | no KD (default) | KD | KD per seed | KD + transfer | KD − no KD |",
+               "|---|---|---|---|---|---|---|"]
         base = c["mean"]
         for tag, v in sorted(out["variants"].items()):
             st = v.get("settings") or {}
@@ -285,7 +285,9 @@ def render(out: dict) -> None:
             md.append(f"| {tag} | T={st.get('temperature')}, kd_weight={st.get('kd_weight')}, "
                       f"patience={st.get('patience')} ({len(v['seeds'].get('kd', []))} seeds) "
                       f"| {_f(base.get('no_kd'))} "
-                      f"| {_f(m.get('kd'))} | {_f(m.get('kd_transfer'))} | "
+                      f"| {_f(m.get('kd'))} | "
+                      + " / ".join(f"{s}: {_f(x)}" for s, x in sorted(v["f1"].get("kd", {}).items()))
+                      + f" | {_f(m.get('kd_transfer'))} | "
                       f"{'-' if diff is None else f'{100 * diff:+.2f}'} |")
     e = out.get("emotion")
     if e:
