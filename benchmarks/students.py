@@ -36,6 +36,7 @@ from hf_distill import (
     load_dataset,
     tokenize_and_align,
 )
+from hf_distill.cache import transfer_teacher_cache
 from hf_distill.data.words import (
     build_char_vocab,
     build_word_tokenizer,
@@ -44,7 +45,6 @@ from hf_distill.data.words import (
     load_word_vectors,
 )
 from hf_distill.efficiency import count_parameters, measure_latency
-from hf_distill.signals import transfer_teacher_cache
 from hf_distill.students import build_student
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -19,7 +19,7 @@ _LAZY = {
     "load_dataset": "data", "tokenize_and_align": "data", "tokenize_text": "data",
     "TokenClassificationMetrics": "metrics", "classification_metrics": "metrics", "seqeval_scores": "metrics",
     "CachedTeacher": "signals", "OnlineTeacher": "signals", "StaleTeacherCacheError": "signals",
-    "cache_teacher_outputs": "signals", "transfer_teacher_cache": "signals",
+    "cache_teacher_outputs": "cache", "transfer_teacher_cache": "cache",
     "build_student": "students", "count_parameters": "students", "student_from_teacher": "students",
     "DistillationTrainer": "trainer", "LabelSetMismatchError": "validate",
 }
@@ -47,16 +47,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
     from .args import DistillationTrainingArguments
+    from .cache import cache_teacher_outputs, transfer_teacher_cache
     from .collator import DistillationCollator
     from .data import load_dataset, tokenize_and_align, tokenize_text
     from .metrics import TokenClassificationMetrics, classification_metrics, seqeval_scores
-    from .signals import (
-        CachedTeacher,
-        OnlineTeacher,
-        StaleTeacherCacheError,
-        cache_teacher_outputs,
-        transfer_teacher_cache,
-    )
+    from .signals import CachedTeacher, OnlineTeacher, StaleTeacherCacheError
     from .students import build_student, count_parameters, student_from_teacher
     from .trainer import DistillationTrainer
     from .validate import LabelSetMismatchError

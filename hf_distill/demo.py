@@ -30,12 +30,13 @@ from transformers import (
 
 from .args import DistillationTrainingArguments
 from .base import write_json_atomic
+from .cache import cache_teacher_outputs
 from .collator import DistillationCollator
 from .data import load_dataset, tokenize_and_align
 from .data.transfer import build_transfer_set, mix_transfer
 from .efficiency import measure_latency
 from .metrics import TokenClassificationMetrics
-from .signals import cache_teacher_outputs, teacher_fingerprint
+from .signals import teacher_fingerprint
 from .students import count_parameters, student_from_teacher
 from .trainer import DistillationTrainer
 

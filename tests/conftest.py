@@ -93,7 +93,7 @@ def hub(monkeypatch):
     """A local Hub-protocol server, as if HF_ENDPOINT named it; the client may reach 127.0.0.1 only."""
     import requests
     from hub_server import LocalHub
-    from huggingface_hub import configure_http_backend, constants, hf_api
+    from huggingface_hub import configure_http_backend, constants, file_download, hf_api
 
     class NoNetwork(requests.adapters.HTTPAdapter):
         def send(self, request, *args, **kwargs):
@@ -111,6 +111,9 @@ def hub(monkeypatch):
         with LocalHub(token=HUB_TOKEN) as local:
             monkeypatch.setattr(constants, "ENDPOINT", local.endpoint)  # what HF_ENDPOINT sets at import
             monkeypatch.setattr(hf_api.api, "endpoint", local.endpoint)  # the module-level client create_repo uses
+            template = local.endpoint + "/{repo_id}/resolve/{revision}/{filename}"  # downloads (hf_hub_url)
+            monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+            monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)
             yield local
     finally:
         configure_http_backend()

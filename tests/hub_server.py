@@ -125,8 +125,10 @@ class LocalHub:
             if self.repos.pop(repo_id, None) is None:
                 return h._json(404, {"error": "Repository not found"}, "RepoNotFound")
             return h._json(200, {})
-        if parts[:2] == ["api", "models"] and len(parts) >= 4:
+        if parts[:1] == ["api"] and len(parts) >= 4 and parts[1] in ("models", "datasets"):
             repo_id, rest = "/".join(parts[2:4]), parts[4:]
+            if parts[1] == "datasets":  # dataset repositories live under a "datasets/" prefix
+                repo_id = f"datasets/{repo_id}"
             repo = self.repos.get(repo_id)
             if repo is None:
                 return h._json(404, {"error": "Repository not found"}, "RepoNotFound")
@@ -140,6 +142,8 @@ class LocalHub:
                 return self.tree(h, repo, rest[1] if len(rest) > 1 else "main", "/".join(rest[2:]))
         if len(parts) >= 5 and parts[2] == "resolve" and method in ("GET", "HEAD"):
             return self.resolve(h, "/".join(parts[:2]), parts[3], "/".join(parts[4:]), head=method == "HEAD")
+        if len(parts) >= 6 and parts[0] == "datasets" and parts[3] == "resolve" and method in ("GET", "HEAD"):
+            return self.resolve(h, "/".join(parts[:3]), parts[4], "/".join(parts[5:]), head=method == "HEAD")
         return h._json(404, {"error": f"no route for {method} {path}"})
 
     def create_repo(self, h):
@@ -147,6 +151,8 @@ class LocalHub:
             return h._json(401, {"error": "Invalid credentials in Authorization header"})
         body = json.loads(h._body())
         repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
+        if body.get("type") == "dataset":
+            repo_id = f"datasets/{repo_id}"
         url = f"{self.endpoint}/{repo_id}"
         if repo_id in self.repos:
             return h._json(409, {"error": "You already created this model repo", "url": url})

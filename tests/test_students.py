@@ -14,6 +14,7 @@ from conftest import CONLL_LABELS, tiny_bert
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from hf_distill import DistillationTrainer, DistillationTrainingArguments, cache_teacher_outputs, tokenize_text
+from hf_distill.cache import transfer_teacher_cache
 from hf_distill.data.words import (
     build_char_vocab,
     build_word_tokenizer,
@@ -21,7 +22,7 @@ from hf_distill.data.words import (
     encode_words,
     load_word_vectors,
 )
-from hf_distill.signals import StaleTeacherCacheError, transfer_teacher_cache
+from hf_distill.signals import StaleTeacherCacheError
 from hf_distill.students import (
     BiLSTMConfig,
     CharLSTMConfig,

@@ -11,6 +11,7 @@ import torch
 from conftest import tiny_bert
 
 from hf_distill import DistillationCollator, DistillationTrainer, DistillationTrainingArguments, tokenize_and_align
+from hf_distill.cache import cache_teacher_outputs
 from hf_distill.data.readers import DataFormatError
 from hf_distill.data.transfer import (
     TransferReport,
@@ -23,7 +24,7 @@ from hf_distill.data.transfer import (
     split_words,
 )
 from hf_distill.losses import kl_loss
-from hf_distill.signals import CACHE_LOGITS, cache_teacher_outputs
+from hf_distill.signals import CACHE_LOGITS
 
 
 def test_split_words():
