@@ -1,0 +1,234 @@
+"""The teacher cache at scale: memory of the build, two processes against one, ONNX Runtime against PyTorch.
+
+    HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage memory     # any time (RSS only)
+    HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage speed      # needs two idle cores
+    HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage render
+
+Writes benchmarks/results/cache.json (+ .md); each stage fills its part, so they can run in different sessions.
+- memory: RSS the build adds (peak during the build, sampled every 20 ms, minus RSS just before it) with a tiny
+  1-layer teacher at 14,041 rows (CoNLL-2003 train) and at 140,410 (the split repeated 10 times), for the
+  streamed build (``cache_dir``; shards of 4,096 rows) and the one-pass in-memory build (``cache_dir=None``:
+  every logit held in Python lists, what every build did before streaming). Each measurement in a fresh process.
+- speed: all-MiniLM-L6-v2 (6 layers) over CoNLL-2003 train at one thread: one process, then two processes
+  (RANK/WORLD_SIZE, one core each) building the same cache, and the ONNX Runtime teacher's sentences per second
+  against PyTorch's on the same rows, in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+OUT = os.path.join(RESULTS, "cache.json")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _rows(tokenizer, repeat: int):
+    import datasets
+
+    from hf_distill import load_dataset, tokenize_and_align
+
+    train = tokenize_and_align(load_dataset("conll2003")["train"], tokenizer, max_length=128)
+    train = train.select_columns(["input_ids", "attention_mask", "labels", "distill_mask"])
+    return datasets.concatenate_datasets([train] * repeat) if repeat > 1 else train
+
+
+def _teacher_path() -> str:
+    from hf_distill.demo import default_teacher_path
+
+    return default_teacher_path()
+
+
+def child_memory(repeat: int, streamed: bool) -> dict:
+    """One measurement, in this (fresh) process."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    from hf_distill.cache import cache_teacher_outputs
+
+    torch.set_num_threads(1)
+    tokenizer = AutoTokenizer.from_pretrained(_teacher_path())
+    rows = _rows(tokenizer, repeat)
+    torch.manual_seed(0)
+    teacher = BertForTokenClassification(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=64, num_labels=9)).eval()
+    peak, stop = [_rss_mb()], threading.Event()
+    before = peak[0]
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = cache_teacher_outputs(teacher, rows, batch_size=64, cache_dir=tmp if streamed else None)
+        n = len(out)
+        del out
+    seconds = time.perf_counter() - start
+    stop.set()
+    thread.join()
+    return {"rows": n, "added_rss_mb": peak[0] - before, "rss_before_mb": before, "seconds": seconds}
+
+
+def stage_memory() -> dict:
+    results = {}
+    for streamed in (True, False):
+        for repeat in (1, 10):
+            proc = subprocess.run([sys.executable, __file__, "--child-memory", str(repeat), str(int(streamed))],
+                                  capture_output=True, text=True, cwd=ROOT)
+            if proc.returncode:
+                raise RuntimeError(proc.stderr[-3000:])
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            results.setdefault("streamed" if streamed else "one_pass", {})[str(r["rows"])] = r
+            print(f"{'streamed' if streamed else 'one-pass'} {r['rows']} rows: +{r['added_rss_mb']:.0f} MB "
+                  f"({r['seconds']:.0f} s)", flush=True)
+    return results
+
+
+def child_build(cache_dir: str, threads: int) -> dict:
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from hf_distill.cache import cache_teacher_outputs
+
+    torch.set_num_threads(threads)
+    path = _teacher_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    rows = _rows(tokenizer, 1)
+    torch.manual_seed(0)
+    teacher = AutoModelForTokenClassification.from_pretrained(path, num_labels=9).eval()
+    start = time.perf_counter()
+    cache_teacher_outputs(teacher, rows, cache_dir=cache_dir, tokenizer=tokenizer, shard_size=1024)
+    return {"seconds": time.perf_counter() - start, "rows": len(rows)}
+
+
+def _published(cache_dir: str) -> dict:
+    (name,) = [p for p in os.listdir(cache_dir) if not p.startswith(".") and not p.endswith(".partial")]
+    with open(os.path.join(cache_dir, name, "hf_distill_cache.json")) as f:
+        return {"key": name, "files": json.load(f)["files"]}
+
+
+def stage_speed() -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        one, two = os.path.join(tmp, "one"), os.path.join(tmp, "two")
+        start = time.perf_counter()
+        proc = subprocess.run(["taskset", "-c", "0", sys.executable, __file__, "--child-build", one], env=env,
+                              capture_output=True, text=True, cwd=ROOT)
+        out["one_process_s"] = time.perf_counter() - start
+        if proc.returncode:
+            raise RuntimeError(proc.stderr[-3000:])
+        start = time.perf_counter()
+        procs = [subprocess.Popen(["taskset", "-c", str(r), sys.executable, __file__, "--child-build", two],
+                                  env={**env, "RANK": str(r), "WORLD_SIZE": "2"}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=ROOT) for r in (0, 1)]
+        for p in procs:
+            _, err = p.communicate()
+            if p.returncode:
+                raise RuntimeError(err[-3000:])
+        out["two_process_s"] = time.perf_counter() - start
+        out["identical"] = _published(one) == _published(two)
+    out["ratio_two_over_one"] = out["two_process_s"] / out["one_process_s"]
+    out.update(onnx_speed())
+    return out
+
+
+def onnx_speed(n: int = 2000) -> dict:
+    """Sentences per second of the PyTorch and the ONNX Runtime teacher on the same rows, one thread."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from hf_distill.cache import cache_teacher_outputs
+
+    torch.set_num_threads(1)
+    path = _teacher_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    rows = _rows(tokenizer, 1).select(range(n))
+    teacher = AutoModelForTokenClassification.from_pretrained(path, num_labels=9).eval()
+    out = {}
+    caches = {}
+    for backend in ("torch", "onnxruntime"):
+        start = time.perf_counter()
+        caches[backend] = cache_teacher_outputs(teacher, rows, dtype="float32", backend=backend)
+        out[f"{'pytorch' if backend == 'torch' else 'onnx'}_sps"] = n / (time.perf_counter() - start)
+    out["onnx_max_abs_diff"] = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in
+                                   zip(caches["torch"]["teacher_logits"], caches["onnxruntime"]["teacher_logits"]))
+    out["onnx_over_pytorch"] = out["onnx_sps"] / out["pytorch_sps"]
+    out["rows_timed"] = n
+    return out
+
+
+def render(r: dict) -> None:
+    md = ["# Teacher cache at scale", "", f"Command: `{r.get('command', '')}`", ""]
+    mem = r.get("memory")
+    if mem:
+        md += ["## Memory the build adds (peak RSS during the build minus RSS before it)", "",
+               "| build | 14,041 rows | 140,410 rows | ratio |", "|---|---|---|---|"]
+        for key, label in (("one_pass", "one pass, in memory (before)"), ("streamed", "streamed shards (now)")):
+            a, b = mem[key]["14041"]["added_rss_mb"], mem[key]["140410"]["added_rss_mb"]
+            md.append(f"| {label} | +{a:.0f} MB | +{b:.0f} MB | {b / max(a, 1e-9):.2f}x |")
+        md.append("")
+    sp = r.get("speed")
+    if sp:
+        md += ["## Two processes and the ONNX Runtime teacher (all-MiniLM-L6-v2, one thread per process)", "",
+               f"- CoNLL-2003 train cache: one process {sp['one_process_s']:.0f} s, two processes "
+               f"{sp['two_process_s']:.0f} s ({sp['ratio_two_over_one']:.2f}x); identical cache: {sp['identical']}.",
+               f"- Sentences per second over {sp['rows_timed']} rows: PyTorch {sp['pytorch_sps']:.1f}, ONNX Runtime "
+               f"{sp['onnx_sps']:.1f} ({sp['onnx_over_pytorch']:.2f}x); max |ONNX - PyTorch| logit "
+               f"{sp['onnx_max_abs_diff']:.1e}.", ""]
+    with open(os.path.join(RESULTS, "cache.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--child-memory"]:
+        print(json.dumps(child_memory(int(argv[1]), bool(int(argv[2])))))
+        return
+    if argv[:1] == ["--child-build"]:
+        print(json.dumps(child_build(argv[1], 1)))
+        return
+    p = argparse.ArgumentParser()
+    p.add_argument("--stage", choices=("memory", "speed", "render"), required=True)
+    a = p.parse_args(argv)
+    r = json.load(open(OUT)) if os.path.isfile(OUT) else {}
+    if a.stage == "memory":
+        r["memory"] = stage_memory()
+    elif a.stage == "speed":
+        r["speed"] = stage_speed()
+    r["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage memory|speed"
+    mem, sp = r.get("memory"), r.get("speed")
+    if mem:
+        r["rows"] = 14041
+        r["added_rss_mb"] = {k: v["added_rss_mb"] for k, v in mem["streamed"].items()}
+        r["added_rss_mb_before"] = {k: v["added_rss_mb"] for k, v in mem["one_pass"].items()}
+    if sp:
+        r.update({k: sp[k] for k in ("pytorch_sps", "onnx_sps", "one_process_s", "two_process_s", "identical")})
+    os.makedirs(RESULTS, exist_ok=True)
+    tmp = OUT + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(r, f, indent=2)
+    os.replace(tmp, OUT)
+    render(r)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
