@@ -20,6 +20,7 @@ COMMANDS = {
     "bench": "Measure a saved student and its teacher (F1, FLOPs, sizes, latency) into efficiency.json.",
     "card": "Write the model card (README.md) from efficiency.json and distillation.json.",
     "push": "Upload a student folder (weights, tokenizer, code, ONNX, card) to the Hub in one commit.",
+    "zoo": "Distill a zoo of students from one teacher, bench them, plot the Pareto front, recommend one.",
 }
 
 
@@ -157,7 +158,19 @@ def _push(argv: list[str]) -> int:
     return 0
 
 
-_RUN = {"demo": _demo, "export": _export, "bench": _bench, "card": _card, "push": _push}
+def _zoo(argv: list[str]) -> int:
+    from .zoo import ZooArguments, run_zoo
+
+    args = parse(ZooArguments, argv, "hf-distill zoo")
+    if args.teacher and args.teacher.startswith(("/", ".", "~")) and not os.path.exists(args.teacher):
+        raise CommandError(f"--teacher {args.teacher}: no such folder")
+    run_zoo(args)
+    print(f"\nresults: {os.path.join(args.output_dir, 'zoo.json')}, zoo.md, zoo.png; students under "
+          f"{os.path.join(args.output_dir, 'students')} (each ready for `hf-distill card` / `push`)")
+    return 0
+
+
+_RUN = {"demo": _demo, "export": _export, "bench": _bench, "card": _card, "push": _push, "zoo": _zoo}
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

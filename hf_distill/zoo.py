@@ -1,0 +1,394 @@
+"""``hf-distill zoo``: which student is best for this teacher and these data?
+
+The teacher is cached once; every student of the zoo is distilled (and, when asked, trained without KD too)
+to convergence on the dev split, saved ready to ship (``save_student``) and benched with the ``bench``
+machinery (F1 in PyTorch, ONNX and int8 ONNX; parameters; FLOPs; latency per sentence). The results go to one
+JSON, a Markdown table, a plot of F1 against latency with the Pareto front, and a recommendation: the fastest
+student within ``max_f1_drop`` of the teacher, the most accurate under ``latency_budget_ms``. A student already
+finished with the same spec, teacher and settings is skipped, so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+from .base import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+#: the default zoo: name -> (family, config, learning rate); sub-word students share the teacher's tokenizer
+PRESETS: dict[str, tuple[str, dict, float]] = {
+    "bilstm": ("bilstm", {"embedding_dim": 128, "hidden_size": 256}, 2e-3),
+    "bilstm-att": ("bilstm", {"embedding_dim": 128, "hidden_size": 256, "use_attention": True}, 2e-3),
+    "cnn": ("cnn", {"embedding_dim": 128, "num_blocks": 4}, 2e-3),
+    "window": ("window", {"embedding_dim": 100, "window_size": 3}, 2e-3),
+    "bert-tiny": ("bert-tiny", {}, 1e-3),
+    "bert-mini": ("bert-mini", {}, 5e-4),
+    "bert-small": ("bert-small", {}, 3e-4),
+    "truncated-2": ("truncated", {"layers": [0, 1]}, 2e-4),
+}
+
+
+@dataclass
+class ZooArguments:
+    """hf-distill zoo: distill every student of a zoo from one teacher, bench them, recommend one."""
+
+    teacher: str = field(default="", metadata={"help": "Fine-tuned token-classification teacher (folder or Hub id)."})
+    dataset: str = field(default="conll2003", metadata={"help": "Registered dataset name or local folder."})
+    data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
+    students: list[str] = field(
+        default_factory=lambda: list(PRESETS),
+        metadata={"help": f"Student specs: preset names {list(PRESETS)}, or NAME=FAMILY:JSON_CONFIG[@LR], e.g. "
+                          "'lstm-64=bilstm:{\"hidden_size\": 64}@1e-3'."})
+    output_dir: str = field(default="outputs/zoo", metadata={"help": "Where students, results and the plot go."})
+    kd_loss: str = field(default="kl", metadata={"help": "KD loss of every student (a registered kd_loss)."})
+    temperature: float = 1.0
+    kd_weight: str = "auto"
+    compare_no_kd: bool = field(default=False, metadata={"help": "Also train each student without KD."})
+    transfer: str | None = field(default=None, metadata={"help": "Unlabeled text for KD only (a transfer-set "
+                                                                   "source: file, 'name:split'...)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "First N train sentences (default: all)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "First N test sentences (default: all)."})
+    max_dev_samples: int | None = field(default=None, metadata={"help": "First N dev sentences (default: all)."})
+    epochs: float = field(default=30.0, metadata={"help": "Most epochs per student (early stopping on dev)."})
+    patience: int = field(default=3, metadata={"help": "Epochs without a better dev F1 before stopping."})
+    batch_size: int = 32
+    seed: int = 42
+    max_f1_drop: float = field(default=3.0, metadata={"help": "Recommend the fastest student within this many F1 "
+                                                                "points of the teacher."})
+    latency_budget_ms: float | None = field(default=None, metadata={"help": "Recommend the most accurate student "
+                                                                              "under this latency per sentence."})
+    search: int = field(default=0, metadata={"help": "Optuna trials per student over learning rate, temperature "
+                                                     "and KD weight on the dev split (0 = no search)."})
+    bench_runs: int = field(default=50, metadata={"help": "Single-sentence forward passes timed per model."})
+    quantize: bool = field(default=True, metadata={"help": "Also export and bench an int8 ONNX model."})
+    threads: int = field(default=1, metadata={"help": "Threads while timing."})
+
+    positional = ()
+
+
+@dataclass
+class StudentSpec:
+    name: str
+    family: str
+    config: dict
+    learning_rate: float
+
+    @classmethod
+    def parse(cls, text: str) -> StudentSpec:
+        if text in PRESETS:
+            family, config, lr = PRESETS[text]
+            return cls(text, family, dict(config), lr)
+        if "=" not in text or ":" not in text.split("=", 1)[1]:
+            raise ValueError(f"student spec {text!r}: a preset ({', '.join(PRESETS)}) or NAME=FAMILY:JSON[@LR]")
+        name, rest = text.split("=", 1)
+        family, config = rest.split(":", 1)
+        lr = 1e-3
+        if "@" in config and config.rsplit("@", 1)[1].replace(".", "").replace("e-", "").isdigit():
+            config, lr_text = config.rsplit("@", 1)
+            lr = float(lr_text)
+        try:
+            parsed = json.loads(config) if config.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"student spec {text!r}: the config is not JSON ({e.msg})") from None
+        return cls(name, family, parsed, lr)
+
+
+# ------------------------------------------------------------------------------- Pareto and advice
+def pareto_front(rows: list[dict], x: str = "latency_ms", y: str = "f1") -> list[str]:
+    """Names of the rows no other row beats on both ``x`` (lower is better) and ``y`` (higher is better)."""
+    front = []
+    for r in rows:
+        dominated = any(o is not r and o[x] <= r[x] and o[y] >= r[y] and (o[x] < r[x] or o[y] > r[y]) for o in rows)
+        if not dominated:
+            front.append(r["name"])
+    return sorted(front, key=lambda n: next(r[x] for r in rows if r["name"] == n))
+
+
+def recommend(rows: list[dict], teacher_f1: float, max_f1_drop: float | None,
+              latency_budget_ms: float | None) -> dict:
+    """The fastest row within ``max_f1_drop`` F1 points of the teacher and the most accurate row under
+    ``latency_budget_ms``, each with the numbers behind it, or a sentence saying that no row qualifies."""
+    out = {}
+    if max_f1_drop is not None:
+        ok = [r for r in rows if 100 * (teacher_f1 - r["f1"]) <= max_f1_drop + 1e-9]
+        if ok:
+            best = min(ok, key=lambda r: r["latency_ms"])
+            out["within_f1_drop"] = {
+                "name": best["name"], "f1": best["f1"], "latency_ms": best["latency_ms"],
+                "text": f"fastest within {max_f1_drop:g} F1 of the teacher: {best['name']} "
+                        f"({100 * best['f1']:.2f} F1, {100 * (best['f1'] - teacher_f1):+.2f} vs the teacher, "
+                        f"{best['latency_ms']:.2f} ms per sentence, {best['backend']})"}
+        else:
+            closest = max(rows, key=lambda r: r["f1"]) if rows else None
+            out["within_f1_drop"] = {"name": None, "text": (
+                f"no student is within {max_f1_drop:g} F1 of the teacher ({100 * teacher_f1:.2f})"
+                + (f"; the closest is {closest['name']} at {100 * closest['f1']:.2f}" if closest else ""))}
+    if latency_budget_ms is not None:
+        ok = [r for r in rows if r["latency_ms"] <= latency_budget_ms]
+        if ok:
+            best = max(ok, key=lambda r: r["f1"])
+            out["under_latency_budget"] = {
+                "name": best["name"], "f1": best["f1"], "latency_ms": best["latency_ms"],
+                "text": f"most accurate under {latency_budget_ms:g} ms: {best['name']} ({100 * best['f1']:.2f} F1, "
+                        f"{best['latency_ms']:.2f} ms, {best['backend']})"}
+        else:
+            fastest = min(rows, key=lambda r: r["latency_ms"]) if rows else None
+            out["under_latency_budget"] = {"name": None, "text": (
+                f"no student runs under {latency_budget_ms:g} ms per sentence"
+                + (f"; the fastest is {fastest['name']} at {fastest['latency_ms']:.2f} ms" if fastest else ""))}
+    return out
+
+
+def deployment_point(eff: dict) -> dict:
+    """A benched student's fastest backend, its latency and the F1 measured with that backend."""
+    s = eff["student"]
+    options = [(k, s[k]) for k in ("onnx_int8", "onnx", "pytorch") if k in s and "latency_ms" in s[k]]
+    backend, m = min(options, key=lambda kv: kv[1]["latency_ms"])
+    return {"backend": backend, "latency_ms": m["latency_ms"], "f1": m.get("f1", s["pytorch"].get("f1"))}
+
+
+# ------------------------------------------------------------------------------------------ running
+def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> str:
+    keep = {k: getattr(args, k) for k in ("dataset", "kd_loss", "temperature", "kd_weight", "transfer",
+                                          "max_train_samples", "max_dev_samples", "max_eval_samples", "epochs",
+                                          "patience", "batch_size", "seed", "search", "quantize")}
+    blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _build(spec: StudentSpec, teacher, tokenizer, labels):
+    from .students import build_student, student_from_teacher
+
+    if spec.family == "truncated":
+        return student_from_teacher(teacher, spec.config.get("layers", [0, 1]))
+    if spec.family == "char_lstm":
+        raise ValueError(f"student {spec.name!r}: word-level students (char_lstm) are not in the zoo yet; use "
+                         "recipes/distill_ner.py --student char_lstm")
+    return build_student(spec.family, tokenizer, labels=labels, **spec.config)
+
+
+def _training_args(args: ZooArguments, folder: str, spec: StudentSpec, kd: bool, lr: float, **over):
+    from .args import DistillationTrainingArguments
+
+    settings = {"kd_loss": args.kd_loss, "temperature": args.temperature, "kd_weight": args.kd_weight} if kd \
+        else {"kd_loss": "none"}
+    settings.update(over)
+    return DistillationTrainingArguments(
+        output_dir=folder, num_train_epochs=args.epochs, learning_rate=lr, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
+        disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
+        save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="f1",
+        greater_is_better=True, save_only_model=True, logging_steps=50, **settings)
+
+
+def _search(args, spec, teacher, tokenizer, labels, train, dev, folder, kd: bool) -> dict:
+    """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight, on the dev F1."""
+    from .metrics import TokenClassificationMetrics
+    from .trainer import DistillationTrainer
+
+    def space(trial):
+        hp = {"learning_rate": trial.suggest_float("learning_rate", 5e-5, 1e-2, log=True)}
+        if kd:
+            hp["temperature"] = trial.suggest_categorical("temperature", [1.0, 2.0, 4.0])
+            hp["kd_weight"] = trial.suggest_categorical("kd_weight", ["auto", "0.5", "1.0", "2.0"])
+        return hp
+
+    targs = _training_args(args, os.path.join(folder, "search"), spec, kd, spec.learning_rate,
+                           save_strategy="no", load_best_model_at_end=False)
+    trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, labels), args=targs,
+                                  train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
+                                  compute_metrics=TokenClassificationMetrics(labels))
+    best = trainer.hyperparameter_search(hp_space=space, backend="optuna", n_trials=args.search, direction="maximize",
+                                         compute_objective=lambda metrics: metrics["eval_f1"])
+    return {"objective": best.objective, **best.hyperparameters}
+
+
+def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teacher_id, say) -> dict:
+    """Train one student (with or without KD) to convergence, save it, bench it; resumable by its result file."""
+    from transformers import EarlyStoppingCallback, PrinterCallback
+
+    from .bench import bench_student
+    from .demo import Progress
+    from .metrics import TokenClassificationMetrics
+    from .trainer import DistillationTrainer
+
+    name = spec.name if kd else f"{spec.name}-no-kd"
+    folder = os.path.join(args.output_dir, "students", name)
+    result_path = os.path.join(folder, "zoo_result.json")
+    key = _key(spec, args, teacher_id, kd)
+    if os.path.isfile(result_path):
+        with open(result_path) as f:
+            done = json.load(f)
+        if done.get("key") == key:
+            say(f"{name}: finished before with the same settings, skipped")
+            return {**done, "skipped": True}
+    train = data["cached"] if kd else data["train"]
+    searched = {}
+    if args.search:
+        say(f"{name}: {args.search} search trials")
+        searched = _search(args, spec, data["teacher"], tokenizer, labels, train, data["dev"], folder, kd)
+    lr = searched.get("learning_rate", spec.learning_rate)
+    over = {k: searched[k] for k in ("temperature", "kd_weight") if k in searched}
+    student = _build(spec, teacher, tokenizer, labels)
+    progress = Progress(name)
+    trainer = DistillationTrainer(model=student, args=_training_args(args, folder, spec, kd, lr, **over),
+                                  train_dataset=train, eval_dataset=data["dev"], processing_class=tokenizer,
+                                  compute_metrics=TokenClassificationMetrics(labels),
+                                  callbacks=[progress, EarlyStoppingCallback(early_stopping_patience=args.patience)])
+    trainer.remove_callback(PrinterCallback)
+    start = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - start
+    model_dir = os.path.join(folder, "model")
+    trainer.save_student(model_dir, teacher=args.teacher if not os.path.exists(args.teacher)
+                         else os.path.abspath(args.teacher), dataset=args.dataset, student_family=spec.family,
+                         zoo_spec=asdict(spec), searched=searched or None)
+    say(f"{name}: benching (PyTorch, ONNX{', int8' if args.quantize else ''})")
+    eff = bench_student(model_dir, raw_test, threads=args.threads, runs=args.bench_runs, quantize=args.quantize,
+                        dataset_name=args.dataset)
+    point = deployment_point(eff)
+    s = eff["student"]
+    row = {"name": name, "family": spec.family, "kd": kd, "key": key, **point,
+           "f1_pytorch": s["pytorch"].get("f1"), "f1_onnx": s.get("onnx", {}).get("f1"),
+           "f1_onnx_int8": s.get("onnx_int8", {}).get("f1"),
+           "latency_ms_pytorch": s["pytorch"]["latency_ms"], "latency_ms_onnx": s.get("onnx", {}).get("latency_ms"),
+           "latency_ms_onnx_int8": s.get("onnx_int8", {}).get("latency_ms"),
+           "params": s.get("params"), "flops": s.get("flops"), "epochs_run": len(progress.epochs),
+           "best_dev_f1": trainer.state.best_metric, "train_s": train_s, "model_dir": model_dir,
+           "learning_rate": lr, "searched": searched or None}
+    write_json_atomic(result_path, row)
+    say(f"{name}: test F1 {100 * row['f1']:.2f} at {row['latency_ms']:.2f} ms ({row['backend']})")
+    return row
+
+
+def run_zoo(args: ZooArguments) -> dict:
+    """Distill, bench and compare every student; write zoo.json, zoo.md and zoo.png under ``output_dir``."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from .bench import encode_for, measure_model
+    from .cache import cache_teacher_outputs
+    from .data import load_dataset, tokenize_and_align
+    from .data.transfer import build_transfer_set, mix_transfer
+    from .signals import teacher_fingerprint
+
+    if not args.teacher:
+        raise ValueError("pass --teacher: a fine-tuned token-classification model folder or Hub id")
+    specs = [StudentSpec.parse(s) for s in args.students]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"student names repeat: {names}")
+    wall0 = time.perf_counter()
+
+    def say(text: str) -> None:
+        print(f"[zoo {time.perf_counter() - wall0:6.0f}s] {text}", flush=True)
+
+    torch.manual_seed(args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(args.teacher)
+    teacher = AutoModelForTokenClassification.from_pretrained(args.teacher).eval()
+    raw = load_dataset(args.dataset, data_dir=args.data_dir)
+    labels = raw["train"].features["ner_tags"].feature.names
+    for split, n in (("train", args.max_train_samples), ("test", args.max_eval_samples)):
+        if n:
+            raw[split] = raw[split].select(range(min(n, len(raw[split]))))
+    dev_split = "validation" if "validation" in raw else "test"
+    dev_raw = raw[dev_split].select(range(min(args.max_dev_samples, len(raw[dev_split])))) \
+        if args.max_dev_samples else raw[dev_split]
+    train = tokenize_and_align(raw["train"], tokenizer)
+    mixed = train
+    if args.transfer:
+        rows, report = build_transfer_set(args.transfer, tokenizer, data_dir=args.data_dir,
+                                          exclude=[raw[dev_split], raw["test"]], seed=args.seed)
+        say(f"transfer set: {report}")
+        mixed = mix_transfer(train, tokenize_and_align(rows, tokenizer))
+    data = {"train": train, "dev": tokenize_and_align(dev_raw, tokenizer), "teacher": teacher,
+            "cached": cache_teacher_outputs(teacher, mixed, tokenizer=tokenizer,
+                                            cache_dir=os.path.join(args.output_dir, "teacher_cache"))}
+    teacher_id = teacher_fingerprint(teacher)
+    teacher_file = os.path.join(args.output_dir, "teacher.json")
+    t_record = None
+    if os.path.isfile(teacher_file):
+        with open(teacher_file) as f:
+            t_record = json.load(f)
+        t_record = t_record if t_record.get("teacher_id") == teacher_id and \
+            t_record.get("test_rows") == len(raw["test"]) else None
+    if t_record is None:
+        say("benching the teacher (PyTorch)")
+        t_rows = list(encode_for(teacher, tokenizer, raw["test"]))
+        m = measure_model(teacher, tokenizer, t_rows, None, args.teacher if os.path.exists(args.teacher) else None,
+                          args.threads, args.bench_runs)
+        t_record = {"teacher_id": teacher_id, "test_rows": len(raw["test"]), "f1": m["pytorch"]["f1"],
+                    "latency_ms": m["pytorch"]["latency_ms"], "params": m.get("params"), "flops": m.get("flops")}
+        os.makedirs(args.output_dir, exist_ok=True)
+        write_json_atomic(teacher_file, t_record)
+    say(f"teacher: test F1 {100 * t_record['f1']:.2f}, {t_record['latency_ms']:.2f} ms per sentence")
+    rows = []
+    plan = [(spec, kd) for spec in specs for kd in ((True, False) if args.compare_no_kd else (True,))]
+    for i, (spec, kd) in enumerate(plan, start=1):
+        say(f"student {i}/{len(plan)}: {spec.name}{'' if kd else ' (no KD)'}")
+        rows.append(distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw["test"], teacher_id, say))
+    return write_results(args, rows, t_record)
+
+
+def write_results(args: ZooArguments, rows: list[dict], teacher: dict) -> dict:
+    front = pareto_front(rows)
+    advice = recommend(rows, teacher["f1"], args.max_f1_drop, args.latency_budget_ms)
+    out = {"teacher": teacher, "students": rows, "pareto_front": front, "recommendation": advice,
+           "settings": {k: v for k, v in asdict(args).items()}}
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_json_atomic(os.path.join(args.output_dir, "zoo.json"), out)
+    md = ["# Which student is best?", "",
+          f"Teacher `{args.teacher}`: test F1 {100 * teacher['f1']:.2f}, {teacher['latency_ms']:.2f} ms per sentence "
+          f"(PyTorch, {args.threads} thread). Dataset {args.dataset}; KD {args.kd_loss}, T={args.temperature}, "
+          f"kd_weight={args.kd_weight}; every student trained to convergence on the dev split.", "",
+          "| student | KD | F1 (best backend) | backend | latency ms | F1 PyTorch / ONNX / int8 | params | epochs | "
+          "Pareto |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.2f}"
+
+    for r in sorted(rows, key=lambda r: r["latency_ms"]):
+        md.append(f"| {r['name']} | {'yes' if r['kd'] else 'no'} | {pct(r['f1'])} | {r['backend']} | "
+                  f"{r['latency_ms']:.2f} | {pct(r['f1_pytorch'])} / {pct(r['f1_onnx'])} / {pct(r['f1_onnx_int8'])} | "
+                  f"{(r['params'] or 0) / 1e6:.2f}M | {r['epochs_run']} | {'yes' if r['name'] in front else ''} |")
+    md += ["", "**Recommendation**", ""] + [f"- {v['text']}" for v in advice.values()]
+    with open(os.path.join(args.output_dir, "zoo.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    plot(rows, front, teacher, os.path.join(args.output_dir, "zoo.png"))
+    print("\n".join(md), flush=True)
+    return out
+
+
+def plot(rows: list[dict], front: list[str], teacher: dict, path: str) -> None:
+    """F1 against latency (log scale), every point labeled, the Pareto front joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        on = r["name"] in front
+        ax.scatter(r["latency_ms"], 100 * r["f1"], color="tab:blue" if on else "tab:gray", zorder=3)
+        ax.annotate(r["name"], (r["latency_ms"], 100 * r["f1"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
+    pts = sorted((r["latency_ms"], 100 * r["f1"]) for r in rows if r["name"] in front)
+    if pts:
+        ax.plot(*zip(*pts), color="tab:blue", linewidth=1, label="Pareto front")
+    ax.axhline(100 * teacher["f1"], color="tab:red", linestyle="--", linewidth=1,
+               label=f"teacher {100 * teacher['f1']:.2f} F1 ({teacher['latency_ms']:.1f} ms)")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per sentence, ms (log scale; fastest backend)")
+    ax.set_ylabel("test F1")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
