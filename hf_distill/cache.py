@@ -291,61 +291,61 @@ def cache_teacher_outputs(
     if rank == 0:
         remove_abandoned_temp_folders(partial)
     spans = [(a, min(a + shard_size, len(dataset))) for a in range(0, len(dataset), shard_size)]
-    shard_dirs = [os.path.join(partial, f"shard-{i:05d}-{a}-{b}") for i, (a, b) in enumerate(spans)]
+    # each part holds its rows whole (inputs + cache columns): publishing is a rename, nothing is copied
+    part_dirs = [os.path.join(partial, f"part-{i:05d}-{a}-{b}") for i, (a, b) in enumerate(spans)]
     mine = [i for i in range(len(spans)) if i % world == rank]
-    todo = [i for i in mine if not os.path.isdir(shard_dirs[i])]
+    todo = [i for i in mine if not os.path.isdir(part_dirs[i])]
     reused = sum(spans[i][1] - spans[i][0] for i in mine if i not in todo)
     if reused:
         logger.info("teacher cache %s: reusing %d rows from finished shards, computing %d", key, reused,
                     sum(spans[i][1] - spans[i][0] for i in todo))
-    build = {"reused_rows": reused}
+    build = {"reused_rows": reused, "parts": len(spans)}
     if todo:
         run, inputs_only, keys, fixed, report = _prepare(teacher, dataset, tokenizer, backend, device, onnx_atol,
                                                          batch_size)
         build.update(report)
         for i in todo:
-            columns = _shard_columns(run, inputs_only, keys, *spans[i], batch_size, dtype, top_k, fixed)
-            tmp = tempfile.mkdtemp(prefix=f".shard.{os.getpid()}.", suffix=".tmp", dir=partial)
+            a, b = spans[i]
+            part = _attach(dataset.select(range(a, b)).flatten_indices(),
+                           _shard_columns(run, inputs_only, keys, a, b, batch_size, dtype, top_k, fixed))
+            tmp = tempfile.mkdtemp(prefix=f".part.{os.getpid()}.", suffix=".tmp", dir=partial)
             try:
-                columns.save_to_disk(tmp)
-                os.replace(tmp, shard_dirs[i])  # a shard exists only once complete
+                part.save_to_disk(tmp)
+                os.replace(tmp, part_dirs[i])  # a part exists only once complete
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            del part
     _barrier()
     if rank != 0:  # the main process publishes; the others read what it published
         _wait_for([os.path.join(path, CACHE_META)], f"the main process to publish {path}", wait_timeout)
         return load_cache(path, meta)
-    _wait_for(shard_dirs, "the other processes' shards", wait_timeout)
-    columns = datasets.concatenate_datasets([datasets.load_from_disk(d) for d in shard_dirs]) if shard_dirs else None
-    result = _attach(dataset, columns) if columns is not None else dataset
-    tmp = tempfile.mkdtemp(prefix=f".{key}.{os.getpid()}.", suffix=".tmp", dir=cache_dir)
-    try:
-        result.save_to_disk(tmp)
-        with open(os.path.join(tmp, CACHE_META), "w") as f:
-            json.dump({**meta, "files": _file_hashes(tmp), "build": build}, f)
-        if os.path.exists(path):  # a concurrent writer finished first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(partial, ignore_errors=True)
+    _wait_for(part_dirs, "the other processes' parts", wait_timeout)
+    with open(os.path.join(partial, CACHE_META + ".tmp"), "w") as f:
+        json.dump({**meta, "files": _file_hashes(partial), "build": build}, f)
+    os.replace(os.path.join(partial, CACHE_META + ".tmp"), os.path.join(partial, CACHE_META))
+    if os.path.exists(path):  # a concurrent writer finished first
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        os.replace(partial, path)
     return load_cache(path, meta)
 
 
 def _file_hashes(folder: str) -> dict[str, str]:
-    """blake2b of every data file of a saved dataset (the metadata file aside)."""
+    """blake2b of every data file under ``folder`` (relative paths; the metadata file and temp folders aside)."""
     out = {}
-    for name in sorted(os.listdir(folder)):
-        if name == CACHE_META or not os.path.isfile(os.path.join(folder, name)):
-            continue
-        h = hashlib.blake2b(digest_size=16)
-        with open(os.path.join(folder, name), "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        out[name] = h.hexdigest()
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, folder)
+            if rel == CACHE_META or name.endswith(".tmp"):
+                continue
+            h = hashlib.blake2b(digest_size=16)
+            with open(full, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            out[rel] = h.hexdigest()
     return out
 
 
@@ -377,7 +377,9 @@ def load_cache(path: str, meta: dict | None = None) -> datasets.Dataset:
         raise StaleTeacherCacheError(f"{path}: damaged cache, {', '.join(changed)} missing or changed since it "
                                      f"was written; {fix}")
     try:
-        loaded = datasets.load_from_disk(path)
+        parts = sorted(d for d in os.listdir(path) if d.startswith("part-"))
+        loaded = (datasets.concatenate_datasets([datasets.load_from_disk(os.path.join(path, d)) for d in parts])
+                  if parts else datasets.load_from_disk(path))
     except Exception as e:  # pyarrow and datasets raise many types for damaged files
         raise StaleTeacherCacheError(f"{path}: unreadable cache ({type(e).__name__}: {e}); {fix}") from None
     if len(loaded) != saved.get("num_rows"):

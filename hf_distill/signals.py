@@ -31,7 +31,7 @@ CACHE_COLUMNS = (CACHE_LOGITS, CACHE_TOPK_VALUES, CACHE_TOPK_INDICES, CACHE_TEAC
 #: per-row integer columns of a cache (one value per example)
 CACHE_SCALARS = (CACHE_TEACHER_ID, CACHE_INPUT_HASH, CACHE_LABEL_MAP, CACHE_TOKENIZER)
 #: version of the on-disk cache layout; caches written by another version are rebuilt, never reused
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 UNKNOWN = -1
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

@@ -56,7 +56,7 @@ def test_a_killed_build_resumes_from_its_finished_shards(tmp_path, teacher, rows
     with pytest.raises(KeyboardInterrupt):
         cache_teacher_outputs(teacher, rows, shard_size=7, cache_dir=str(tmp_path), tokenizer=tokenizer)
     (partial,) = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
-    assert len([p for p in partial.iterdir() if p.name.startswith("shard-")]) == 2
+    assert len([p for p in partial.iterdir() if p.name.startswith("part-")]) == 2
     monkeypatch.setattr(cache_mod, "_shard_columns", real)
     counted = []
     monkeypatch.setattr(cache_mod, "_shard_columns", lambda *a, **k: counted.append(a[3]) or real(*a, **k))

@@ -173,10 +173,11 @@ def _disk_cache(tmp_path, teacher, tokenized, tokenizer):
 
 def test_truncated_cache_file_is_named_and_can_be_rebuilt(tmp_path, tokenizer, tokenized, teacher):
     train, folder = _disk_cache(tmp_path, teacher, tokenized, tokenizer)
-    arrow = next(folder.glob("*.arrow"))
+    arrow = next(folder.rglob("*.arrow"))
     data = arrow.read_bytes()
     arrow.write_bytes(data[: len(data) // 2])
-    with pytest.raises(StaleTeacherCacheError, match=rf"{folder.name}: damaged cache, {arrow.name}.*rebuild=True"):
+    rel = arrow.relative_to(folder).as_posix()
+    with pytest.raises(StaleTeacherCacheError, match=rf"{folder.name}: damaged cache, {rel}.*rebuild=True"):
         cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"), tokenizer=tokenizer)
     again = cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"), tokenizer=tokenizer, rebuild=True)
     assert len(again) == 40
@@ -191,7 +192,7 @@ def test_unreadable_cache_metadata_is_named(tmp_path, tokenizer, tokenized, teac
 
 def test_cache_with_a_missing_data_file_is_named(tmp_path, tokenizer, tokenized, teacher):
     train, folder = _disk_cache(tmp_path, teacher, tokenized, tokenizer)
-    next(folder.glob("*.arrow")).unlink()
+    next(folder.rglob("*.arrow")).unlink()
     with pytest.raises(StaleTeacherCacheError, match="missing or changed"):
         cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"), tokenizer=tokenizer)
 
