@@ -54,11 +54,14 @@ def parse(cls, argv: list[str], prog: str):
     return args
 
 
-def _model_dir(path: str) -> str:
+def _model_dir(path: str, tokenizer: bool = False) -> str:
     if not os.path.exists(path):
         raise CommandError(f"{path}: not found")
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise CommandError(f"{path}: not a model folder (no config.json); pass a folder written by save_pretrained")
+    if tokenizer and not os.path.isfile(os.path.join(path, "tokenizer_config.json")):
+        raise CommandError(f"{path}: no tokenizer beside the model; save it there (trainer.save_student(...) does, "
+                           "or tokenizer.save_pretrained(folder))")
     return path
 
 
@@ -99,7 +102,7 @@ def _export(argv: list[str]) -> int:
     from .cli_args import ExportArguments
 
     a = parse(ExportArguments, argv, "hf-distill export")
-    _model_dir(a.model_dir)
+    _model_dir(a.model_dir, tokenizer=True)
     from transformers import AutoTokenizer
 
     from .bench import encode_for, export_for_bench
@@ -119,7 +122,7 @@ def _bench(argv: list[str]) -> int:
     from .cli_args import BenchArguments
 
     a = parse(BenchArguments, argv, "hf-distill bench")
-    _model_dir(a.model_dir)
+    _model_dir(a.model_dir, tokenizer=True)
     from .bench import bench_student
 
     name, split = _eval_split(a.model_dir, a)

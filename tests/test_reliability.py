@@ -334,6 +334,18 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+def test_bench_on_a_bare_save_pretrained_folder_says_what_is_missing(tmp_path, tokenizer, capsys):
+    from hf_distill.cli import main
+    from hf_distill.students import build_student
+
+    build_student("window", tokenizer, labels=CONLL_LABELS, embedding_dim=8).save_pretrained(tmp_path)
+    assert main(["bench", str(tmp_path)]) == 1
+    assert "no tokenizer beside the model" in capsys.readouterr().err
+    tokenizer.save_pretrained(tmp_path)
+    assert main(["bench", str(tmp_path)]) == 1
+    assert "no distillation.json names the dataset to evaluate on; pass --dataset" in capsys.readouterr().err
+
+
 def test_cli_help_lists_commands_and_unknown_command_says_so(capsys):
     from hf_distill.cli import COMMANDS, main
 
