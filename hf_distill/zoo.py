@@ -27,6 +27,7 @@ PRESETS: dict[str, tuple[str, dict, float]] = {
     "bilstm-att": ("bilstm", {"embedding_dim": 128, "hidden_size": 256, "use_attention": True}, 2e-3),
     "cnn": ("cnn", {"embedding_dim": 128, "num_blocks": 4}, 2e-3),
     "window": ("window", {"embedding_dim": 100, "window_size": 3}, 2e-3),
+    "bilstm-B": ("bilstm", {"hidden_size": 256, "teacher_embeddings": True}, 2e-3),
     "bert-tiny": ("bert-tiny", {}, 1e-3),
     "bert-mini": ("bert-mini", {}, 5e-4),
     "bert-small": ("bert-small", {}, 3e-4),
@@ -44,7 +45,8 @@ class ZooArguments:
     students: list[str] = field(
         default_factory=lambda: list(PRESETS),
         metadata={"help": f"Student specs: preset names {list(PRESETS)}, or NAME=FAMILY:JSON_CONFIG[@LR], e.g. "
-                          "'lstm-64=bilstm:{\"hidden_size\": 64}@1e-3'."})
+                          "'lstm-64=bilstm:{\"hidden_size\": 64}@1e-3'; \"teacher_embeddings\": true starts from "
+                          "the teacher's sub-word embeddings (the papers' -B students)."})
     output_dir: str = field(default="outputs/zoo", metadata={"help": "Where students, results and the plot go."})
     kd_loss: str = field(default="kl", metadata={"help": "KD loss of every student (a registered kd_loss)."})
     temperature: float = 1.0
@@ -170,7 +172,15 @@ def _build(spec: StudentSpec, teacher, tokenizer, labels):
     if spec.family == "char_lstm":
         raise ValueError(f"student {spec.name!r}: word-level students (char_lstm) are not in the zoo yet; use "
                          "recipes/distill_ner.py --student char_lstm")
-    return build_student(spec.family, tokenizer, labels=labels, **spec.config)
+    config = dict(spec.config)
+    from_teacher = config.pop("teacher_embeddings", False)  # the "-B" students: the teacher's sub-word embeddings
+    if from_teacher:
+        config["embedding_dim"] = teacher.get_input_embeddings().weight.shape[1]
+    student = build_student(spec.family, tokenizer, labels=labels, **config)
+    if from_teacher:
+        student.load_embeddings(teacher.get_input_embeddings().weight.detach().clone(),
+                                freeze=bool(config.get("freeze_embeddings", False)))
+    return student
 
 
 def _training_args(args: ZooArguments, folder: str, spec: StudentSpec, kd: bool, lr: float, **over):

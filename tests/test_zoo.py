@@ -72,3 +72,15 @@ def test_zoo_end_to_end_then_resume_skips_finished_students(tmp_path, tokenizer,
     again = run_zoo(args)
     assert all(r.get("skipped") for r in again["students"])
     assert capsys.readouterr().out.count("finished before with the same settings, skipped") == 4
+
+
+def test_b_students_start_from_the_teacher_embeddings(tokenizer):
+    import torch
+
+    from hf_distill.zoo import _build
+
+    teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=5)
+    spec = StudentSpec.parse('l-B=bilstm:{"hidden_size": 8, "teacher_embeddings": true}')
+    student = _build(spec, teacher, tokenizer, CONLL_LABELS)
+    assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
+    assert student.config.embedding_dim == 16
