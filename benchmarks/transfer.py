@@ -287,7 +287,11 @@ def render(out: dict) -> None:
                       f"| {_f(base.get('no_kd'))} "
                       f"| {_f(m.get('kd'))} | "
                       + " / ".join(f"{s}: {_f(x)}" for s, x in sorted(v["f1"].get("kd", {}).items()))
-                      + f" | {_f(m.get('kd_transfer'))} | "
+                      + f" | {_f(m.get('kd_transfer'))}"
+                      + (f" ({len(v['seeds']['kd_transfer'])} seed(s); default T=1 on the same seeds: "
+                         + ", ".join(_f(c["seeds"][i].get("kd_transfer")) for i, sd in enumerate(SEEDS)
+                                     if str(sd) in map(str, v["seeds"]["kd_transfer"])) + ")"
+                         if "kd_transfer" in v["seeds"] else "") + " | "
                       f"{'-' if diff is None else f'{100 * diff:+.2f}'} |")
     e = out.get("emotion")
     if e:
