@@ -186,6 +186,18 @@ def _attach(dataset: datasets.Dataset, columns: datasets.Dataset) -> datasets.Da
     return datasets.concatenate_datasets([base, columns], axis=1)
 
 
+def _release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc keeps them otherwise)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _distributed() -> tuple[int, int]:
     """``(rank, world size)``: from ``torch.distributed`` when initialized, else ``RANK``/``WORLD_SIZE``."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -316,6 +328,7 @@ def cache_teacher_outputs(
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             del part
+            _release_memory()  # keep the process's footprint at one shard, not the whole data set
     _barrier()
     if rank != 0:  # the main process publishes; the others read what it published
         _wait_for([os.path.join(path, CACHE_META)], f"the main process to publish {path}", wait_timeout)
