@@ -35,7 +35,7 @@ GROUPS = (
     ("transfer sets", r"test_transfer\.py"),
     ("export and model card", r"export|card|readme"),
     ("push to the Hub", r"push|upload|token|incomplete"),
-    ("command line", r"cli"),
+    ("command line", r"cli|bare"),
 )
 
 
