@@ -61,10 +61,15 @@ class ZooArguments:
     patience: int = field(default=3, metadata={"help": "Epochs without a better dev F1 before stopping."})
     batch_size: int = 32
     seed: int = 42
+    dev_fraction: float = field(default=0.1, metadata={"help": "Share of train held out as dev when the data set "
+                                                                 "has no validation split."})
+    dev_seed: int = field(default=0, metadata={"help": "Seed of that split (fixed, so every run sees one dev)."})
     max_f1_drop: float = field(default=3.0, metadata={"help": "Recommend the fastest student within this many F1 "
                                                                 "points of the teacher."})
     latency_budget_ms: float | None = field(default=None, metadata={"help": "Recommend the most accurate student "
                                                                               "under this latency per sentence."})
+    extra_test: str | None = field(default=None, metadata={
+        "help": "A second test set (CoNLL/IOB2 column file, the same labels) every student is also scored on."})
     search: int = field(default=0, metadata={"help": "Optuna trials per student over learning rate, temperature "
                                                      "and KD weight on the dev split (0 = no search)."})
     bench_runs: int = field(default=50, metadata={"help": "Single-sentence forward passes timed per model."})
@@ -158,6 +163,7 @@ def deployment_point(eff: dict) -> dict:
 # ------------------------------------------------------------------------------------------ running
 def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> str:
     keep = {k: getattr(args, k) for k in ("dataset", "kd_loss", "temperature", "kd_weight", "transfer",
+                                          "dev_fraction", "dev_seed",
                                           "max_train_samples", "max_dev_samples", "max_eval_samples", "epochs",
                                           "patience", "batch_size", "seed", "search", "quantize")}
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
@@ -263,18 +269,50 @@ def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teac
     eff = bench_student(model_dir, raw_test, threads=args.threads, runs=args.bench_runs, quantize=args.quantize,
                         dataset_name=args.dataset)
     point = deployment_point(eff)
+    extra = None
+    if data.get("extra_test") is not None:
+        from .demo import evaluate
+
+        extra = evaluate(trainer.model, data["extra_test"], tokenizer, labels)["f1"]
     s = eff["student"]
     row = {"name": name, "family": spec.family, "kd": kd, "key": key, **point,
            "f1_pytorch": s["pytorch"].get("f1"), "f1_onnx": s.get("onnx", {}).get("f1"),
            "f1_onnx_int8": s.get("onnx_int8", {}).get("f1"),
            "latency_ms_pytorch": s["pytorch"]["latency_ms"], "latency_ms_onnx": s.get("onnx", {}).get("latency_ms"),
            "latency_ms_onnx_int8": s.get("onnx_int8", {}).get("latency_ms"),
-           "params": s.get("params"), "flops": s.get("flops"), "epochs_run": len(progress.epochs),
+           "params": s.get("params"), "embedding_share": s.get("embedding_share"), "flops": s.get("flops"),
+           "epochs_run": len(progress.epochs),
            "best_dev_f1": trainer.state.best_metric, "train_s": train_s, "model_dir": model_dir,
-           "learning_rate": lr, "searched": searched or None}
+           "learning_rate": lr, "searched": searched or None, "f1_extra_test": extra}
     write_json_atomic(result_path, row)
     say(f"{name}: test F1 {100 * row['f1']:.2f} at {row['latency_ms']:.2f} ms ({row['backend']})")
     return row
+
+
+def read_extra_test(path: str, labels: list[str]):
+    """A second test set in column format (token first, tag last), read with the model's label list: a tag
+    outside it raises naming file and line."""
+    from .data.readers import build_token_dataset, read_column_file
+
+    sentences = read_column_file(path, {"tokens": 0, "ner_tags": -1})
+    return build_token_dataset({"test": sentences}, ["ner_tags"], label_names={"ner_tags": labels},
+                               scheme={"ner_tags": "iob2"})["test"]
+
+
+def load_splits(args) -> dict:
+    """train, validation and test of ``args.dataset``; without a validation split, ``dev_fraction`` of train
+    is carved out with ``dev_seed`` (never the test split); then the ``max_*_samples`` slices."""
+    from .data import load_dataset
+
+    raw = load_dataset(args.dataset, data_dir=args.data_dir)
+    if "validation" not in raw:
+        carved = raw["train"].train_test_split(test_size=args.dev_fraction, seed=args.dev_seed, shuffle=True)
+        raw["train"], raw["validation"] = carved["train"], carved["test"]
+    for split, n in (("train", args.max_train_samples), ("validation", args.max_dev_samples),
+                     ("test", args.max_eval_samples)):
+        if n:
+            raw[split] = raw[split].select(range(min(n, len(raw[split]))))
+    return raw
 
 
 def run_zoo(args: ZooArguments) -> dict:
@@ -284,7 +322,7 @@ def run_zoo(args: ZooArguments) -> dict:
 
     from .bench import encode_for, measure_model
     from .cache import cache_teacher_outputs
-    from .data import load_dataset, tokenize_and_align
+    from .data import tokenize_and_align
     from .data.transfer import build_transfer_set, mix_transfer
     from .signals import teacher_fingerprint
 
@@ -302,14 +340,10 @@ def run_zoo(args: ZooArguments) -> dict:
     torch.manual_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
     teacher = AutoModelForTokenClassification.from_pretrained(args.teacher).eval()
-    raw = load_dataset(args.dataset, data_dir=args.data_dir)
+    raw = load_splits(args)
     labels = raw["train"].features["ner_tags"].feature.names
-    for split, n in (("train", args.max_train_samples), ("test", args.max_eval_samples)):
-        if n:
-            raw[split] = raw[split].select(range(min(n, len(raw[split]))))
-    dev_split = "validation" if "validation" in raw else "test"
-    dev_raw = raw[dev_split].select(range(min(args.max_dev_samples, len(raw[dev_split])))) \
-        if args.max_dev_samples else raw[dev_split]
+    dev_split = "validation"
+    dev_raw = raw[dev_split]
     train = tokenize_and_align(raw["train"], tokenizer)
     mixed = train
     if args.transfer:
@@ -320,6 +354,8 @@ def run_zoo(args: ZooArguments) -> dict:
     data = {"train": train, "dev": tokenize_and_align(dev_raw, tokenizer), "teacher": teacher,
             "cached": cache_teacher_outputs(teacher, mixed, tokenizer=tokenizer,
                                             cache_dir=os.path.join(args.output_dir, "teacher_cache"))}
+    if args.extra_test:
+        data["extra_test"] = tokenize_and_align(read_extra_test(args.extra_test, labels), tokenizer)
     teacher_id = teacher_fingerprint(teacher)
     teacher_file = os.path.join(args.output_dir, "teacher.json")
     t_record = None
@@ -363,10 +399,15 @@ def write_results(args: ZooArguments, rows: list[dict], teacher: dict) -> dict:
     def pct(x):
         return "-" if x is None else f"{100 * x:.2f}"
 
+    extra = bool(args.extra_test)
+    if extra:
+        md[-2] = md[-2].replace("| Pareto |", "| Pareto | F1 extra test |")
+        md[-1] += "---|"
     for r in sorted(rows, key=lambda r: r["latency_ms"]):
         md.append(f"| {r['name']} | {'yes' if r['kd'] else 'no'} | {pct(r['f1'])} | {r['backend']} | "
                   f"{r['latency_ms']:.2f} | {pct(r['f1_pytorch'])} / {pct(r['f1_onnx'])} / {pct(r['f1_onnx_int8'])} | "
-                  f"{(r['params'] or 0) / 1e6:.2f}M | {r['epochs_run']} | {'yes' if r['name'] in front else ''} |")
+                  f"{(r['params'] or 0) / 1e6:.2f}M | {r['epochs_run']} | {'yes' if r['name'] in front else ''} |"
+                  + (f" {pct(r.get('f1_extra_test'))} |" if extra else ""))
     md += ["", "**Recommendation**", ""] + [f"- {v['text']}" for v in advice.values()]
     with open(os.path.join(args.output_dir, "zoo.md"), "w") as f:
         f.write("\n".join(md) + "\n")

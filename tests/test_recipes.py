@@ -54,3 +54,20 @@ def test_distill_ner_with_transfer_set_and_early_stopping(tmp_path, tokenizer, d
     assert 0.0 <= record["best_dev_f1"] <= 1.0
     info = json.loads((tmp_path / "out" / "model" / "distillation.json").read_text())
     assert info["labeled_examples"] == 40 and info["transfer_examples"] == 30
+
+
+def test_swedish_ner_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
+    recipe = _load(ROOT / "recipes" / "swedish_ner" / "distill_swedish.py")
+    out = recipe.main(["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir),
+                       "--output_dir", str(tmp_path), "--students", "Window", "LSTM-128-B", "--seeds", "1", "2",
+                       "--max_train_samples", "40", "--max_dev_samples", "20", "--max_eval_samples", "20",
+                       "--teacher_epochs", "1", "--student_epochs", "1", "--patience", "1", "--bench_runs", "2",
+                       "--quantize", "false"])
+    assert [m["name"] for m in out["models"]] == ["Window", "LSTM-128-B"]
+    for m in out["models"]:
+        assert m["seeds"] == [1, 2] and 0.0 <= m["f1_kd"] <= 1.0 and 0.0 <= m["f1_no_kd"] <= 1.0
+    config = json.loads((tmp_path / "seed1" / "students" / "LSTM-128-B" / "model" / "config.json").read_text())
+    assert config["embedding_dim"] == 16  # the -B student carries the (tiny) teacher's sub-word table
+    saved = json.loads((tmp_path / "swedish_ner.json").read_text())
+    assert saved["models"] == json.loads(json.dumps(out["models"]))
+    assert "| LSTM-128-B |" in (tmp_path / "swedish_ner.md").read_text()
