@@ -7,7 +7,7 @@
 Writes benchmarks/results/cache.json (+ .md); each stage fills its part, so they can run in different sessions.
 - memory: RSS the build adds (peak during the build, sampled every 20 ms, minus RSS just before it) with a tiny
   1-layer teacher at 14,041 rows (CoNLL-2003 train) and at 140,410 (the split repeated 10 times), for the
-  streamed build (``cache_dir``; shards of 4,096 rows) and the one-pass in-memory build (``cache_dir=None``:
+  streamed build (``cache_dir``; shards of 16,384 rows) and the one-pass in-memory build (``cache_dir=None``:
   every logit held in Python lists, what every build did before streaming). Each measurement in a fresh process.
 - speed: all-MiniLM-L6-v2 (6 layers) over CoNLL-2003 train at one thread: one process, then two processes
   (RANK/WORLD_SIZE, one core each) building the same cache, and the ONNX Runtime teacher's sentences per second

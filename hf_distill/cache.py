@@ -247,7 +247,7 @@ def cache_teacher_outputs(
     tokenizer=None,
     rebuild: bool = False,
     backend: str = "torch",
-    shard_size: int = 4096,
+    shard_size: int = 16384,
     onnx_atol: float = 1e-3,
     wait_timeout: float = 24 * 3600.0,
 ):

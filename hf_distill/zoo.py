@@ -124,32 +124,31 @@ def recommend(rows: list[dict], teacher_f1: float, max_f1_drop: float | None,
     out = {}
     if max_f1_drop is not None:
         ok = [r for r in rows if 100 * (teacher_f1 - r["f1"]) <= max_f1_drop + 1e-9]
-        if ok:
-            best = min(ok, key=lambda r: r["latency_ms"])
-            out["within_f1_drop"] = {
-                "name": best["name"], "f1": best["f1"], "latency_ms": best["latency_ms"],
-                "text": f"fastest within {max_f1_drop:g} F1 of the teacher: {best['name']} "
-                        f"({100 * best['f1']:.2f} F1, {100 * (best['f1'] - teacher_f1):+.2f} vs the teacher, "
-                        f"{best['latency_ms']:.2f} ms per sentence, {best['backend']})"}
-        else:
-            closest = max(rows, key=lambda r: r["f1"]) if rows else None
-            out["within_f1_drop"] = {"name": None, "text": (
-                f"no student is within {max_f1_drop:g} F1 of the teacher ({100 * teacher_f1:.2f})"
-                + (f"; the closest is {closest['name']} at {100 * closest['f1']:.2f}" if closest else ""))}
+        closest = max(rows, key=lambda r: r["f1"]) if rows else None
+        out["within_f1_drop"] = _choice(
+            ok, lambda rs: min(rs, key=lambda r: r["latency_ms"]),
+            lambda b: f"fastest within {max_f1_drop:g} F1 of the teacher: {b['name']} ({100 * b['f1']:.2f} F1, "
+                      f"{100 * (b['f1'] - teacher_f1):+.2f} vs the teacher, {b['latency_ms']:.2f} ms per sentence, "
+                      f"{b['backend']})",
+            f"no student is within {max_f1_drop:g} F1 of the teacher ({100 * teacher_f1:.2f})"
+            + (f"; the closest is {closest['name']} at {100 * closest['f1']:.2f}" if closest else ""))
     if latency_budget_ms is not None:
         ok = [r for r in rows if r["latency_ms"] <= latency_budget_ms]
-        if ok:
-            best = max(ok, key=lambda r: r["f1"])
-            out["under_latency_budget"] = {
-                "name": best["name"], "f1": best["f1"], "latency_ms": best["latency_ms"],
-                "text": f"most accurate under {latency_budget_ms:g} ms: {best['name']} ({100 * best['f1']:.2f} F1, "
-                        f"{best['latency_ms']:.2f} ms, {best['backend']})"}
-        else:
-            fastest = min(rows, key=lambda r: r["latency_ms"]) if rows else None
-            out["under_latency_budget"] = {"name": None, "text": (
-                f"no student runs under {latency_budget_ms:g} ms per sentence"
-                + (f"; the fastest is {fastest['name']} at {fastest['latency_ms']:.2f} ms" if fastest else ""))}
+        fastest = min(rows, key=lambda r: r["latency_ms"]) if rows else None
+        out["under_latency_budget"] = _choice(
+            ok, lambda rs: max(rs, key=lambda r: r["f1"]),
+            lambda b: f"most accurate under {latency_budget_ms:g} ms: {b['name']} ({100 * b['f1']:.2f} F1, "
+                      f"{b['latency_ms']:.2f} ms, {b['backend']})",
+            f"no student runs under {latency_budget_ms:g} ms per sentence"
+            + (f"; the fastest is {fastest['name']} at {fastest['latency_ms']:.2f} ms" if fastest else ""))
     return out
+
+
+def _choice(candidates: list[dict], pick, describe, none_text: str) -> dict:
+    if not candidates:
+        return {"name": None, "text": none_text}
+    best = pick(candidates)
+    return {"name": best["name"], "f1": best["f1"], "latency_ms": best["latency_ms"], "text": describe(best)}
 
 
 def deployment_point(eff: dict) -> dict:

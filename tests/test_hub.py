@@ -181,6 +181,18 @@ def test_cli_card_and_export(student_dir, tmp_path, capsys):
     assert report["max_abs_diff"] <= 1e-4 and (tmp_path / "onnx" / "model.onnx").is_file()
 
 
+def _trained(tmp_path, tokenizer, tokenized, teacher, **hub_args):
+    """A CNN student distilled for two steps with a Hub token in its arguments."""
+    student = build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16)
+    args = DistillationTrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=8,
+                                         kd_loss="mse", report_to="none", save_strategy="no", disable_tqdm=True,
+                                         use_cpu=True, dataloader_pin_memory=False, hub_token=TOKEN, **hub_args)
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
+                                  train_dataset=tokenized["train"].select(range(16)))
+    trainer.train()
+    return trainer
+
+
 def test_trainer_push_to_hub_ships_the_same_folder_and_card(tmp_path, tokenizer, tokenized, conll, hub):
     from transformers import AutoModelForTokenClassification
 
@@ -188,14 +200,7 @@ def test_trainer_push_to_hub_ships_the_same_folder_and_card(tmp_path, tokenizer,
     tiny_bert(len(tokenizer), layers=1, hidden=16, seed=4).save_pretrained(teacher_dir)
     tokenizer.save_pretrained(teacher_dir)
     teacher = AutoModelForTokenClassification.from_pretrained(teacher_dir)
-    student = build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16)
-    args = DistillationTrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=8,
-                                         kd_loss="mse", report_to="none", save_strategy="no", disable_tqdm=True,
-                                         use_cpu=True, dataloader_pin_memory=False, hub_model_id="org/from-trainer",
-                                         hub_token=TOKEN)
-    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
-                                  train_dataset=tokenized["train"].select(range(16)))
-    trainer.train()
+    trainer = _trained(tmp_path, tokenizer, tokenized, teacher, hub_model_id="org/from-trainer")
     info = push_trainer_to_hub(trainer, bench_split=conll["test"].select(range(10)), bench_runs=2,
                                dataset="conll2003")
     sha, files = hub.repos["org/from-trainer"].commits[-1]
@@ -215,15 +220,8 @@ def test_trainer_push_to_hub_ships_the_same_folder_and_card(tmp_path, tokenizer,
 
 def test_trainer_push_to_hub_keeps_its_upstream_contract(tmp_path, tokenizer, tokenized, hub):
     """args.push_to_hub=True: Trainer's own repo creation, save-and-push, and model card; no token written."""
-    student = build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16)
     teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=4)
-    args = DistillationTrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=8,
-                                         kd_loss="mse", report_to="none", save_strategy="no", disable_tqdm=True,
-                                         use_cpu=True, push_to_hub=True, hub_model_id="org/upstream",
-                                         hub_token=TOKEN)
-    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
-                                  train_dataset=tokenized["train"].select(range(16)))
-    trainer.train()
+    trainer = _trained(tmp_path, tokenizer, tokenized, teacher, push_to_hub=True, hub_model_id="org/upstream")
     trainer.push_to_hub(commit_message="End of training")
     files = hub.repos["org/upstream"].commits[-1][1]
     assert {"config.json", "model.safetensors", "README.md"} <= set(files)
