@@ -52,12 +52,15 @@ def _teacher_path() -> str:
     return default_teacher_path()
 
 
-def child_memory(repeat: int, streamed: bool) -> dict:
-    """One measurement, in this (fresh) process."""
+def child_memory(repeat: int, cache_dir: str) -> dict:
+    """One measurement, in this (fresh) process, with whichever hf_distill is on the path."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
-    from hf_distill.cache import cache_teacher_outputs
+    try:
+        from hf_distill.cache import cache_teacher_outputs
+    except ImportError:  # an earlier version of the package: the cache lived in signals
+        from hf_distill.signals import cache_teacher_outputs
 
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(_teacher_path())
@@ -76,28 +79,36 @@ def child_memory(repeat: int, streamed: bool) -> dict:
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = cache_teacher_outputs(teacher, rows, batch_size=64, cache_dir=tmp if streamed else None)
-        n = len(out)
-        del out
+    out = cache_teacher_outputs(teacher, rows, batch_size=64, cache_dir=cache_dir)
+    n = len(out)
+    del out
     seconds = time.perf_counter() - start
     stop.set()
     thread.join()
     return {"rows": n, "added_rss_mb": peak[0] - before, "rss_before_mb": before, "seconds": seconds}
 
 
-def stage_memory() -> dict:
-    results = {}
-    for streamed in (True, False):
-        for repeat in (1, 10):
-            proc = subprocess.run([sys.executable, __file__, "--child-memory", str(repeat), str(int(streamed))],
-                                  capture_output=True, text=True, cwd=ROOT)
-            if proc.returncode:
-                raise RuntimeError(proc.stderr[-3000:])
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            results.setdefault("streamed" if streamed else "one_pass", {})[str(r["rows"])] = r
-            print(f"{'streamed' if streamed else 'one-pass'} {r['rows']} rows: +{r['added_rss_mb']:.0f} MB "
-                  f"({r['seconds']:.0f} s)", flush=True)
+def stage_memory(before_commit: str) -> dict:
+    """The current build and the build of ``before_commit`` (a temporary git worktree), each in fresh processes."""
+    results = {"before_commit": before_commit}
+    with tempfile.TemporaryDirectory() as tmp:
+        old_src = os.path.join(tmp, "before")
+        subprocess.run(["git", "worktree", "add", "--detach", old_src, before_commit], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            for label, src in (("streamed", ROOT), ("before", old_src)):
+                for repeat in (1, 10):
+                    env = {**os.environ, "PYTHONPATH": src}
+                    proc = subprocess.run([sys.executable, __file__, "--child-memory", str(repeat),
+                                           os.path.join(tmp, f"cache-{label}-{repeat}")], env=env,
+                                          capture_output=True, text=True, cwd=ROOT)
+                    if proc.returncode:
+                        raise RuntimeError(proc.stderr[-3000:])
+                    r = json.loads(proc.stdout.strip().splitlines()[-1])
+                    results.setdefault(label, {})[str(r["rows"])] = r
+                    print(f"{label} {r['rows']} rows: +{r['added_rss_mb']:.0f} MB ({r['seconds']:.0f} s)", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", old_src], cwd=ROOT, capture_output=True)
     return results
 
 
@@ -182,7 +193,8 @@ def render(r: dict) -> None:
     if mem:
         md += ["## Memory the build adds (peak RSS during the build minus RSS before it)", "",
                "| build | 14,041 rows | 140,410 rows | ratio |", "|---|---|---|---|"]
-        for key, label in (("one_pass", "one pass, in memory (before)"), ("streamed", "streamed shards (now)")):
+        for key, label in (("before", f"before (commit {mem['before_commit']}: all logits in memory, then saved)"),
+                           ("streamed", "streamed shards (now)")):
             a, b = mem[key]["14041"]["added_rss_mb"], mem[key]["140410"]["added_rss_mb"]
             md.append(f"| {label} | +{a:.0f} MB | +{b:.0f} MB | {b / max(a, 1e-9):.2f}x |")
         md.append("")
@@ -201,17 +213,18 @@ def render(r: dict) -> None:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--child-memory"]:
-        print(json.dumps(child_memory(int(argv[1]), bool(int(argv[2])))))
+        print(json.dumps(child_memory(int(argv[1]), argv[2])))
         return
     if argv[:1] == ["--child-build"]:
         print(json.dumps(child_build(argv[1], 1)))
         return
     p = argparse.ArgumentParser()
     p.add_argument("--stage", choices=("memory", "speed", "render"), required=True)
+    p.add_argument("--before_commit", default="a4babdd", help="the build to compare with (memory stage)")
     a = p.parse_args(argv)
     r = json.load(open(OUT)) if os.path.isfile(OUT) else {}
     if a.stage == "memory":
-        r["memory"] = stage_memory()
+        r["memory"] = stage_memory(a.before_commit)
     elif a.stage == "speed":
         r["speed"] = stage_speed()
     r["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage memory|speed"
@@ -219,7 +232,7 @@ def main(argv: list[str]) -> None:
     if mem:
         r["rows"] = 14041
         r["added_rss_mb"] = {k: v["added_rss_mb"] for k, v in mem["streamed"].items()}
-        r["added_rss_mb_before"] = {k: v["added_rss_mb"] for k, v in mem["one_pass"].items()}
+        r["added_rss_mb_before"] = {k: v["added_rss_mb"] for k, v in mem["before"].items()}
     if sp:
         r.update({k: sp[k] for k in ("pytorch_sps", "onnx_sps", "one_process_s", "two_process_s", "identical")})
     os.makedirs(RESULTS, exist_ok=True)
