@@ -34,6 +34,15 @@ def test_emotion_mlp_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert saved["mlp_kd"]["accuracy"] == out["mlp_kd"]["accuracy"]
     assert (Path(out["model_dir"]) / "config.json").is_file()
     assert "| MLP + KD + augmented transfer set |" in recipe.table(out)
+    # a teacher fine-tuned before is reused as it is: the same test accuracy, no second fine-tuning
+    checkpoint = next((tmp_path / "teacher").glob("checkpoint-*"))
+    again = recipe.main(["--smoke", "true", "--finetuned_teacher", str(checkpoint), "--data_dir", str(data_dir),
+                         "--output_dir", str(tmp_path / "again"), "--max_train_samples", "160",
+                         "--max_eval_samples", "40", "--student_epochs", "1", "--transfer_epochs", "1",
+                         "--augment_copies", "1"])
+    assert again["teacher"]["accuracy"] == out["teacher"]["accuracy"]
+    assert again["teacher"]["finetuned_before"] == str(checkpoint.resolve())
+    assert not list((tmp_path / "again").glob("teacher/checkpoint-*"))
 
 
 def test_distill_ner_with_transfer_set_and_early_stopping(tmp_path, tokenizer, data_dir):

@@ -56,6 +56,9 @@ BLOG = {"tfidf_lr_acc": 0.861, "mlp_acc": 0.86}
 class EmotionArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
     teacher: str | None = field(default=None, metadata={"help": "Encoder folder (default: all-MiniLM-L6-v2)."})
+    finetuned_teacher: str | None = field(default=None, metadata={
+        "help": "An emotion classifier fine-tuned before (e.g. output_dir/teacher/checkpoint-N): used as the "
+                "teacher as it is, without fine-tuning again; its labels must be the data set's."})
     output_dir: str = "outputs/recipes/emotion_mlp"
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
@@ -144,6 +147,16 @@ def _teacher(a: EmotionArguments, names, tok_dir):
         tok_dir, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
 
 
+def _finetuned(a: EmotionArguments, names: list[str]):
+    """The teacher fine-tuned before; refuses a model whose label names (in order) are not the data set's."""
+    model = AutoModelForSequenceClassification.from_pretrained(a.finetuned_teacher)
+    have = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if have != list(names):
+        raise ValueError(f"--finetuned_teacher {a.finetuned_teacher}: its labels {have} are not the data set's "
+                         f"{list(names)} (in this order)")
+    return model
+
+
 def run(a: EmotionArguments) -> dict:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     set_seed(a.seed)
@@ -175,13 +188,21 @@ def run(a: EmotionArguments) -> dict:
     # the teacher, fine-tuned with early stopping, and its logits cached on the training rows
     from hf_distill.demo import default_teacher_path
 
-    tok_dir = a.teacher or default_teacher_path()
+    tok_dir = a.finetuned_teacher or a.teacher or default_teacher_path()
     t_tok = AutoTokenizer.from_pretrained(tok_dir)
     sub = tokenize_text(raw, t_tok, max_length=a.max_length)
-    teacher = _teacher(a, names, tok_dir)
-    r = _fit(a, "teacher", teacher, t_tok, sub["train"], sub["validation"], a.teacher_epochs,
-             a.teacher_learning_rate, a.batch_size, kd_loss="none")
-    out["teacher"] = {**_test(r.pop("trainer"), sub["test"], teacher, t_tok), **r}
+    if a.finetuned_teacher:
+        teacher, r = _finetuned(a, names), {"finetuned_before": os.path.abspath(a.finetuned_teacher)}
+        trainer = DistillationTrainer(model=teacher, args=_targs(a, "teacher", 1, 1e-5, a.batch_size,
+                                                                 kd_loss="none"),
+                                      eval_dataset=sub["validation"], processing_class=t_tok,
+                                      compute_metrics=classification_metrics)
+        out["teacher"] = {**_test(trainer, sub["test"], teacher, t_tok), **r}
+    else:
+        teacher = _teacher(a, names, tok_dir)
+        r = _fit(a, "teacher", teacher, t_tok, sub["train"], sub["validation"], a.teacher_epochs,
+                 a.teacher_learning_rate, a.batch_size, kd_loss="none")
+        out["teacher"] = {**_test(r.pop("trainer"), sub["test"], teacher, t_tok), **r}
     teacher.eval()
     cache_dir = os.path.join(a.output_dir, "teacher_cache")
     t_train = cache_teacher_outputs(teacher, sub["train"], cache_dir=cache_dir, tokenizer=t_tok)
