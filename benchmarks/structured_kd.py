@@ -54,8 +54,8 @@ class TimedTrainer(DistillationTrainer):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.timing = defaultdict(float)
-        if self.online_signal is not None:
-            signal = self.online_signal
+        if self.signal.online is not None:
+            signal = self.signal.online
 
             def timed(model_inputs, cached):
                 t0 = time.perf_counter()
@@ -63,7 +63,7 @@ class TimedTrainer(DistillationTrainer):
                 self.timing["teacher_forward_s"] += time.perf_counter() - t0
                 return out
 
-            self.online_signal = timed
+            self.signal.online = timed
 
     def _first_epoch(self):
         return (self.state.epoch or 0.0) < 1.0

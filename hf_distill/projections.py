@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from torch import nn
 
 
@@ -29,3 +31,33 @@ def build_projections(specs, teacher: nn.Module, student: nn.Module) -> nn.Modul
         if t_size != s_size:
             projections[f"{t}_{s}"] = nn.Linear(s_size, t_size)
     return projections
+
+
+#: name of the student's submodule holding the projections (trained, checkpointed and resumed with it)
+PROJECTIONS = "distill_projections"
+
+
+def attach_projections(student: nn.Module, specs, teacher: nn.Module | None, device) -> None:
+    """Attach :func:`build_projections` to the student (as DistillKit does), so they are trained, wrapped,
+    clipped, checkpointed and resumed with it."""
+    if not specs:
+        return
+    if teacher is None:
+        raise ValueError("hidden_matches need teacher_model= (hidden states are not cached)")
+    student.add_module(PROJECTIONS, build_projections(specs, teacher, student).to(device))
+
+
+def projections_of(student: nn.Module) -> nn.ModuleDict:
+    """The projections attached to the student (empty without hidden matches)."""
+    return getattr(student, PROJECTIONS, None) or nn.ModuleDict()
+
+
+@contextmanager
+def projections_detached(student: nn.Module):
+    """The student without its training-only projections while the block runs (saving a shippable model)."""
+    projections = student._modules.pop(PROJECTIONS, None)
+    try:
+        yield student
+    finally:
+        if projections is not None:
+            student.add_module(PROJECTIONS, projections)

@@ -234,3 +234,34 @@ class CachedTeacher:
         got = set(cached[column].tolist()) - {UNKNOWN}
         if got and got != {want}:
             raise StaleTeacherCacheError(message)
+
+
+class SignalSelector:
+    """The teacher signal of one run, chosen once: the training rows' cache columns if they have them, else the
+    online teacher. When the rows cannot be inspected (no column names), the first training batch decides."""
+
+    def __init__(self, cached: CachedTeacher, online=None, columns=()):
+        self.cached, self.online = cached, online
+        self.kind = self._kind(columns) if columns else None
+
+    @classmethod
+    def for_run(cls, student, teacher_id: int | None, tokenizer, online, columns) -> SignalSelector:
+        """The selector of a run: the cache checks are set from the student's config and the tokenizer."""
+        config = getattr(student, "config", None)
+        cached = CachedTeacher(teacher_id=teacher_id, num_labels=getattr(config, "num_labels", None),
+                               label_map=label_map_id(config), tokenizer_id=tokenizer_fingerprint(tokenizer),
+                               labels=label_names(config))
+        return cls(cached, online, columns)
+
+    def _kind(self, columns) -> str | None:
+        return "cached" if has_cache_columns(columns) else "online" if self.online else None
+
+    def __call__(self, cached_columns: dict):
+        if self.kind is None:
+            self.kind = self._kind(cached_columns)
+        if self.kind is None:
+            raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
+        if self.kind == "cached" and not has_cache_columns(cached_columns):
+            raise ValueError("this run reads cached teacher outputs, but a batch has no cache columns: cache every "
+                             "training row (labeled and transfer rows together)")
+        return self.cached if self.kind == "cached" else self.online

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 import os
 from collections import defaultdict
 
@@ -15,31 +13,19 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .args import DistillationTrainingArguments
 from .base import DISTILLATION_FILE, IGNORE_INDEX, extra_model_inputs, write_json_atomic
-from .checkpoints import resume_state, save_trainer_state
+from .checkpoints import distillation_record, resume_state, save_trainer_state, without_hub_token
 from .collator import EXTRA_COLUMNS, DistillationCollator
 from .counting import COUNT_NAMES, count_items
 from .data.align import DISTILL_MASK
 from .data.transfer import log_row_counts
-from .losses import HIDDEN_LOSSES, KD_LOSSES, KDBatch, cross_entropy
-from .projections import build_projections
+from .losses import KD_LOSSES, KDBatch, cross_entropy, finite_values, hidden_terms
+from .projections import attach_projections, projections_detached, projections_of
 from .schedules import auto_kd_weight, kd_weight_at, task_weight_at
-from .signals import (
-    CachedTeacher,
-    OnlineTeacher,
-    has_cache_columns,
-    label_map_id,
-    label_names,
-    teacher_fingerprint,
-    tokenizer_fingerprint,
-)
+from .signals import OnlineTeacher, SignalSelector, teacher_fingerprint
 from .students.common import crf_nll
 from .validate import LabelSetMismatchError, check_setup  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
-
-#: name of the student's submodule holding the hidden-state projections
-PROJECTIONS = "distill_projections"
-
 
 class DistillationTrainer(Trainer):
     """``Trainer`` for knowledge distillation into token or sequence classifiers.
@@ -69,26 +55,17 @@ class DistillationTrainer(Trainer):
         self.hidden_specs = args.hidden_match_specs
         self.teacher = None
         check_setup(args, self.model, teacher_model, processing_class, self.train_dataset)
+        self.teacher_id = teacher_fingerprint(teacher_model) if teacher_model is not None else None
         if teacher_model is not None:
-            teacher_id = teacher_fingerprint(teacher_model)
             teacher_model.requires_grad_(False)
             self.teacher = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
             self.teacher.eval()
-        else:
-            teacher_id = None
-        config = getattr(self.model, "config", None)
-        self.cached_signal = CachedTeacher(
-            teacher_id=teacher_id, num_labels=getattr(config, "num_labels", None), label_map=label_map_id(config),
-            tokenizer_id=tokenizer_fingerprint(processing_class), labels=label_names(config))
-        self.online_signal = teacher_signal or (
-            OnlineTeacher(self.teacher, output_hidden_states=bool(self.hidden_specs)) if self.teacher else None
-        )
-        # the teacher signal is chosen once: cached columns in the training rows, else the online teacher
-        columns = getattr(self.train_dataset, "column_names", None) or []
-        self.signal_kind = None  # without training rows to look at, the first training batch decides
-        if columns:
-            self.signal_kind = "cached" if has_cache_columns(columns) else "online" if self.online_signal else None
-        self._build_projections(teacher_model)
+        online = teacher_signal or (
+            OnlineTeacher(self.teacher, output_hidden_states=bool(self.hidden_specs)) if self.teacher else None)
+        # the teacher signal is chosen once (cached columns in the training rows, else the online teacher)
+        self.signal = SignalSelector.for_run(self.model, self.teacher_id, processing_class, online,
+                                             getattr(self.train_dataset, "column_names", None) or [])
+        attach_projections(self.model, self.hidden_specs, teacher_model, args.device)
         self.row_counts = log_row_counts(self.train_dataset, args.kd_loss != "none" or bool(self.hidden_specs))
         if self._crf(self.model) is not None and self.preprocess_logits_for_metrics is None:
             self.preprocess_logits_for_metrics = self._viterbi_predictions
@@ -101,27 +78,15 @@ class DistillationTrainer(Trainer):
         logits = logits[0] if isinstance(logits, tuple) else logits
         return self.accelerator.unwrap_model(self.model).decode(logits, labels != IGNORE_INDEX)
 
-    # ----------------------------------------------------------------- set-up
-    def _build_projections(self, teacher) -> None:
-        """Learned maps from student to teacher hidden sizes, attached to the student (as DistillKit does) so
-        they are trained, wrapped, clipped, checkpointed and resumed with it; ``save_student`` leaves them out."""
-        if not self.hidden_specs:
-            return
-        if teacher is None:
-            raise ValueError("hidden_matches need teacher_model= (hidden states are not cached)")
-        projections = build_projections(self.hidden_specs, teacher, self.model)
-        self.model.add_module(PROJECTIONS, projections.to(self.args.device))
-
     @property
     def projections(self) -> nn.ModuleDict:
         """The hidden-state projections attached to the student (empty without hidden matches)."""
-        return getattr(self.accelerator.unwrap_model(self.model), PROJECTIONS, None) or nn.ModuleDict()
+        return projections_of(self.accelerator.unwrap_model(self.model))
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
         self._signature_columns += [c for c in EXTRA_COLUMNS if c not in self._signature_columns]
 
-    # ------------------------------------------------------- item counting
     def _get_num_items_in_batch(self, batch_samples, device):
         """Count task labels (returned, as ``Trainer`` expects), KD positions and tokens over the batches."""
         if not batch_samples:
@@ -134,40 +99,20 @@ class DistillationTrainer(Trainer):
 
     def distillation_info(self) -> dict:
         """What a model card needs to say about how this student was distilled (no metrics)."""
-        a = self.args
         teacher = self.accelerator.unwrap_model(self.teacher) if self.teacher is not None else None
-        info = {
-            "teacher": getattr(getattr(teacher, "config", None), "_name_or_path", None) if teacher else None,
-            "teacher_fingerprint": self.cached_signal.teacher_id,
-            "teacher_signal": self.signal_kind,
-            "kd_loss": a.kd_loss, "temperature": a.temperature, "kd_weight": a.kd_weight,
-            "resolved_kd_weight": self._auto_kd_weight, "task_weight": a.task_weight,
-            "kd_weight_schedule": a.kd_weight_schedule, "hidden_matches": a.hidden_matches or None,
-            "num_train_epochs": a.num_train_epochs, "learning_rate": a.learning_rate,
-            "per_device_train_batch_size": a.per_device_train_batch_size,
-            "gradient_accumulation_steps": a.gradient_accumulation_steps, "world_size": a.world_size,
-            "seed": a.seed, "global_step": self.state.global_step,
-            "train_examples": len(self.train_dataset) if self.train_dataset is not None else None,
-            **self.row_counts,
-        }
-        if a.kd_loss == "kbest":
-            info["kbest_k"] = a.kbest_k
-        return info
+        return distillation_record(self.args, self.state, teacher=teacher, teacher_id=self.teacher_id,
+                                   signal=self.signal.kind, auto_kd_weight=self._auto_kd_weight,
+                                   train_examples=len(self.train_dataset) if self.train_dataset is not None else None,
+                                   row_counts=self.row_counts)
 
     def save_student(self, output_dir: str, **record) -> None:
         """``save_model`` (weights, config, tokenizer, modeling code) plus ``distillation.json``: the KD
         settings of :meth:`distillation_info` updated with ``record`` (dataset, metrics, command...)."""
-        model = self.accelerator.unwrap_model(self.model)
-        projections = model._modules.pop(PROJECTIONS, None)  # training-only layers: not part of the student
-        try:
+        with projections_detached(self.accelerator.unwrap_model(self.model)):  # training-only layers
             self.save_model(output_dir)
-        finally:
-            if projections is not None:
-                model.add_module(PROJECTIONS, projections)
         if self.is_world_process_zero():
             write_json_atomic(os.path.join(output_dir, DISTILLATION_FILE), {**self.distillation_info(), **record})
 
-    # ---------------------------------------------------------- checkpoints
     def _save_checkpoint(self, model, trial):
         """``Trainer._save_checkpoint`` plus the state the trainer itself resolved (the ``auto`` KD weight)."""
         super()._save_checkpoint(model, trial)
@@ -187,19 +132,9 @@ class DistillationTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict=None):
         """``Trainer._save`` with the Hub token stripped from the pickled ``training_args.bin``."""
-        if not (self.args.hub_token or getattr(self.args, "push_to_hub_token", None)):
+        with without_hub_token(self):
             return super()._save(output_dir, state_dict)
-        real = self.args
-        self.args = copy.copy(real)
-        self.args.hub_token = None
-        if hasattr(self.args, "push_to_hub_token"):
-            self.args.push_to_hub_token = None
-        try:
-            return super()._save(output_dir, state_dict)
-        finally:
-            self.args = real
 
-    # -------------------------------------------------------------- the loss
     def kd_weight_now(self) -> float:
         """The KD weight at the current step: base weight (number or auto) times the schedule."""
         return kd_weight_at(self.args, self.state, self._auto_kd_weight)
@@ -232,7 +167,6 @@ class DistillationTrainer(Trainer):
             return (loss, outputs) if return_outputs else loss
 
         counts = self._item_counts if num_items_in_batch is not None else {}
-        token_level = logits.dim() == 3
         terms: dict[str, torch.Tensor] = {}
         task_weight = self.task_weight_now()
         distilling = self.args.kd_loss != "none" or bool(self.hidden_specs)
@@ -249,12 +183,11 @@ class DistillationTrainer(Trainer):
         kd_weight = None if need_auto else self.kd_weight_now()
         kd_active = self.args.kd_loss != "none" and kd_weight != 0
         if kd_active or self.hidden_specs:
-            teacher = self._teacher_signal(cached)(inputs, cached)
+            teacher = self.signal(cached)(inputs, cached)
         if kd_active:
             # KD positions: first sub-words, labeled or not (token level); every example (sequence level)
-            mask = None
-            if token_level:
-                mask = distill_mask.bool() if distill_mask is not None else labels.ne(IGNORE_INDEX)
+            mask = None if logits.dim() == 2 else \
+                distill_mask.bool() if distill_mask is not None else labels.ne(IGNORE_INDEX)
             kd = self._kd_term(crf, logits, teacher, mask, counts)
             if need_auto:
                 self._set_auto_weight(task, kd)
@@ -264,30 +197,16 @@ class DistillationTrainer(Trainer):
         if self.args.kd_loss != "none":
             self._metrics["kd_weight"].append(kd_weight)
         if self.hidden_specs:
-            loss = loss + self._hidden_terms(outputs, teacher, inputs, counts.get("tokens"), terms)
+            hidden = hidden_terms(self.hidden_specs, outputs.hidden_states, teacher.hidden_states, self.projections,
+                                  inputs.get("attention_mask"), counts.get("tokens"))
+            loss = loss + self.args.hidden_weight * sum(hidden.values())
+            terms.update(hidden)
 
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients; counts were gathered
-        for name, value in terms.items():
-            number = value.detach().item()
-            if not math.isfinite(number):
-                raise FloatingPointError(
-                    f"loss term {name} is {number} at step {self.state.global_step}: check the teacher signal "
-                    "(a top-k cache gives -inf outside its k labels, which structured KD cannot use) and the "
-                    "learning rate")
+        for name, number in finite_values(terms, self.state.global_step).items():
             self._metrics[name].append(number)
         return (loss, outputs) if return_outputs else loss
-
-    def _teacher_signal(self, cached: dict):
-        """The signal chosen for this run (the first batch decides when the training rows could not)."""
-        if self.signal_kind is None:
-            self.signal_kind = "cached" if has_cache_columns(cached) else "online" if self.online_signal else None
-        if self.signal_kind is None:
-            raise ValueError("no teacher signal: pass teacher_model= or train on cache_teacher_outputs() data")
-        if self.signal_kind == "cached" and not has_cache_columns(cached):
-            raise ValueError("this run reads cached teacher outputs, but a batch has no cache columns: cache every "
-                             "training row (labeled and transfer rows together)")
-        return self.cached_signal if self.signal_kind == "cached" else self.online_signal
 
     def _kd_term(self, crf, logits, teacher, mask, counts) -> torch.Tensor:
         """The KD term of the registered loss ``kd_loss``, given the hyper-parameters it declares."""
@@ -301,22 +220,6 @@ class DistillationTrainer(Trainer):
         if crf is not None and logits.dim() == 3:
             return crf_nll(crf, logits, labels, normalizer=counts.get("task_rows"))
         return cross_entropy(logits, labels, normalizer=counts.get("task"))
-
-    def _hidden_terms(self, outputs, teacher, inputs, normalizer, terms) -> torch.Tensor:
-        if teacher.hidden_states is None:
-            raise ValueError("hidden_matches need the teacher online (cached outputs hold logits only)")
-        mask = inputs.get("attention_mask")
-        total = 0.0
-        for t, s, kind in self.hidden_specs:
-            student_h = outputs.hidden_states[s]
-            key = f"{t}_{s}"
-            if key in self.projections:
-                student_h = self.projections[key](student_h)
-            term = HIDDEN_LOSSES[kind](student_h, teacher.hidden_states[t].to(student_h.device), mask,
-                                       normalizer=normalizer)
-            terms[f"hidden_{t}_{s}_{kind}_loss"] = term
-            total = total + self.args.hidden_weight * term
-        return total
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._metrics:  # training log: add the mean of each term since the last log

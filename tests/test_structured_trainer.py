@@ -147,8 +147,8 @@ def test_zero_weight_task_term_is_skipped(tmp_path, tokenizer, tokenized, crf_te
 def test_zero_weight_kd_term_skips_the_teacher(tmp_path, tokenizer, tokenized, crf_teacher):
     student, batch, trainer = _two_epoch_schedule(tmp_path, tokenizer, tokenized, crf_teacher, "structural")
     calls = []
-    online = trainer.online_signal
-    trainer.online_signal = lambda *a: calls.append(1) or online(*a)
+    online = trainer.signal.online
+    trainer.signal.online = lambda *a: calls.append(1) or online(*a)
     trainer.compute_loss(student, batch)
     assert calls == [1] and trainer._metrics["kd_structural_loss"][-1] > 0
     trainer.state.epoch = 1.5  # the NLL-only epoch: no teacher forward, no KD term

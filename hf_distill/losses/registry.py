@@ -17,6 +17,7 @@ their inputs and normalizers.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -209,3 +210,31 @@ class PosteriorLoss(StructuredKDLoss):
 
 #: hidden-state match kinds
 HIDDEN_LOSSES = {"mse": hidden_mse, "cosine": hidden_cosine}
+
+
+def hidden_terms(specs, student_hidden, teacher_hidden, projections, mask, normalizer) -> dict[str, torch.Tensor]:
+    """One term per ``(teacher_layer, student_layer, kind)`` of ``specs``: the student's hidden state (through
+    its projection ``f"{t}_{s}"`` when there is one) matched to the teacher's, named ``hidden_{t}_{s}_{kind}_loss``."""
+    if teacher_hidden is None:
+        raise ValueError("hidden_matches need the teacher online (cached outputs hold logits only)")
+    terms = {}
+    for t, s, kind in specs:
+        student_h = student_hidden[s]
+        if f"{t}_{s}" in projections:
+            student_h = projections[f"{t}_{s}"](student_h)
+        terms[f"hidden_{t}_{s}_{kind}_loss"] = HIDDEN_LOSSES[kind](
+            student_h, teacher_hidden[t].to(student_h.device), mask, normalizer=normalizer)
+    return terms
+
+
+def finite_values(terms: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    """The terms as numbers, for logging; a NaN or infinite term raises, naming it and the step."""
+    values = {}
+    for name, value in terms.items():
+        number = value.detach().item()
+        if not math.isfinite(number):
+            raise FloatingPointError(
+                f"loss term {name} is {number} at step {step}: check the teacher signal (a top-k cache gives -inf "
+                "outside its k labels, which structured KD cannot use) and the learning rate")
+        values[name] = number
+    return values
