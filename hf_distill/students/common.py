@@ -291,21 +291,30 @@ def tagging_output(crf, logits: torch.Tensor, labels: torch.Tensor | None, hidde
 
 
 # ------------------------------------------------------------------ classification heads over an encoder
-class EncoderForTokenClassification(StudentPreTrainedModel):
-    """Linear (optionally CRF) tagging head over ``encoder_class(config)`` whose output is ``output_size`` wide."""
+class _EncoderHead(StudentPreTrainedModel):
+    """``encoder_class(config)`` (``output_size`` wide) under dropout and a linear classifier; a CRF on top when
+    ``config.use_crf`` (token heads)."""
 
     encoder_class: type = None
+    crf_head: bool = False
 
     def __init__(self, config):
         super().__init__(config)
         self.student = self.encoder_class(config)
         self.dropout = nn.Dropout(getattr(config, "output_dropout", 0.0))
         self.classifier = nn.Linear(self.student.output_size, config.num_labels)
-        self.crf = make_crf(config)
+        if self.crf_head:
+            self.crf = make_crf(config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.student.embeddings
+
+
+class EncoderForTokenClassification(_EncoderHead):
+    """Linear (optionally CRF) tagging head over ``encoder_class(config)``."""
+
+    crf_head = True
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
@@ -314,20 +323,8 @@ class EncoderForTokenClassification(StudentPreTrainedModel):
         return tagging_output(self.crf, logits, labels, (h,) if output_hidden_states else None)
 
 
-class EncoderForSequenceClassification(StudentPreTrainedModel):
+class EncoderForSequenceClassification(_EncoderHead):
     """Classifier over ``encoder_class(config)``, pooling the first position or the mean (``config.pooling``)."""
-
-    encoder_class: type = None
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.student = self.encoder_class(config)
-        self.dropout = nn.Dropout(getattr(config, "output_dropout", 0.0))
-        self.classifier = nn.Linear(self.student.output_size, config.num_labels)
-        self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.student.embeddings
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):
