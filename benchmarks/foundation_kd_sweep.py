@@ -21,7 +21,8 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
 
 from hf_distill import cache_teacher_outputs, load_dataset, student_from_teacher, tokenize_and_align
-from hf_distill.demo import DemoArguments, _train, _training_args, evaluate
+from hf_distill.demo import DemoArguments, _training_args
+from hf_distill.runs import evaluate, train_to_convergence
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -50,7 +51,7 @@ def main(argv):
         targs = _training_args(demo, setting.replace(":", "_"), args.epochs, demo.student_learning_rate,
                                early_stopping=False, kd_loss=loss, temperature=float(temperature), kd_weight=weight)
         start = time.perf_counter()
-        timing = _train(student, targs, cached, tokenizer)
+        timing = train_to_convergence(student, targs, cached, tokenizer)
         scores = evaluate(student, test, tokenizer, labels)
         rows.append({"setting": setting, "seed": args.seed, "kd_loss": loss, "temperature": float(temperature),
                      "kd_weight": weight,

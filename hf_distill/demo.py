@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -22,9 +20,6 @@ from datasets import DatasetDict
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
-    EarlyStoppingCallback,
-    PrinterCallback,
-    TrainerCallback,
     set_seed,
 )
 
@@ -35,10 +30,9 @@ from .collator import DistillationCollator
 from .data import load_dataset, tokenize_and_align
 from .data.transfer import build_transfer_set, mix_transfer
 from .efficiency import measure_latency
-from .metrics import TokenClassificationMetrics
+from .runs import evaluate, train_to_convergence
 from .signals import teacher_fingerprint
 from .students import count_parameters, student_from_teacher
-from .trainer import DistillationTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -103,53 +97,6 @@ class DemoArguments:
         self.student_seeds = list(self.student_seeds or [self.seed])
 
 
-class Progress(TrainerCallback):
-    """One line per epoch (phase, epoch, loss, dev F1, wall and CPU time, estimate of the time left), printed
-    with a flush so it shows in logs and pipes too; also records each epoch's wall and CPU seconds."""
-
-    def __init__(self, phase: str, quiet: bool = False, stream=None):
-        self.phase, self.quiet, self.stream = phase, quiet, stream or sys.stdout
-        self.epochs: list[float] = []
-        self.cpu_epochs: list[float] = []
-        self._t0 = self._c0 = self._start = 0.0
-        self._loss: float | None = None
-        self.dev_f1: list[float] = []
-
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            print(f"[{self.phase}] {text}", file=self.stream, flush=True)
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
-        self.say(f"training: up to {args.num_train_epochs:g} epochs, {state.max_steps} steps")
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self._t0, self._c0 = time.perf_counter(), time.process_time()
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self.epochs.append(time.perf_counter() - self._t0)
-        self.cpu_epochs.append(time.process_time() - self._c0)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self._loss = logs["loss"]
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        metrics = metrics or {}
-        done = round(state.epoch or 0)
-        total = math.ceil(args.num_train_epochs)
-        elapsed = time.perf_counter() - self._start
-        eta = elapsed / max(done, 1) * (total - done)
-        f1 = metrics.get("eval_f1")
-        if f1 is not None:
-            self.dev_f1.append(f1)
-        best = max(self.dev_f1) if self.dev_f1 else None
-        self.say(f"epoch {done}/{total}  loss {self._loss if self._loss is not None else float('nan'):.4f}  "
-                 f"dev F1 {100 * f1 if f1 is not None else float('nan'):.2f}  "
-                 f"(best {100 * best if best is not None else float('nan'):.2f})  "
-                 f"wall {elapsed:.0f}s  CPU {sum(self.cpu_epochs):.0f}s  at most {eta:.0f}s left")
-
-
 def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, seed: int | None = None,
                    early_stopping: bool = True, **kd) -> DistillationTrainingArguments:
     stop = {"eval_strategy": "epoch", "save_strategy": "epoch", "save_total_limit": 1,
@@ -173,51 +120,6 @@ def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, see
         **stop,
         **kd,
     )
-
-
-def _train(model, targs, train, tokenizer, teacher=None, dev=None, label_names=None, patience: int = 2,
-           phase: str = "train", quiet: bool = False) -> dict:
-    """Train (with early stopping on ``dev`` when given) and return wall/CPU times and epochs to the best."""
-    progress = Progress(phase, quiet)
-    callbacks = [progress]
-    if dev is not None:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
-    trainer = DistillationTrainer(model=model, args=targs, train_dataset=train, eval_dataset=dev,
-                                  processing_class=tokenizer, teacher_model=teacher, callbacks=callbacks,
-                                  compute_metrics=TokenClassificationMetrics(label_names) if dev is not None
-                                  else None)
-    trainer.remove_callback(PrinterCallback)  # the progress line replaces the raw log dicts
-    start, cpu = time.perf_counter(), time.process_time()
-    trainer.train()
-    out = {"train_s": time.perf_counter() - start, "train_cpu_s": time.process_time() - cpu,
-           "epoch_s": progress.epochs, "epoch_cpu_s": progress.cpu_epochs, "epochs_run": len(progress.epochs)}
-    if dev is not None:
-        out["dev_f1"] = trainer.state.best_metric
-        best = trainer.state.best_model_checkpoint
-        out["best_epoch"] = _epoch_of(trainer.state, best)
-    return out
-
-
-def _epoch_of(state, checkpoint: str | None) -> int | None:
-    """The epoch at which ``checkpoint`` (``.../checkpoint-STEP``) was saved."""
-    if not checkpoint:
-        return None
-    step = int(checkpoint.rstrip("/").rsplit("-", 1)[-1])
-    for entry in state.log_history:
-        if entry.get("step") == step and "eval_f1" in entry:
-            return round(entry["epoch"])
-    return None
-
-
-def evaluate(model, dataset, tokenizer, label_names, batch_size: int = 64) -> dict[str, float]:
-    """seqeval scores of ``model`` on a tokenized dataset (first-sub-word positions)."""
-    targs = DistillationTrainingArguments(output_dir="/tmp/hf_distill_eval", per_device_eval_batch_size=batch_size,
-                                          report_to="none", kd_loss="none", disable_tqdm=True,
-                                          dataloader_pin_memory=False)
-    trainer = DistillationTrainer(model=model, args=targs, processing_class=tokenizer,
-                                  compute_metrics=TokenClassificationMetrics(label_names))
-    metrics = trainer.evaluate(dataset, metric_key_prefix="test")
-    return {k.removeprefix("test_"): v for k, v in metrics.items()}
 
 
 def latency(model, dataset, tokenizer, runs: int) -> dict[str, float]:
@@ -289,7 +191,7 @@ def get_teacher(args: DemoArguments, teacher_path: str, data, tokenizer, label_n
         teacher_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
         label2id={n: i for i, n in enumerate(label_names)})
     targs = _training_args(args, "teacher", args.teacher_epochs, args.teacher_learning_rate, kd_loss="none")
-    timing = _train(teacher, targs, data["train"], tokenizer, dev=data["dev"], label_names=label_names,
+    timing = train_to_convergence(teacher, targs, data["train"], tokenizer, dev=data["dev"], label_names=label_names,
                     patience=args.patience, phase="teacher", quiet=args.quiet)
     teacher.eval()
     _save(teacher, tokenizer, folder + ".tmp")
@@ -325,7 +227,7 @@ def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cache
     targs = _training_args(args, name, epochs, args.student_learning_rate, seed=seed, **kd)
     say(f"{name}: {len(train)} rows ({'KD' if kd_on else 'no KD'}"
         f"{', labeled + transfer' if transfer_on else ', labeled only'})")
-    result = _train(student, targs, train, tokenizer, dev=data["dev"], label_names=label_names,
+    result = train_to_convergence(student, targs, train, tokenizer, dev=data["dev"], label_names=label_names,
                     patience=args.patience, phase=name, quiet=args.quiet)
     result.update(evaluate(student, test, tokenizer, label_names))
     result.update(count_parameters(student))
@@ -385,7 +287,7 @@ def run_demo(args: DemoArguments) -> dict:
         student = student_from_teacher(teacher, args.student_layers)
         targs = _training_args(args, "student_kd_online", 1.0, args.student_learning_rate, early_stopping=False,
                                kd_loss=args.kd_loss, temperature=args.temperature, kd_weight=args.kd_weight)
-        results["student_kd_online"] = _train(student, targs, data["train"], tokenizer, teacher=teacher,
+        results["student_kd_online"] = train_to_convergence(student, targs, data["train"], tokenizer, teacher=teacher,
                                               phase="student_kd_online", quiet=args.quiet)
     results["wall_s"] = time.perf_counter() - wall0
     results["cpu_s"] = time.process_time() - cpu0

@@ -229,8 +229,8 @@ def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teac
     from transformers import EarlyStoppingCallback, PrinterCallback
 
     from .bench import bench_student
-    from .demo import Progress
     from .metrics import TokenClassificationMetrics
+    from .runs import Progress
     from .trainer import DistillationTrainer
 
     name = spec.name if kd else f"{spec.name}-no-kd"
@@ -270,7 +270,7 @@ def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teac
     point = deployment_point(eff)
     extra = None
     if data.get("extra_test") is not None:
-        from .demo import evaluate
+        from .runs import evaluate
 
         extra = evaluate(trainer.model, data["extra_test"], tokenizer, labels)["f1"]
     s = eff["student"]
