@@ -52,14 +52,16 @@ def is_token_model(model) -> bool:
     return task_of(model) == "token"
 
 
-def encode_for(model, tokenizer, split: datasets.Dataset) -> datasets.Dataset:
-    """The evaluation rows a saved model reads: sub-words, words + characters, or sentences."""
+def encode_for(model, tokenizer, split: datasets.Dataset, label_column: str | None = None) -> datasets.Dataset:
+    """The evaluation rows a saved model reads: sub-words, words + characters, or sentences; ``label_column``
+    defaults to ``ner_tags`` (tagging) or ``label`` (classification)."""
     if not is_token_model(model):
-        return tokenize_text(split, tokenizer)
+        return tokenize_text(split, tokenizer, label_column=label_column or "label")
     char_vocab = getattr(model.config, "char_vocab", None)
     if char_vocab:
-        return encode_words(split, tokenizer, char_vocab, max_word_length=model.config.max_word_length)
-    return tokenize_and_align(split, tokenizer)
+        return encode_words(split, tokenizer, char_vocab, label_column or "ner_tags",
+                            max_word_length=model.config.max_word_length)
+    return tokenize_and_align(split, tokenizer, label_column or "ner_tags")
 
 
 def _scores(model, preds: list[np.ndarray], rows: Sequence[dict]) -> dict[str, float]:
@@ -157,7 +159,7 @@ def export_for_bench(model, tokenizer, rows: Sequence[dict], onnx_dir: str | os.
 
 def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str | None = None,
                   threads: int = 1, runs: int = 100, quantize: bool = True, teacher_epochs: float | None = None,
-                  split_name: str = "test", dataset_name: str | None = None) -> dict:
+                  split_name: str = "test", dataset_name: str | None = None, label_column: str | None = None) -> dict:
     """Export, evaluate and time the student in ``model_dir`` (and its teacher); write ``efficiency.json``.
 
     ONNX files go to ``model_dir/onnx``. Break-even (in FLOPs): the teacher's fine-tuning
@@ -167,7 +169,7 @@ def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str
     info = read_info(model_dir)
     student = load_model(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    rows = list(encode_for(student, tokenizer, eval_split))
+    rows = list(encode_for(student, tokenizer, eval_split, label_column))
     onnx_dir = Path(model_dir) / "onnx"
     export = export_for_bench(student, tokenizer, rows, onnx_dir, quantize)
     result = {"dataset": dataset_name or info.get("dataset"), "split": split_name, "examples": len(rows),
@@ -177,7 +179,7 @@ def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str
     if teacher_dir:
         teacher = load_model(teacher_dir)
         t_tok = AutoTokenizer.from_pretrained(teacher_dir)
-        t_rows = list(encode_for(teacher, t_tok, eval_split))
+        t_rows = list(encode_for(teacher, t_tok, eval_split, label_column))
         with tempfile.TemporaryDirectory() as t_onnx:  # the teacher's export is measured, not shipped
             export_for_bench(teacher, t_tok, t_rows, t_onnx, quantize=False)
             result["teacher"] = {"path": str(teacher_dir),

@@ -51,12 +51,14 @@ class Progress(TrainerCallback):
         total = math.ceil(args.num_train_epochs)
         elapsed = time.perf_counter() - self._start
         eta = elapsed / max(done, 1) * (total - done)
-        f1 = metrics.get("eval_f1")
+        key = (args.metric_for_best_model or "f1").removeprefix("eval_")
+        f1 = metrics.get(f"eval_{key}")
         if f1 is not None:
             self.dev_f1.append(f1)
         best = max(self.dev_f1) if self.dev_f1 else None
+        name = {"f1": "F1", "macro_f1": "macro-F1"}.get(key, key)
         self.say(f"epoch {done}/{total}  loss {self._loss if self._loss is not None else float('nan'):.4f}  "
-                 f"dev F1 {100 * f1 if f1 is not None else float('nan'):.2f}  "
+                 f"dev {name} {100 * f1 if f1 is not None else float('nan'):.2f}  "
                  f"(best {100 * best if best is not None else float('nan'):.2f})  "
                  f"wall {elapsed:.0f}s  CPU {sum(self.cpu_epochs):.0f}s  at most {eta:.0f}s left")
 

@@ -48,6 +48,10 @@ class ZooArguments:
                           "'lstm-64=bilstm:{\"hidden_size\": 64}@1e-3'; \"teacher_embeddings\": true starts from "
                           "the teacher's sub-word embeddings (the papers' -B students)."})
     output_dir: str = field(default="outputs/zoo", metadata={"help": "Where students, results and the plot go."})
+    label_column: str | None = field(default=None, metadata={
+        "help": "Column of the labels: a tag column (tagging) or a class column (text classification). Default: "
+                "'label' if the data set has it, else its tag column (ner_tags first)."})
+    text_column: str = field(default="text", metadata={"help": "Column of the text (text classification)."})
     kd_loss: str = field(default="kl", metadata={"help": "KD loss of every student (a registered kd_loss)."})
     temperature: float = 1.0
     kd_weight: str = "auto"
@@ -106,6 +110,63 @@ class StudentSpec:
         return cls(name, family, parsed, lr)
 
 
+@dataclass
+class ZooTask:
+    """What the zoo distills: tagging (``token``, seqeval F1) or text classification (``sequence``, macro-F1);
+    the label column and names, and how rows are encoded for a sub-word model."""
+
+    kind: str
+    label_column: str
+    labels: list[str]
+    text_column: str = "text"
+
+    @classmethod
+    def of(cls, split, label_column: str | None = None, text_column: str = "text") -> ZooTask:
+        """The task of a split, from its features: a sequence of class labels is tagging, one class label is
+        classification. Raises naming the columns when the label column cannot be found."""
+        import datasets
+
+        features = split.features
+        tags = sorted((c for c in features if c.endswith("_tags")), key=lambda c: c != "ner_tags")
+        column = label_column or ("label" if "label" in features else tags[0] if tags else None)
+        if column is None or column not in features:
+            raise ValueError(f"label column {column!r} not found: the data set has columns {list(features)}; "
+                             "pass --label_column")
+        feature = features[column]
+        if isinstance(feature, datasets.ClassLabel):
+            if text_column not in features:
+                raise ValueError(f"text column {text_column!r} not found (columns {list(features)}); pass "
+                                 "--text_column")
+            return cls("sequence", column, list(feature.names), text_column)
+        inner = getattr(feature, "feature", None)
+        if isinstance(inner, datasets.ClassLabel):
+            return cls("token", column, list(inner.names), text_column)
+        raise ValueError(f"label column {column!r} holds {feature}, not class labels (ClassLabel or a sequence "
+                         "of them)")
+
+    @property
+    def metric(self) -> str:
+        """The dev metric students are selected on (also the zoo's "f1" column)."""
+        return "f1" if self.kind == "token" else "macro_f1"
+
+    def encode(self, split, tokenizer):
+        from .data import tokenize_and_align, tokenize_text
+
+        if self.kind == "token":
+            return tokenize_and_align(split, tokenizer, self.label_column)
+        return tokenize_text(split, tokenizer, self.text_column, self.label_column)
+
+    def compute_metrics(self):
+        from .metrics import TokenClassificationMetrics, classification_metrics
+
+        return TokenClassificationMetrics(self.labels) if self.kind == "token" else classification_metrics
+
+
+def score(measured: dict) -> float | None:
+    """The zoo's quality number of a benched backend: F1 (tagging) or macro-F1 (classification)."""
+    return measured.get("f1", measured.get("macro_f1"))
+
+
 # ------------------------------------------------------------------------------- Pareto and advice
 def pareto_front(rows: list[dict], x: str = "latency_ms", y: str = "f1") -> list[str]:
     """Names of the rows no other row beats on both ``x`` (lower is better) and ``y`` (higher is better)."""
@@ -156,7 +217,8 @@ def deployment_point(eff: dict) -> dict:
     s = eff["student"]
     options = [(k, s[k]) for k in ("onnx_int8", "onnx", "pytorch") if k in s and "latency_ms" in s[k]]
     backend, m = min(options, key=lambda kv: kv[1]["latency_ms"])
-    return {"backend": backend, "latency_ms": m["latency_ms"], "f1": m.get("f1", s["pytorch"].get("f1"))}
+    return {"backend": backend, "latency_ms": m["latency_ms"], "f1": score(m) if score(m) is not None
+            else score(s["pytorch"])}
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -165,11 +227,14 @@ def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> st
                                           "dev_fraction", "dev_seed",
                                           "max_train_samples", "max_dev_samples", "max_eval_samples", "epochs",
                                           "patience", "batch_size", "seed", "search", "quantize")}
+    # columns enter the key only when set, so results finished before these options existed stay valid
+    keep.update({k: getattr(args, k) for k, default in (("label_column", None), ("text_column", "text"))
+                 if getattr(args, k) != default})
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _build(spec: StudentSpec, teacher, tokenizer, labels):
+def _build(spec: StudentSpec, teacher, tokenizer, task: ZooTask):
     from .students import build_student, student_from_teacher
 
     if spec.family == "truncated":
@@ -181,14 +246,14 @@ def _build(spec: StudentSpec, teacher, tokenizer, labels):
     from_teacher = config.pop("teacher_embeddings", False)  # the "-B" students: the teacher's sub-word embeddings
     if from_teacher:
         config["embedding_dim"] = teacher.get_input_embeddings().weight.shape[1]
-    student = build_student(spec.family, tokenizer, labels=labels, **config)
+    student = build_student(spec.family, tokenizer, task=task.kind, labels=task.labels, **config)
     if from_teacher:
         student.load_embeddings(teacher.get_input_embeddings().weight.detach().clone(),
                                 freeze=bool(config.get("freeze_embeddings", False)))
     return student
 
 
-def _training_args(args: ZooArguments, folder: str, spec: StudentSpec, kd: bool, lr: float, **over):
+def _training_args(args: ZooArguments, folder: str, task: ZooTask, kd: bool, lr: float, **over):
     from .args import DistillationTrainingArguments
 
     settings = {"kd_loss": args.kd_loss, "temperature": args.temperature, "kd_weight": args.kd_weight} if kd \
@@ -198,13 +263,12 @@ def _training_args(args: ZooArguments, folder: str, spec: StudentSpec, kd: bool,
         output_dir=folder, num_train_epochs=args.epochs, learning_rate=lr, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
         disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
-        save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="f1",
+        save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
         greater_is_better=True, save_only_model=True, logging_steps=50, **settings)
 
 
-def _search(args, spec, teacher, tokenizer, labels, train, dev, folder, kd: bool) -> dict:
+def _search(args, spec, teacher, tokenizer, task: ZooTask, train, dev, folder, kd: bool) -> dict:
     """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight, on the dev F1."""
-    from .metrics import TokenClassificationMetrics
     from .trainer import DistillationTrainer
 
     def space(trial):
@@ -214,22 +278,21 @@ def _search(args, spec, teacher, tokenizer, labels, train, dev, folder, kd: bool
             hp["kd_weight"] = trial.suggest_categorical("kd_weight", ["auto", "0.5", "1.0", "2.0"])
         return hp
 
-    targs = _training_args(args, os.path.join(folder, "search"), spec, kd, spec.learning_rate,
+    targs = _training_args(args, os.path.join(folder, "search"), task, kd, spec.learning_rate,
                            save_strategy="no", load_best_model_at_end=False)
-    trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, labels), args=targs,
+    trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, task), args=targs,
                                   train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
-                                  compute_metrics=TokenClassificationMetrics(labels))
+                                  compute_metrics=task.compute_metrics())
     best = trainer.hyperparameter_search(hp_space=space, backend="optuna", n_trials=args.search, direction="maximize",
-                                         compute_objective=lambda metrics: metrics["eval_f1"])
+                                         compute_objective=lambda metrics: metrics[f"eval_{task.metric}"])
     return {"objective": best.objective, **best.hyperparameters}
 
 
-def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teacher_id, say) -> dict:
+def distill_one(args, spec, kd, teacher, tokenizer, task: ZooTask, data, raw_test, teacher_id, say) -> dict:
     """Train one student (with or without KD) to convergence, save it, bench it; resumable by its result file."""
     from transformers import EarlyStoppingCallback, PrinterCallback
 
     from .bench import bench_student
-    from .metrics import TokenClassificationMetrics
     from .runs import Progress
     from .trainer import DistillationTrainer
 
@@ -247,14 +310,14 @@ def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teac
     searched = {}
     if args.search:
         say(f"{name}: {args.search} search trials")
-        searched = _search(args, spec, data["teacher"], tokenizer, labels, train, data["dev"], folder, kd)
+        searched = _search(args, spec, data["teacher"], tokenizer, task, train, data["dev"], folder, kd)
     lr = searched.get("learning_rate", spec.learning_rate)
     over = {k: searched[k] for k in ("temperature", "kd_weight") if k in searched}
-    student = _build(spec, teacher, tokenizer, labels)
+    student = _build(spec, teacher, tokenizer, task)
     progress = Progress(name)
-    trainer = DistillationTrainer(model=student, args=_training_args(args, folder, spec, kd, lr, **over),
+    trainer = DistillationTrainer(model=student, args=_training_args(args, folder, task, kd, lr, **over),
                                   train_dataset=train, eval_dataset=data["dev"], processing_class=tokenizer,
-                                  compute_metrics=TokenClassificationMetrics(labels),
+                                  compute_metrics=task.compute_metrics(),
                                   callbacks=[progress, EarlyStoppingCallback(early_stopping_patience=args.patience)])
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
@@ -266,17 +329,17 @@ def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teac
                          zoo_spec=asdict(spec), searched=searched or None)
     say(f"{name}: benching (PyTorch, ONNX{', int8' if args.quantize else ''})")
     eff = bench_student(model_dir, raw_test, threads=args.threads, runs=args.bench_runs, quantize=args.quantize,
-                        dataset_name=args.dataset)
+                        dataset_name=args.dataset, label_column=task.label_column)
     point = deployment_point(eff)
     extra = None
     if data.get("extra_test") is not None:
         from .runs import evaluate
 
-        extra = evaluate(trainer.model, data["extra_test"], tokenizer, labels)["f1"]
+        extra = evaluate(trainer.model, data["extra_test"], tokenizer, task.labels)["f1"]
     s = eff["student"]
     row = {"name": name, "family": spec.family, "kd": kd, "key": key, **point,
-           "f1_pytorch": s["pytorch"].get("f1"), "f1_onnx": s.get("onnx", {}).get("f1"),
-           "f1_onnx_int8": s.get("onnx_int8", {}).get("f1"),
+           "f1_pytorch": score(s["pytorch"]), "f1_onnx": score(s.get("onnx", {})),
+           "f1_onnx_int8": score(s.get("onnx_int8", {})), "accuracy": s["pytorch"].get("accuracy"),
            "latency_ms_pytorch": s["pytorch"]["latency_ms"], "latency_ms_onnx": s.get("onnx", {}).get("latency_ms"),
            "latency_ms_onnx_int8": s.get("onnx_int8", {}).get("latency_ms"),
            "params": s.get("params"), "embedding_share": s.get("embedding_share"), "flops": s.get("flops"),
@@ -284,7 +347,8 @@ def distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw_test, teac
            "best_dev_f1": trainer.state.best_metric, "train_s": train_s, "model_dir": model_dir,
            "learning_rate": lr, "searched": searched or None, "f1_extra_test": extra}
     write_json_atomic(result_path, row)
-    say(f"{name}: test F1 {100 * row['f1']:.2f} at {row['latency_ms']:.2f} ms ({row['backend']})")
+    say(f"{name}: test {'F1' if task.kind == 'token' else 'macro-F1'} {100 * row['f1']:.2f} at "
+        f"{row['latency_ms']:.2f} ms ({row['backend']})")
     return row
 
 
@@ -314,10 +378,23 @@ def load_splits(args) -> dict:
     return raw
 
 
+def _load_teacher(path: str, task: ZooTask):
+    """The fine-tuned teacher; refuses one whose head is not the task's or whose labels are not the data's."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    auto = AutoModelForTokenClassification if task.kind == "token" else AutoModelForSequenceClassification
+    teacher = auto.from_pretrained(path).eval()
+    have = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+    if have != task.labels:
+        raise ValueError(f"teacher {path}: its labels {have} are not the data set's {task.labels} (column "
+                         f"{task.label_column!r}, in this order)")
+    return teacher
+
+
 def run_zoo(args: ZooArguments) -> dict:
     """Distill, bench and compare every student; write zoo.json, zoo.md and zoo.png under ``output_dir``."""
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from .bench import encode_for, measure_model
     from .cache import cache_teacher_outputs
@@ -338,23 +415,25 @@ def run_zoo(args: ZooArguments) -> dict:
 
     torch.manual_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
-    teacher = AutoModelForTokenClassification.from_pretrained(args.teacher).eval()
     raw = load_splits(args)
-    labels = raw["train"].features["ner_tags"].feature.names
+    task = ZooTask.of(raw["train"], args.label_column, args.text_column)
+    teacher = _load_teacher(args.teacher, task)
     dev_split = "validation"
     dev_raw = raw[dev_split]
-    train = tokenize_and_align(raw["train"], tokenizer)
+    train = task.encode(raw["train"], tokenizer)
     mixed = train
     if args.transfer:
-        rows, report = build_transfer_set(args.transfer, tokenizer, data_dir=args.data_dir,
+        rows, report = build_transfer_set(args.transfer, tokenizer, task=task.kind, data_dir=args.data_dir,
                                           exclude=[raw[dev_split], raw["test"]], seed=args.seed)
         say(f"transfer set: {report}")
-        mixed = mix_transfer(train, tokenize_and_align(rows, tokenizer))
-    data = {"train": train, "dev": tokenize_and_align(dev_raw, tokenizer), "teacher": teacher,
+        mixed = mix_transfer(train, task.encode(rows, tokenizer))
+    data = {"train": train, "dev": task.encode(dev_raw, tokenizer), "teacher": teacher,
             "cached": cache_teacher_outputs(teacher, mixed, tokenizer=tokenizer,
                                             cache_dir=os.path.join(args.output_dir, "teacher_cache"))}
     if args.extra_test:
-        data["extra_test"] = tokenize_and_align(read_extra_test(args.extra_test, labels), tokenizer)
+        if task.kind != "token":
+            raise ValueError("--extra_test scores tagging students; this data set is text classification")
+        data["extra_test"] = tokenize_and_align(read_extra_test(args.extra_test, task.labels), tokenizer)
     teacher_id = teacher_fingerprint(teacher)
     teacher_file = os.path.join(args.output_dir, "teacher.json")
     t_record = None
@@ -365,10 +444,10 @@ def run_zoo(args: ZooArguments) -> dict:
             t_record.get("test_rows") == len(raw["test"]) else None
     if t_record is None:
         say("benching the teacher (PyTorch)")
-        t_rows = list(encode_for(teacher, tokenizer, raw["test"]))
+        t_rows = list(encode_for(teacher, tokenizer, raw["test"], task.label_column))
         m = measure_model(teacher, tokenizer, t_rows, None, args.teacher if os.path.exists(args.teacher) else None,
                           args.threads, args.bench_runs)
-        t_record = {"teacher_id": teacher_id, "test_rows": len(raw["test"]), "f1": m["pytorch"]["f1"],
+        t_record = {"teacher_id": teacher_id, "test_rows": len(raw["test"]), "f1": score(m["pytorch"]),
                     "latency_ms": m["pytorch"]["latency_ms"], "params": m.get("params"), "flops": m.get("flops")}
         os.makedirs(args.output_dir, exist_ok=True)
         write_json_atomic(teacher_file, t_record)
@@ -377,22 +456,25 @@ def run_zoo(args: ZooArguments) -> dict:
     plan = [(spec, kd) for spec in specs for kd in ((True, False) if args.compare_no_kd else (True,))]
     for i, (spec, kd) in enumerate(plan, start=1):
         say(f"student {i}/{len(plan)}: {spec.name}{'' if kd else ' (no KD)'}")
-        rows.append(distill_one(args, spec, kd, teacher, tokenizer, labels, data, raw["test"], teacher_id, say))
-    return write_results(args, rows, t_record)
+        rows.append(distill_one(args, spec, kd, teacher, tokenizer, task, data, raw["test"], teacher_id, say))
+    return write_results(args, rows, t_record, task)
 
 
-def write_results(args: ZooArguments, rows: list[dict], teacher: dict) -> dict:
+def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: ZooTask | None = None) -> dict:
     front = pareto_front(rows)
     advice = recommend(rows, teacher["f1"], args.max_f1_drop, args.latency_budget_ms)
     out = {"teacher": teacher, "students": rows, "pareto_front": front, "recommendation": advice,
-           "settings": {k: v for k, v in asdict(args).items()}}
+           "settings": {k: v for k, v in asdict(args).items()},
+           "task": task.kind if task else "token", "metric": task.metric if task else "f1"}
     os.makedirs(args.output_dir, exist_ok=True)
     write_json_atomic(os.path.join(args.output_dir, "zoo.json"), out)
+    metric = "F1" if task is None or task.kind == "token" else "macro-F1"
     md = ["# Which student is best?", "",
-          f"Teacher `{args.teacher}`: test F1 {100 * teacher['f1']:.2f}, {teacher['latency_ms']:.2f} ms per sentence "
-          f"(PyTorch, {args.threads} thread). Dataset {args.dataset}; KD {args.kd_loss}, T={args.temperature}, "
+          f"Teacher `{args.teacher}`: test {metric} {100 * teacher['f1']:.2f}, {teacher['latency_ms']:.2f} ms per "
+          f"input (PyTorch, {args.threads} thread). Dataset {args.dataset}; KD {args.kd_loss}, T={args.temperature}, "
           f"kd_weight={args.kd_weight}; every student trained to convergence on the dev split.", "",
-          "| student | KD | F1 (best backend) | backend | latency ms | F1 PyTorch / ONNX / int8 | params | epochs | "
+          f"| student | KD | {metric} (best backend) | backend | latency ms | {metric} PyTorch / ONNX / int8 | "
+          "params | epochs | "
           "Pareto |", "|---|---|---|---|---|---|---|---|---|"]
 
     def pct(x):

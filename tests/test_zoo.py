@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import CONLL_LABELS, tiny_bert
 
-from hf_distill.zoo import StudentSpec, ZooArguments, pareto_front, recommend, run_zoo
+from hf_distill.zoo import StudentSpec, ZooArguments, ZooTask, pareto_front, recommend, run_zoo
 
 
 def _rows():
@@ -81,6 +81,54 @@ def test_b_students_start_from_the_teacher_embeddings(tokenizer):
 
     teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=5)
     spec = StudentSpec.parse('l-B=bilstm:{"hidden_size": 8, "teacher_embeddings": true}')
-    student = _build(spec, teacher, tokenizer, CONLL_LABELS)
+    student = _build(spec, teacher, tokenizer, ZooTask("token", "ner_tags", CONLL_LABELS))
     assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
     assert student.config.embedding_dim == 16
+
+
+def test_the_task_is_read_from_the_features_and_bad_columns_are_named():
+    import datasets
+
+    tags = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                              "pos_tags": datasets.Sequence(datasets.ClassLabel(names=["NN", "VB"]))})
+    rows = datasets.Dataset.from_dict({"tokens": [["a"]], "pos_tags": [[0]]}, features=tags)
+    task = ZooTask.of(rows)
+    assert (task.kind, task.label_column, task.labels, task.metric) == ("token", "pos_tags", ["NN", "VB"], "f1")
+    text = datasets.Dataset.from_dict({"text": ["x"], "label": [1]}, features=datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}))
+    assert (ZooTask.of(text).kind, ZooTask.of(text).metric) == ("sequence", "macro_f1")
+    with pytest.raises(ValueError, match="label column 'stars' not found"):
+        ZooTask.of(text, label_column="stars")
+    with pytest.raises(ValueError, match="text column 'body' not found"):
+        ZooTask.of(text, text_column="body")
+
+
+@pytest.mark.slow
+def test_zoo_on_text_classification(tmp_path, tokenizer, data_dir):
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from hf_distill import load_dataset
+
+    names = load_dataset("emotion", data_dir=str(data_dir))["train"].features["label"].names
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}))
+    teacher.save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    args = ZooArguments(
+        teacher=str(tmp_path / "teacher"), dataset="emotion", data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
+        students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2', 'c=cnn:{"embedding_dim": 8}@1e-2'],
+        max_train_samples=64, max_dev_samples=32, max_eval_samples=32, epochs=1, patience=1, bench_runs=2,
+        quantize=False, max_f1_drop=100.0)
+    out = run_zoo(args)
+    assert out["task"] == "sequence" and out["metric"] == "macro_f1"
+    for r in out["students"]:
+        assert 0.0 <= r["f1"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
+        assert r["f1_pytorch"] is not None
+    assert "macro-F1 (best backend)" in (tmp_path / "zoo" / "zoo.md").read_text()
+    # a teacher whose labels are not the data set's is refused, naming both
+    wrong = ZooArguments(**{**args.__dict__, "output_dir": str(tmp_path / "zoo2"), "dataset": "conll2003"})
+    with pytest.raises(ValueError, match="not the data set's"):
+        run_zoo(wrong)
