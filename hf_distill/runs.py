@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 
 from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
 
@@ -106,3 +107,112 @@ def evaluate(model, dataset, tokenizer, label_names, batch_size: int = 64) -> di
                                   compute_metrics=TokenClassificationMetrics(label_names))
     metrics = trainer.evaluate(dataset, metric_key_prefix="test")
     return {k.removeprefix("test_"): v for k, v in metrics.items()}
+
+
+@dataclass
+class TaskSpec:
+    """What is distilled: tagging (``token``, seqeval F1) or text classification (``sequence``, macro-F1);
+    the label column and names, and how rows are encoded for a sub-word model."""
+
+    kind: str
+    label_column: str
+    labels: list[str]
+    text_column: str = "text"
+
+    @classmethod
+    def of(cls, split, label_column: str | None = None, text_column: str = "text") -> TaskSpec:
+        """The task of a split, from its features: a sequence of class labels is tagging, one class label is
+        classification. Raises naming the columns when the label column cannot be found."""
+        import datasets
+
+        features = split.features
+        tags = sorted((c for c in features if c.endswith("_tags")), key=lambda c: c != "ner_tags")
+        column = label_column or ("label" if "label" in features else tags[0] if tags else None)
+        if column is None or column not in features:
+            raise ValueError(f"label column {column!r} not found: the data set has columns {list(features)}; "
+                             "pass --label_column")
+        feature = features[column]
+        if isinstance(feature, datasets.ClassLabel):
+            if text_column not in features:
+                raise ValueError(f"text column {text_column!r} not found (columns {list(features)}); pass "
+                                 "--text_column")
+            return cls("sequence", column, list(feature.names), text_column)
+        inner = getattr(feature, "feature", None)
+        if isinstance(inner, datasets.ClassLabel):
+            return cls("token", column, list(inner.names), text_column)
+        raise ValueError(f"label column {column!r} holds {feature}, not class labels (ClassLabel or a sequence "
+                         "of them)")
+
+    @property
+    def metric(self) -> str:
+        """The dev metric models are selected on (also the zoo's "f1" column)."""
+        return "f1" if self.kind == "token" else "macro_f1"
+
+    def encode(self, split, tokenizer):
+        from .data import tokenize_and_align, tokenize_text
+
+        if self.kind == "token":
+            return tokenize_and_align(split, tokenizer, self.label_column)
+        return tokenize_text(split, tokenizer, self.text_column, self.label_column)
+
+    def compute_metrics(self):
+        from .metrics import TokenClassificationMetrics, classification_metrics
+
+        return TokenClassificationMetrics(self.labels) if self.kind == "token" else classification_metrics
+
+
+def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: float, learning_rate: float,
+                      patience: int, settings: dict, batch_size: int = 32, smoke: bool = False) -> str:
+    """The teacher for ``task``: ``base`` (a pretrained encoder) fine-tuned once with early stopping on
+    ``raw["validation"]`` and saved to ``folder/model`` with ``settings``; a later call with the same settings
+    reuses it, one with other settings raises (never overwriting a teacher). ``smoke``: a tiny random BERT
+    with ``base``'s tokenizer (tests)."""
+    import json
+    import os
+
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+        BertForTokenClassification,
+    )
+
+    from .base import write_json_atomic
+
+    model_dir = os.path.join(folder, "model")
+    record_path = os.path.join(model_dir, "recipe_teacher.json")
+    if os.path.isfile(record_path):
+        with open(record_path) as f:
+            if json.load(f)["settings"] == settings:
+                return model_dir
+        raise FileExistsError(f"{model_dir} holds a teacher trained with other settings: pass another output folder")
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)),
+              "label2id": {n: i for i, n in enumerate(task.labels)}}
+    token = task.kind == "token"
+    if smoke:
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, **labels)
+        teacher = BertForTokenClassification(config) if token else BertForSequenceClassification(config)
+    else:
+        auto = AutoModelForTokenClassification if token else AutoModelForSequenceClassification
+        teacher = auto.from_pretrained(base, **labels)
+    targs = DistillationTrainingArguments(
+        output_dir=os.path.join(folder, "run"), kd_loss="none", num_train_epochs=epochs, learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size, per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01,
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
+        metric_for_best_model=task.metric, save_only_model=True, report_to="none", disable_tqdm=True,
+        group_by_length=True, seed=0)
+    trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
+                                  train_dataset=task.encode(raw["train"], tokenizer),
+                                  eval_dataset=task.encode(raw["validation"], tokenizer),
+                                  compute_metrics=task.compute_metrics(),
+                                  callbacks=[Progress("teacher"), EarlyStoppingCallback(patience)])
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    trainer.save_student(model_dir, role="teacher")
+    write_json_atomic(record_path, {"settings": settings, "best_dev": trainer.state.best_metric,
+                                    "metric": task.metric})
+    return model_dir

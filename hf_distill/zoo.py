@@ -16,8 +16,12 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from .base import write_json_atomic
+
+if TYPE_CHECKING:
+    from .runs import TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,11 @@ class ZooArguments:
     compare_no_kd: bool = field(default=False, metadata={"help": "Also train each student without KD."})
     transfer: str | None = field(default=None, metadata={"help": "Unlabeled text for KD only (a transfer-set "
                                                                    "source: file, 'name:split'...)."})
+    transfer_length: str | None = field(default=None, metadata={
+        "help": "Keep transfer rows whose sub-word length lies in the labeled train split's range: 'iqr' (Q1-Q3) "
+                "or 'minmax' (default: no length filter)."})
+    transfer_max_rows: int | None = field(default=None, metadata={"help": "A seeded sample of at most N transfer "
+                                                                          "rows (default: all)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "First N train sentences (default: all)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "First N test sentences (default: all)."})
     max_dev_samples: int | None = field(default=None, metadata={"help": "First N dev sentences (default: all)."})
@@ -108,58 +117,6 @@ class StudentSpec:
         except json.JSONDecodeError as e:
             raise ValueError(f"student spec {text!r}: the config is not JSON ({e.msg})") from None
         return cls(name, family, parsed, lr)
-
-
-@dataclass
-class ZooTask:
-    """What the zoo distills: tagging (``token``, seqeval F1) or text classification (``sequence``, macro-F1);
-    the label column and names, and how rows are encoded for a sub-word model."""
-
-    kind: str
-    label_column: str
-    labels: list[str]
-    text_column: str = "text"
-
-    @classmethod
-    def of(cls, split, label_column: str | None = None, text_column: str = "text") -> ZooTask:
-        """The task of a split, from its features: a sequence of class labels is tagging, one class label is
-        classification. Raises naming the columns when the label column cannot be found."""
-        import datasets
-
-        features = split.features
-        tags = sorted((c for c in features if c.endswith("_tags")), key=lambda c: c != "ner_tags")
-        column = label_column or ("label" if "label" in features else tags[0] if tags else None)
-        if column is None or column not in features:
-            raise ValueError(f"label column {column!r} not found: the data set has columns {list(features)}; "
-                             "pass --label_column")
-        feature = features[column]
-        if isinstance(feature, datasets.ClassLabel):
-            if text_column not in features:
-                raise ValueError(f"text column {text_column!r} not found (columns {list(features)}); pass "
-                                 "--text_column")
-            return cls("sequence", column, list(feature.names), text_column)
-        inner = getattr(feature, "feature", None)
-        if isinstance(inner, datasets.ClassLabel):
-            return cls("token", column, list(inner.names), text_column)
-        raise ValueError(f"label column {column!r} holds {feature}, not class labels (ClassLabel or a sequence "
-                         "of them)")
-
-    @property
-    def metric(self) -> str:
-        """The dev metric students are selected on (also the zoo's "f1" column)."""
-        return "f1" if self.kind == "token" else "macro_f1"
-
-    def encode(self, split, tokenizer):
-        from .data import tokenize_and_align, tokenize_text
-
-        if self.kind == "token":
-            return tokenize_and_align(split, tokenizer, self.label_column)
-        return tokenize_text(split, tokenizer, self.text_column, self.label_column)
-
-    def compute_metrics(self):
-        from .metrics import TokenClassificationMetrics, classification_metrics
-
-        return TokenClassificationMetrics(self.labels) if self.kind == "token" else classification_metrics
 
 
 def score(measured: dict) -> float | None:
@@ -227,14 +184,15 @@ def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> st
                                           "dev_fraction", "dev_seed",
                                           "max_train_samples", "max_dev_samples", "max_eval_samples", "epochs",
                                           "patience", "batch_size", "seed", "search", "quantize")}
-    # columns enter the key only when set, so results finished before these options existed stay valid
-    keep.update({k: getattr(args, k) for k, default in (("label_column", None), ("text_column", "text"))
+    # these enter the key only when set, so results finished before these options existed stay valid
+    keep.update({k: getattr(args, k) for k, default in (("label_column", None), ("text_column", "text"),
+                                                        ("transfer_length", None), ("transfer_max_rows", None))
                  if getattr(args, k) != default})
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _build(spec: StudentSpec, teacher, tokenizer, task: ZooTask):
+def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec):
     from .students import build_student, student_from_teacher
 
     if spec.family == "truncated":
@@ -253,7 +211,7 @@ def _build(spec: StudentSpec, teacher, tokenizer, task: ZooTask):
     return student
 
 
-def _training_args(args: ZooArguments, folder: str, task: ZooTask, kd: bool, lr: float, **over):
+def _training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr: float, **over):
     from .args import DistillationTrainingArguments
 
     settings = {"kd_loss": args.kd_loss, "temperature": args.temperature, "kd_weight": args.kd_weight} if kd \
@@ -267,7 +225,7 @@ def _training_args(args: ZooArguments, folder: str, task: ZooTask, kd: bool, lr:
         greater_is_better=True, save_only_model=True, logging_steps=50, **settings)
 
 
-def _search(args, spec, teacher, tokenizer, task: ZooTask, train, dev, folder, kd: bool) -> dict:
+def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool) -> dict:
     """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight, on the dev F1."""
     from .trainer import DistillationTrainer
 
@@ -288,7 +246,7 @@ def _search(args, spec, teacher, tokenizer, task: ZooTask, train, dev, folder, k
     return {"objective": best.objective, **best.hyperparameters}
 
 
-def distill_one(args, spec, kd, teacher, tokenizer, task: ZooTask, data, raw_test, teacher_id, say) -> dict:
+def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_test, teacher_id, say) -> dict:
     """Train one student (with or without KD) to convergence, save it, bench it; resumable by its result file."""
     from transformers import EarlyStoppingCallback, PrinterCallback
 
@@ -378,7 +336,7 @@ def load_splits(args) -> dict:
     return raw
 
 
-def _load_teacher(path: str, task: ZooTask):
+def _load_teacher(path: str, task: TaskSpec):
     """The fine-tuned teacher; refuses one whose head is not the task's or whose labels are not the data's."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
@@ -400,6 +358,7 @@ def run_zoo(args: ZooArguments) -> dict:
     from .cache import cache_teacher_outputs
     from .data import tokenize_and_align
     from .data.transfer import build_transfer_set, mix_transfer
+    from .runs import TaskSpec
     from .signals import teacher_fingerprint
 
     if not args.teacher:
@@ -416,15 +375,17 @@ def run_zoo(args: ZooArguments) -> dict:
     torch.manual_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
     raw = load_splits(args)
-    task = ZooTask.of(raw["train"], args.label_column, args.text_column)
+    task = TaskSpec.of(raw["train"], args.label_column, args.text_column)
     teacher = _load_teacher(args.teacher, task)
     dev_split = "validation"
     dev_raw = raw[dev_split]
     train = task.encode(raw["train"], tokenizer)
     mixed = train
     if args.transfer:
-        rows, report = build_transfer_set(args.transfer, tokenizer, task=task.kind, data_dir=args.data_dir,
-                                          exclude=[raw[dev_split], raw["test"]], seed=args.seed)
+        rows, report = build_transfer_set(args.transfer, tokenizer, task=task.kind, text_column=task.text_column,
+                                          data_dir=args.data_dir, exclude=[raw[dev_split], raw["test"]],
+                                          length=args.transfer_length, labeled=raw["train"],
+                                          max_rows=args.transfer_max_rows, seed=args.seed)
         say(f"transfer set: {report}")
         mixed = mix_transfer(train, task.encode(rows, tokenizer))
     data = {"train": train, "dev": task.encode(dev_raw, tokenizer), "teacher": teacher,
@@ -460,7 +421,7 @@ def run_zoo(args: ZooArguments) -> dict:
     return write_results(args, rows, t_record, task)
 
 
-def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: ZooTask | None = None) -> dict:
+def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: TaskSpec | None = None) -> dict:
     front = pareto_front(rows)
     advice = recommend(rows, teacher["f1"], args.max_f1_drop, args.latency_budget_ms)
     out = {"teacher": teacher, "students": rows, "pareto_front": front, "recommendation": advice,

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import CONLL_LABELS, tiny_bert
 
-from hf_distill.zoo import StudentSpec, ZooArguments, ZooTask, pareto_front, recommend, run_zoo
+from hf_distill.zoo import StudentSpec, TaskSpec, ZooArguments, pareto_front, recommend, run_zoo
 
 
 def _rows():
@@ -81,7 +81,7 @@ def test_b_students_start_from_the_teacher_embeddings(tokenizer):
 
     teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=5)
     spec = StudentSpec.parse('l-B=bilstm:{"hidden_size": 8, "teacher_embeddings": true}')
-    student = _build(spec, teacher, tokenizer, ZooTask("token", "ner_tags", CONLL_LABELS))
+    student = _build(spec, teacher, tokenizer, TaskSpec("token", "ner_tags", CONLL_LABELS))
     assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
     assert student.config.embedding_dim == 16
 
@@ -92,15 +92,15 @@ def test_the_task_is_read_from_the_features_and_bad_columns_are_named():
     tags = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
                               "pos_tags": datasets.Sequence(datasets.ClassLabel(names=["NN", "VB"]))})
     rows = datasets.Dataset.from_dict({"tokens": [["a"]], "pos_tags": [[0]]}, features=tags)
-    task = ZooTask.of(rows)
+    task = TaskSpec.of(rows)
     assert (task.kind, task.label_column, task.labels, task.metric) == ("token", "pos_tags", ["NN", "VB"], "f1")
     text = datasets.Dataset.from_dict({"text": ["x"], "label": [1]}, features=datasets.Features(
         {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}))
-    assert (ZooTask.of(text).kind, ZooTask.of(text).metric) == ("sequence", "macro_f1")
+    assert (TaskSpec.of(text).kind, TaskSpec.of(text).metric) == ("sequence", "macro_f1")
     with pytest.raises(ValueError, match="label column 'stars' not found"):
-        ZooTask.of(text, label_column="stars")
+        TaskSpec.of(text, label_column="stars")
     with pytest.raises(ValueError, match="text column 'body' not found"):
-        ZooTask.of(text, text_column="body")
+        TaskSpec.of(text, text_column="body")
 
 
 @pytest.mark.slow

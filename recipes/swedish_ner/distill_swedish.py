@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import statistics
@@ -75,52 +74,15 @@ class SwedishArguments:
     smoke: bool = field(default=False, metadata={"help": "Tiny random teacher, a few rows (the test suite)."})
 
 
-def fine_tune_teacher(a: SwedishArguments, raw, labels: list[str]) -> str:
+def fine_tune_teacher(a: SwedishArguments, raw) -> str:
     """The teacher folder: fine-tuned once with early stopping on the carved dev split, then reused."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, BertConfig, EarlyStoppingCallback
+    from hf_distill.runs import TaskSpec, fine_tune_teacher
 
-    from hf_distill import (
-        DistillationTrainer,
-        DistillationTrainingArguments,
-        TokenClassificationMetrics,
-        tokenize_and_align,
-    )
-    from hf_distill.base import write_json_atomic
-
-    folder = os.path.join(a.output_dir, "teacher", "model")
-    record = {k: getattr(a, k) for k in ("teacher_base", "dataset", "teacher_epochs", "teacher_learning_rate",
-                                         "patience", "max_train_samples", "max_dev_samples", "smoke")}
-    record_path = os.path.join(folder, "recipe_teacher.json")
-    if os.path.isfile(record_path):
-        with open(record_path) as f:
-            if json.load(f)["settings"] == record:
-                return folder
-        raise FileExistsError(f"{folder} holds a teacher trained with other settings: pass another --output_dir")
-    tokenizer = AutoTokenizer.from_pretrained(a.teacher_base)
-    kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-              "label2id": {n: i for i, n in enumerate(labels)}}
-    if a.smoke:  # a tiny random teacher with the given tokenizer
-        from transformers import BertForTokenClassification
-
-        teacher = BertForTokenClassification(BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1,
-                                                        num_attention_heads=2, intermediate_size=32, **kwargs))
-    else:
-        teacher = AutoModelForTokenClassification.from_pretrained(a.teacher_base, **kwargs)
-    targs = DistillationTrainingArguments(
-        output_dir=os.path.join(a.output_dir, "teacher", "run"), kd_loss="none", num_train_epochs=a.teacher_epochs,
-        learning_rate=a.teacher_learning_rate, per_device_train_batch_size=32, per_device_eval_batch_size=64,
-        warmup_ratio=0.1, weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
-        load_best_model_at_end=True, metric_for_best_model="f1", save_only_model=True, report_to="none",
-        disable_tqdm=True, group_by_length=True, seed=0)
-    trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
-                                  train_dataset=tokenize_and_align(raw["train"], tokenizer),
-                                  eval_dataset=tokenize_and_align(raw["validation"], tokenizer),
-                                  compute_metrics=TokenClassificationMetrics(labels),
-                                  callbacks=[EarlyStoppingCallback(early_stopping_patience=a.patience)])
-    trainer.train()
-    trainer.save_student(folder, dataset=a.dataset, role="teacher")
-    write_json_atomic(record_path, {"settings": record, "best_dev_f1": trainer.state.best_metric})
-    return folder
+    settings = {k: getattr(a, k) for k in ("teacher_base", "dataset", "teacher_epochs", "teacher_learning_rate",
+                                           "patience", "max_train_samples", "max_dev_samples", "smoke")}
+    return fine_tune_teacher(a.teacher_base, raw, TaskSpec.of(raw["train"]), os.path.join(a.output_dir, "teacher"),
+                             epochs=a.teacher_epochs, learning_rate=a.teacher_learning_rate, patience=a.patience,
+                             settings=settings, smoke=a.smoke)
 
 
 def aggregate(a: SwedishArguments, runs: dict[int, dict], command: str) -> dict:
@@ -188,8 +150,7 @@ def main(argv: list[str]) -> dict:
                         epochs=a.student_epochs, patience=a.patience, bench_runs=a.bench_runs, quantize=a.quantize,
                         extra_test=a.extra_test, students=[PAPER_STUDENTS[s] for s in a.students])
     raw = load_splits(base)
-    labels = raw["train"].features["ner_tags"].feature.names
-    teacher = fine_tune_teacher(a, raw, labels)
+    teacher = fine_tune_teacher(a, raw)
     runs = {}
     for seed in a.seeds:
         z = ZooArguments(**{**asdict(base), "teacher": teacher, "seed": seed,
