@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 
@@ -80,3 +81,29 @@ def test_swedish_ner_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     saved = json.loads((tmp_path / "swedish_ner.json").read_text())
     assert saved["models"] == json.loads(json.dumps(out["models"]))
     assert "| LSTM-128-B |" in (tmp_path / "swedish_ner.md").read_text()
+
+
+def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
+    recipe = _load(ROOT / "recipes" / "indonlu" / "distill_indonlu.py")
+    out = recipe.main(["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir),
+                       "--output_dir", str(tmp_path), "--tasks", "nergrit", "emot", "--students", "bilstm",
+                       "bert-tiny", "--max_train_samples", "24", "--max_dev_samples", "12", "--max_eval_samples",
+                       "12", "--teacher_epochs", "1", "--student_epochs", "1", "--patience", "1", "--bench_runs",
+                       "2", "--quantize", "false"])
+    for task in ("nergrit", "emot"):
+        t = out["tasks"][task]
+        assert 0.0 <= t["teacher"] <= 1.0
+        assert set(t["students"]["bilstm"]) == {"vanilla", "kd_kl", "kd_mse", "kd_ulb", "kd_ulb_emb"}
+        assert set(t["students"]["bert-tiny"]) == {"vanilla", "kd_kl", "kd_mse", "kd_ulb"}  # no "-B" BERT
+        assert all(0.0 <= v <= 1.0 for s in t["students"].values() for v in s.values())
+    assert out["tasks"]["emot"]["metric"] == "macro-F1"
+    # classification runs BiLSTM + attention, and the -B student carries the teacher's embedding width
+    config = json.loads((tmp_path / "emot" / "ulb_emb" / "seed42" / "students" / "bilstm-att" / "model" /
+                         "config.json").read_text())
+    assert config["use_attention"] and config["embedding_dim"] == 16
+    # the unlabeled set merges the six tasks' training texts; each task's evaluation rows are removed from it
+    lines = (tmp_path / "unlabeled_train_texts.txt").read_text().splitlines()
+    assert len(lines) > 24 * 4
+    assert "| bert-tiny |" in (tmp_path / "indonlu.md").read_text()
+    with pytest.raises(ValueError, match="--tasks"):
+        recipe.IndoNLUArguments(tasks=["nerx"])

@@ -1,0 +1,264 @@
+"""The Indonesian student benchmark after Nityasya et al. (2022), "Which Student is Best?", on IndoNLU.
+
+    HF_DISTILL_DATA_DIR=../shared/data accelerate launch recipes/indonlu/distill_indonlu.py \
+        recipes/indonlu/config.json
+    python recipes/indonlu/distill_indonlu.py --teacher_base ~/.cache/hf-distill/multilingual-e5-small \
+        --tasks nerp smsa --settings vanilla kd_kl kd_mse kd_ulb kd_ulb_emb      # the same, by options
+
+Per task (NERGrit, NERP, POSP, TermA: sequence labelling; EmoT, SmSA: classification):
+1. Teacher: ``--teacher_base`` fine-tuned once with early stopping on the validation split (the paper:
+   IndoBERT-base; offline here: multilingual-e5-small, built by ``../shared/tools/README.md``), then reused.
+2. Students (the paper's): BiLSTM (+ attention for classification), CNN, BERT-Tiny, BERT-Mini, BERT-Small,
+   sharing the teacher's sub-word vocabulary; each trained to convergence on the validation split through
+   ``hf_distill.zoo`` (resumable per student, setting and seed) in the settings
+   - ``vanilla``: no teacher;
+   - ``kd_kl`` / ``kd_mse``: KD on the labeled rows, KL or MSE between logits;
+   - ``kd_ulb``: KD (``--ulb_kd_loss``) with the unlabeled set: the training texts of all six tasks merged,
+     labels dropped, rows of the task's validation and test splits removed (the paper's setting);
+   - ``kd_ulb_emb``: the same, BiLSTM and CNN starting from the teacher's sub-word embeddings ("-B").
+3. Results: ``benchmarks/results/indonlu.json`` (macro-F1 for classification, seqeval F1 for tagging, in
+   [0, 1]) + ``.md`` tables (score per task and setting; parameters, CPU latency, ONNX size and latency) and a
+   zoo plot per task and setting under ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
+
+from transformers import HfArgumentParser
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
+
+#: short name -> registered dataset
+TASKS = {"nergrit": "indonlu-nergrit", "nerp": "indonlu-nerp", "posp": "indonlu-posp", "terma": "indonlu-terma",
+         "emot": "indonlu-emot", "smsa": "indonlu-smsa"}
+TAGGING = ("nergrit", "nerp", "posp", "terma")
+SETTINGS = ("vanilla", "kd_kl", "kd_mse", "kd_ulb", "kd_ulb_emb")
+#: the paper's students -> zoo spec; "{B}" becomes the teacher-embedding flag in the kd_ulb_emb setting
+STUDENTS = {
+    "bilstm": 'bilstm=bilstm:{{"embedding_dim": 128, "hidden_size": 256{B}}}@2e-3',
+    "bilstm-att": 'bilstm-att=bilstm:{{"embedding_dim": 128, "hidden_size": 256, "use_attention": true{B}}}@2e-3',
+    "cnn": 'cnn=cnn:{{"embedding_dim": 128, "num_blocks": 4{B}}}@2e-3',
+    "bert-tiny": "bert-tiny=bert-tiny:{{}}@1e-3",
+    "bert-mini": "bert-mini=bert-mini:{{}}@5e-4",
+    "bert-small": "bert-small=bert-small:{{}}@3e-4",
+}
+#: the claims the recipe checks, as the project's issue 13 summarizes the paper (its tables are not stored
+#: offline, so no per-task numbers are copied here)
+PAPER_CLAIMS = [
+    "every student gains from KD",
+    "MSE between logits is at least as good as KL (+1.66 macro-F1 on average in the paper)",
+    "unlabeled data helps on average (sequence labelling +1.4 to +4.4 F1 over KD alone; classification +0.4 to "
+    "+1.5, negative for the CNN)",
+    "BiLSTM and CNN are the best trade-off: within 3-4 F1 of the teacher at about 100x lower ONNX latency than "
+    "BERT-base",
+]
+
+
+@dataclass
+class IndoNLUArguments:
+    """Settings of the IndoNLU recipe (a JSON or YAML file of these works too)."""
+
+    teacher_base: str = field(default="", metadata={"help": "Pretrained encoder fine-tuned as each task's teacher "
+                                                            "(multilingual-e5-small folder or Hub id)."})
+    tasks: list[str] = field(default_factory=lambda: list(TASKS), metadata={"help": f"Of {list(TASKS)}."})
+    settings: list[str] = field(default_factory=lambda: list(SETTINGS), metadata={"help": f"Of {list(SETTINGS)}."})
+    students: list[str] = field(default_factory=lambda: ["bilstm", "cnn", "bert-tiny", "bert-mini", "bert-small"],
+                                metadata={"help": "Of bilstm, cnn, bert-tiny, bert-mini, bert-small (bilstm is "
+                                                  "BiLSTM + attention on classification tasks)."})
+    seeds: list[int] = field(default_factory=lambda: [42])
+    data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
+    output_dir: str = "outputs/recipes/indonlu"
+    teacher_epochs: float = 5.0
+    teacher_learning_rate: float = 5e-5
+    student_epochs: float = 30.0
+    patience: int = 3
+    temperature: float = 1.0
+    ulb_kd_loss: str = field(default="mse", metadata={"help": "KD loss of the unlabeled-data settings."})
+    ulb_length: str | None = field(default="minmax", metadata={
+        "help": "Length filter of the unlabeled rows against the task's train split: minmax, iqr, or none."})
+    ulb_max_rows: int | None = field(default=None, metadata={"help": "At most N unlabeled rows per task."})
+    extra_test: str | None = field(default=None, metadata={"help": "A second test set (column format) for the "
+                                                                   "tagging tasks (one file: give one task)."})
+    max_train_samples: int | None = None
+    max_dev_samples: int | None = None
+    max_eval_samples: int | None = None
+    bench_runs: int = 50
+    quantize: bool = True
+    results_file: str | None = field(default=None, metadata={
+        "help": "Default: benchmarks/results/indonlu.json (smoke runs: inside output_dir)."})
+    smoke: bool = field(default=False, metadata={"help": "Tiny random teachers, a few rows (the test suite)."})
+
+    def __post_init__(self):
+        for name, given, allowed in (("tasks", self.tasks, TASKS), ("settings", self.settings, SETTINGS),
+                                     ("students", self.students, STUDENTS)):
+            unknown = [x for x in given if x not in allowed]
+            if unknown:
+                raise ValueError(f"--{name} {unknown}: choose from {list(allowed)}")
+        if self.ulb_length in ("none", ""):
+            self.ulb_length = None
+
+
+def unlabeled_texts(a: IndoNLUArguments) -> str:
+    """One file of the six tasks' training texts (word lists joined by spaces), labels dropped, deduplicated;
+    the rows of each task's own validation and test splits are removed later, per task, by the zoo."""
+    from hf_distill import load_dataset
+
+    path = os.path.join(a.output_dir, "unlabeled_train_texts.txt")
+    seen, lines = set(), []
+    for name in TASKS:
+        train = load_dataset(TASKS[name], data_dir=a.data_dir)["train"]
+        if a.max_train_samples:
+            train = train.select(range(min(a.max_train_samples, len(train))))
+        texts = (" ".join(t) for t in train["tokens"]) if "tokens" in train.column_names else train["text"]
+        for text in texts:
+            text = " ".join(str(text).split())
+            if text and text not in seen:
+                seen.add(text)
+                lines.append(text)
+    os.makedirs(a.output_dir, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _specs(a: IndoNLUArguments, task: str, setting: str) -> list[str]:
+    specs = []
+    for s in a.students:
+        name = "bilstm-att" if s == "bilstm" and task not in TAGGING else s
+        with_b = setting == "kd_ulb_emb" and s in ("bilstm", "cnn")
+        if setting == "kd_ulb_emb" and not with_b:
+            continue  # the BERT students have their own embedding width: no "-B" variant
+        specs.append(STUDENTS[name].format(B=', "teacher_embeddings": true' if with_b else ""))
+    return specs
+
+
+def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
+    """The teacher and every setting's zoo runs of one task, for every seed."""
+    from hf_distill.runs import TaskSpec, fine_tune_teacher
+    from hf_distill.zoo import ZooArguments, load_splits, run_zoo
+
+    folder = os.path.join(a.output_dir, task)
+    base = ZooArguments(teacher="", dataset=TASKS[task], data_dir=a.data_dir, temperature=a.temperature,
+                        kd_weight="auto", max_train_samples=a.max_train_samples, max_dev_samples=a.max_dev_samples,
+                        max_eval_samples=a.max_eval_samples, epochs=a.student_epochs, patience=a.patience,
+                        bench_runs=a.bench_runs, quantize=a.quantize,
+                        extra_test=a.extra_test if task in TAGGING else None)
+    raw = load_splits(base)
+    settings = {k: getattr(a, k) for k in ("teacher_base", "teacher_epochs", "teacher_learning_rate", "patience",
+                                           "max_train_samples", "max_dev_samples", "smoke")}
+    teacher = fine_tune_teacher(a.teacher_base, raw, TaskSpec.of(raw["train"]), os.path.join(folder, "teacher"),
+                                epochs=a.teacher_epochs, learning_rate=a.teacher_learning_rate, patience=a.patience,
+                                settings={**settings, "dataset": TASKS[task]}, smoke=a.smoke)
+    # one zoo run per setting group: vanilla and kd_kl come from one run (compare_no_kd)
+    groups = {"kl": ({"kd_loss": "kl", "compare_no_kd": "vanilla" in a.settings}, "kd_kl"),
+              "mse": ({"kd_loss": "mse"}, "kd_mse"),
+              "ulb": ({"kd_loss": a.ulb_kd_loss, "transfer": unlabeled}, "kd_ulb"),
+              "ulb_emb": ({"kd_loss": a.ulb_kd_loss, "transfer": unlabeled}, "kd_ulb_emb")}
+    wanted = {"kl": "kd_kl" in a.settings or "vanilla" in a.settings, "mse": "kd_mse" in a.settings,
+              "ulb": "kd_ulb" in a.settings, "ulb_emb": "kd_ulb_emb" in a.settings}
+    out = {"teacher": None, "runs": {}}
+    for group, (over, setting) in groups.items():
+        if not wanted[group]:
+            continue
+        for seed in a.seeds:
+            z = ZooArguments(**{**asdict(base), **over, "teacher": teacher, "seed": seed,
+                                "students": _specs(a, task, setting),
+                                "transfer_length": a.ulb_length if over.get("transfer") else None,
+                                "transfer_max_rows": a.ulb_max_rows if over.get("transfer") else None,
+                                "output_dir": os.path.join(folder, group, f"seed{seed}")})
+            result = run_zoo(z)
+            out["teacher"] = result["teacher"]
+            out["runs"].setdefault(group, {})[seed] = result
+    return out
+
+
+def _onnx_mb(row: dict) -> float | None:
+    path = os.path.join(row["model_dir"], "onnx", "model.onnx")
+    return os.path.getsize(path) / 1e6 if os.path.isfile(path) else None
+
+
+def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
+    """The issue's schema: per task the teacher's score and, per student, the mean score of each setting."""
+    tasks, costs = {}, {}
+    for task, out in per_task.items():
+        students: dict[str, dict] = {}
+        for group, runs in out["runs"].items():
+            for row in (r for result in runs.values() for r in result["students"]):
+                kd = row["kd"]
+                setting = {"kl": "kd_kl" if kd else "vanilla", "mse": "kd_mse", "ulb": "kd_ulb",
+                           "ulb_emb": "kd_ulb_emb"}[group]
+                if setting not in a.settings:
+                    continue
+                name = row["name"].removesuffix("-no-kd").replace("bilstm-att", "bilstm")
+                students.setdefault(name, {}).setdefault(setting, []).append(row["f1_pytorch"])
+                if setting == "vanilla":
+                    costs.setdefault(task, {})[name] = {
+                        "params": row["params"], "latency_ms_pytorch": row["latency_ms_pytorch"],
+                        "latency_ms_onnx": row["latency_ms_onnx"], "onnx_mb": _onnx_mb(row)}
+        tasks[task] = {"teacher": out["teacher"]["f1"], "teacher_latency_ms": out["teacher"]["latency_ms"],
+                       "metric": "seqeval F1" if task in TAGGING else "macro-F1",
+                       "students": {n: {s: statistics.mean(v) for s, v in sets.items()}
+                                    for n, sets in students.items()},
+                       "seeds": {n: {s: len(v) for s, v in sets.items()} for n, sets in students.items()}}
+    return {"tasks": tasks, "costs": costs, "paper_claims": PAPER_CLAIMS, "settings": asdict(a), "command": command}
+
+
+def render(out: dict) -> str:
+    order = [s for s in SETTINGS if s in out["settings"]["settings"]]
+    md = ["# IndoNLU student benchmark (after Nityasya et al. 2022)", "", f"Command: `{out['command']}`", "",
+          "Scores on each task's test split: seqeval F1 (tagging) or macro-F1 (classification), PyTorch, mean "
+          f"over seeds {out['settings']['seeds']}.", ""]
+    for task, t in out["tasks"].items():
+        md += [f"## {task} ({t['metric']}; teacher {100 * t['teacher']:.2f})", "",
+               "| student | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
+        for name, sets in t["students"].items():
+            md.append(f"| {name} | " + " | ".join(f"{100 * sets[s]:.2f}" if s in sets else "-" for s in order) + " |")
+        cost = out["costs"].get(task)
+        if cost:
+            md += ["", "| student | params | CPU latency ms (PyTorch) | ONNX latency ms | ONNX MB |",
+                   "|---|---|---|---|---|"]
+            md += [f"| {n} | {c['params'] / 1e6:.2f}M | {c['latency_ms_pytorch']:.2f} | "
+                   f"{c['latency_ms_onnx'] if c['latency_ms_onnx'] is None else round(c['latency_ms_onnx'], 2)} | "
+                   f"{'-' if c['onnx_mb'] is None else round(c['onnx_mb'], 1)} |" for n, c in cost.items()]
+        md.append("")
+    md += ["## The paper's claims checked here", ""] + [f"- {c}" for c in out["paper_claims"]]
+    return "\n".join(md) + "\n"
+
+
+def main(argv: list[str]) -> dict:
+    from hf_distill.base import write_json_atomic
+
+    parser = HfArgumentParser(IndoNLUArguments)
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        (a,) = (parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0]))
+    else:
+        (a,) = parser.parse_args_into_dataclasses(args=argv)
+    a.teacher_base = os.path.expanduser(a.teacher_base)
+    if not a.teacher_base:
+        raise SystemExit("--teacher_base: the pretrained encoder to fine-tune (see ../shared/tools/README.md)")
+    if a.extra_test and not os.path.isfile(a.extra_test):
+        raise SystemExit(f"--extra_test {a.extra_test}: no such file")
+    unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None
+    per_task = {task: run_task(a, task, unlabeled) for task in a.tasks}
+    command = "accelerate launch recipes/indonlu/distill_indonlu.py " + shlex.join(argv)
+    out = aggregate(a, per_task, command)
+    path = a.results_file or (os.path.join(a.output_dir, "indonlu.json") if a.smoke
+                              else os.path.join(RESULTS, "indonlu.json"))
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_json_atomic(path, out)
+    with open(os.path.splitext(path)[0] + ".md", "w") as f:
+        f.write(render(out))
+    print(render(out))
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
