@@ -62,6 +62,10 @@ class ZooArguments:
     compare_no_kd: bool = field(default=False, metadata={"help": "Also train each student without KD."})
     transfer: str | None = field(default=None, metadata={"help": "Unlabeled text for KD only (a transfer-set "
                                                                    "source: file, 'name:split'...)."})
+    trim_vocabulary: str = field(default="auto", metadata={
+        "help": "Give BiLSTM, CNN and window students embedding rows only for the sub-words of the training and "
+                "dev rows (the others share the unknown token's row): 'auto' (when the teacher's vocabulary has "
+                "over 60k entries, e.g. multilingual teachers), 'true' or 'false'."})
     transfer_length: str | None = field(default=None, metadata={
         "help": "Keep transfer rows whose sub-word length lies in the labeled train split's range: 'iqr' (Q1-Q3) "
                 "or 'minmax' (default: no length filter)."})
@@ -186,14 +190,31 @@ def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> st
                                           "patience", "batch_size", "seed", "search", "quantize")}
     # these enter the key only when set, so results finished before these options existed stay valid
     keep.update({k: getattr(args, k) for k, default in (("label_column", None), ("text_column", "text"),
+                                                        ("trim_vocabulary", "auto"),
                                                         ("transfer_length", None), ("transfer_max_rows", None))
                  if getattr(args, k) != default})
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec):
-    from .students import build_student, student_from_teacher
+#: vocabularies above this size are trimmed under trim_vocabulary="auto"
+TRIM_ABOVE = 60000
+#: families whose embedding table can be trimmed (the BERT-like students keep their own)
+TRIMMABLE = ("bilstm", "cnn", "window", "mlp")
+
+
+def kept_ids(args: ZooArguments, tokenizer, *splits) -> set[int] | None:
+    """The sub-word ids of ``splits`` when the vocabulary is to be trimmed, else None."""
+    choice = str(args.trim_vocabulary).lower()
+    if choice not in ("auto", "true", "false"):
+        raise ValueError(f"--trim_vocabulary {args.trim_vocabulary!r}: use auto, true or false")
+    if choice == "false" or (choice == "auto" and len(tokenizer) <= TRIM_ABOVE):
+        return None
+    return {i for split in splits for row in split["input_ids"] for i in row}
+
+
+def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec, keep: set[int] | None = None):
+    from .students import build_student, student_from_teacher, trim_vocabulary
 
     if spec.family == "truncated":
         return student_from_teacher(teacher, spec.config.get("layers", [0, 1]))
@@ -205,6 +226,8 @@ def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec):
     if from_teacher:
         config["embedding_dim"] = teacher.get_input_embeddings().weight.shape[1]
     student = build_student(spec.family, tokenizer, task=task.kind, labels=task.labels, **config)
+    if keep is not None and spec.family in TRIMMABLE:
+        trim_vocabulary(student, keep, unk_token_id=tokenizer.unk_token_id)
     if from_teacher:
         student.load_embeddings(teacher.get_input_embeddings().weight.detach().clone(),
                                 freeze=bool(config.get("freeze_embeddings", False)))
@@ -225,7 +248,7 @@ def _training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr
         greater_is_better=True, save_only_model=True, logging_steps=50, **settings)
 
 
-def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool) -> dict:
+def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None) -> dict:
     """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight, on the dev F1."""
     from .trainer import DistillationTrainer
 
@@ -238,8 +261,8 @@ def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, 
 
     targs = _training_args(args, os.path.join(folder, "search"), task, kd, spec.learning_rate,
                            save_strategy="no", load_best_model_at_end=False)
-    trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, task), args=targs,
-                                  train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
+    trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, task, keep),
+                                  args=targs, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
                                   compute_metrics=task.compute_metrics())
     best = trainer.hyperparameter_search(hp_space=space, backend="optuna", n_trials=args.search, direction="maximize",
                                          compute_objective=lambda metrics: metrics[f"eval_{task.metric}"])
@@ -268,10 +291,11 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
     searched = {}
     if args.search:
         say(f"{name}: {args.search} search trials")
-        searched = _search(args, spec, data["teacher"], tokenizer, task, train, data["dev"], folder, kd)
+        searched = _search(args, spec, data["teacher"], tokenizer, task, train, data["dev"], folder, kd,
+                           data.get("keep"))
     lr = searched.get("learning_rate", spec.learning_rate)
     over = {k: searched[k] for k in ("temperature", "kd_weight") if k in searched}
-    student = _build(spec, teacher, tokenizer, task)
+    student = _build(spec, teacher, tokenizer, task, data.get("keep"))
     progress = Progress(name)
     trainer = DistillationTrainer(model=student, args=_training_args(args, folder, task, kd, lr, **over),
                                   train_dataset=train, eval_dataset=data["dev"], processing_class=tokenizer,
@@ -391,6 +415,10 @@ def run_zoo(args: ZooArguments) -> dict:
     data = {"train": train, "dev": task.encode(dev_raw, tokenizer), "teacher": teacher,
             "cached": cache_teacher_outputs(teacher, mixed, tokenizer=tokenizer,
                                             cache_dir=os.path.join(args.output_dir, "teacher_cache"))}
+    data["keep"] = kept_ids(args, tokenizer, mixed, data["dev"])
+    if data["keep"] is not None:
+        say(f"trimmed vocabulary: {len(data['keep'])} of {len(tokenizer)} sub-words occur in the training and dev "
+            "rows; BiLSTM, CNN and window students get rows for these only")
     if args.extra_test:
         if task.kind != "token":
             raise ValueError("--extra_test scores tagging students; this data set is text classification")

@@ -13,7 +13,13 @@ import torch
 from conftest import CONLL_LABELS, tiny_bert
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from hf_distill import DistillationTrainer, DistillationTrainingArguments, cache_teacher_outputs, tokenize_text
+from hf_distill import (
+    DistillationCollator,
+    DistillationTrainer,
+    DistillationTrainingArguments,
+    cache_teacher_outputs,
+    tokenize_text,
+)
 from hf_distill.cache import transfer_teacher_cache
 from hf_distill.data.words import (
     build_char_vocab,
@@ -32,6 +38,7 @@ from hf_distill.students import (
     build_student,
     count_parameters,
     student_from_teacher,
+    trim_vocabulary,
 )
 
 TOKEN_FAMILIES = {
@@ -266,7 +273,9 @@ def test_saved_student_loads_with_remote_code_without_hf_distill(tmp_path, token
         "window": (build_student("window", tokenizer, labels=CONLL_LABELS), "AutoModelForTokenClassification"),
         "cnn_crf": (build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16, use_crf=True,
                                   crf_constraints=True), "AutoModelForTokenClassification"),
+        "window_trimmed": (build_student("window", tokenizer, labels=CONLL_LABELS), "AutoModelForTokenClassification"),
     }
+    trim_vocabulary(cases["window_trimmed"][0], range(40, 52), unk_token_id=tokenizer.unk_token_id)
     ids = [[2, 40, 41, 42, 3, 0], [2, 50, 51, 52, 53, 3]]
     expected = {}
     for name, (model, _) in cases.items():
@@ -305,3 +314,38 @@ def test_every_student_reports_params_and_embedding_share(tokenizer):
         assert stats["params"] > stats["embedding_params"] > 0
         assert 0 < stats["embedding_share"] < 1
 
+
+
+def test_trimmed_vocabulary_keeps_seen_ids_and_round_trips(tmp_path, tokenizer, teacher, tokenized):
+    from hf_distill.export import export_onnx
+
+    student = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=32, hidden_size=8).eval()
+    rows = tokenized["test"].select(range(8))
+    seen = {i for r in rows["input_ids"] for i in r}
+    batch = DistillationCollator(tokenizer)([{k: r[k] for k in ("input_ids", "attention_mask")} for r in rows])
+    with torch.no_grad():
+        before = student(**batch).logits
+    kept = trim_vocabulary(student, seen, unk_token_id=tokenizer.unk_token_id)
+    assert kept == len(seen | {tokenizer.pad_token_id, tokenizer.unk_token_id}) and kept < len(tokenizer)
+    assert count_parameters(student)["embedding_params"] == kept * 32
+    with torch.no_grad():  # ids with a row read the same vectors as before
+        torch.testing.assert_close(student(**batch).logits, before)
+        unseen = next(i for i in range(5, len(tokenizer)) if i not in seen)
+        emb = student.get_input_embeddings()
+        torch.testing.assert_close(emb(torch.tensor([unseen])), emb(torch.tensor([tokenizer.unk_token_id])))
+    student.save_pretrained(tmp_path / "s")
+    again = AutoModelForTokenClassification.from_pretrained(tmp_path / "s").eval()
+    assert again.config.kept_tokens == kept
+    with torch.no_grad():
+        torch.testing.assert_close(again(**batch).logits, before)
+    report = export_onnx(again, str(tmp_path / "onnx"), examples=[rows[0], rows[1]], tokenizer=tokenizer)
+    assert report["max_abs_diff"] <= 1e-4
+    # teacher embeddings: the kept rows of the full matrix
+    matrix = teacher.get_input_embeddings().weight.detach()
+    b = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=matrix.shape[1], hidden_size=8)
+    trim_vocabulary(b, seen, unk_token_id=tokenizer.unk_token_id)
+    b.load_embeddings(matrix)
+    word = sorted(seen - {tokenizer.pad_token_id})[3]
+    torch.testing.assert_close(b.get_input_embeddings()(torch.tensor([word]))[0], matrix[word])
+    with pytest.raises(ValueError, match="trimmed already"):
+        trim_vocabulary(b, seen)

@@ -7,7 +7,8 @@ import json
 import pytest
 from conftest import CONLL_LABELS, tiny_bert
 
-from hf_distill.zoo import StudentSpec, TaskSpec, ZooArguments, pareto_front, recommend, run_zoo
+from hf_distill.runs import TaskSpec
+from hf_distill.zoo import StudentSpec, ZooArguments, pareto_front, recommend, run_zoo
 
 
 def _rows():
@@ -132,3 +133,26 @@ def test_zoo_on_text_classification(tmp_path, tokenizer, data_dir):
     wrong = ZooArguments(**{**args.__dict__, "output_dir": str(tmp_path / "zoo2"), "dataset": "conll2003"})
     with pytest.raises(ValueError, match="not the data set's"):
         run_zoo(wrong)
+
+
+def test_zoo_trims_the_vocabulary_of_embedding_students(tmp_path, tokenizer, tokenized):
+    import torch
+
+    from hf_distill.zoo import _build, kept_ids
+
+    args = ZooArguments(trim_vocabulary="true")
+    keep = kept_ids(args, tokenizer, tokenized["train"])
+    assert keep == {i for row in tokenized["train"]["input_ids"] for i in row}
+    assert kept_ids(ZooArguments(), tokenizer, tokenized["train"]) is None  # auto: a small vocabulary stays
+    with pytest.raises(ValueError, match="auto, true or false"):
+        kept_ids(ZooArguments(trim_vocabulary="maybe"), tokenizer, tokenized["train"])
+    teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=5)
+    task = TaskSpec("token", "ner_tags", CONLL_LABELS)
+    b = _build(StudentSpec.parse('l-B=bilstm:{"hidden_size": 8, "teacher_embeddings": true}'), teacher, tokenizer,
+               task, keep)
+    emb = b.get_input_embeddings()
+    assert b.config.kept_tokens == emb.weight.shape[0] < len(tokenizer)
+    word = max(keep)
+    torch.testing.assert_close(emb(torch.tensor([word]))[0], teacher.get_input_embeddings().weight[word])
+    tiny = _build(StudentSpec.parse("bert-tiny"), teacher, tokenizer, task, keep)  # BERT students keep theirs
+    assert tiny.get_input_embeddings().weight.shape[0] == len(tokenizer)

@@ -11,6 +11,7 @@ from .bert_crf import BertCRFConfig, BertCRFForTokenClassification
 from .bilstm import BiLSTMConfig, BiLSTMForSequenceClassification, BiLSTMForTokenClassification, BiLSTMModel
 from .char_lstm import CharCNNWordLSTMForTokenClassification, CharLSTMConfig
 from .cnn import CNNConfig, CNNForSequenceClassification, CNNForTokenClassification, CNNModel
+from .common import TrimmedEmbedding, trim_vocabulary
 from .factory import FAMILIES, build_student
 from .mlp import MLPConfig, MLPForSequenceClassification
 from .small_bert import SMALL_BERTS, small_bert, small_bert_config
@@ -32,6 +33,8 @@ def _register() -> None:
 _register()
 
 __all__ = [
+    "TrimmedEmbedding",
+    "trim_vocabulary",
     "SMALL_BERTS",
     "BertCRFConfig",
     "BertCRFForTokenClassification",

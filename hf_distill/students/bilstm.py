@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .common import (
     BiLSTMEncoder,
@@ -12,6 +11,7 @@ from .common import (
     SelfAttentionBlock,
     StudentConfig,
     StudentPreTrainedModel,
+    make_embeddings,
     word_dropout,
 )
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
@@ -61,7 +61,7 @@ class BiLSTMModel(StudentPreTrainedModel):
 
     def __init__(self, config: BiLSTMConfig):
         super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embeddings = make_embeddings(config)
         self.encoder = BiLSTMEncoder(config.embedding_dim, config.hidden_size, config.num_layers, config.dropout)
         self.attention = (
             SelfAttentionBlock(2 * config.hidden_size, config.num_attention_heads, config.dropout)

@@ -9,7 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import BiLSTMEncoder, StudentConfig, StudentPreTrainedModel, make_crf, tagging_output
+from .common import (
+    BiLSTMEncoder,
+    StudentConfig,
+    StudentPreTrainedModel,
+    make_crf,
+    make_embeddings,
+    tagging_output,
+)
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 CHAR_PAD, CHAR_UNK = "<pad>", "<unk>"
@@ -75,7 +82,7 @@ class CharCNNWordLSTMForTokenClassification(StudentPreTrainedModel):
 
     def __init__(self, config: CharLSTMConfig):
         super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embeddings = make_embeddings(config)
         self.chars = CharCNN(
             len(config.char_vocab), config.char_embedding_dim, config.char_filters, config.char_kernel_size
         )

@@ -11,6 +11,7 @@ from .common import (
     EncoderForTokenClassification,
     StudentConfig,
     StudentPreTrainedModel,
+    make_embeddings,
     sinusoidal_positions,
 )
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
@@ -62,7 +63,7 @@ class CNNModel(StudentPreTrainedModel):
 
     def __init__(self, config: CNNConfig):
         super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embeddings = make_embeddings(config)
         self.register_buffer(
             "positions", sinusoidal_positions(config.max_position_embeddings, config.embedding_dim), persistent=False
         )

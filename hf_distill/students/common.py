@@ -43,6 +43,8 @@ class StudentConfig(PretrainedConfig):
         use_crf: put a CRF head on token models (logits are emissions; the loss is the CRF NLL).
         crf_constraints: forbid IOB2-invalid transitions in that CRF.
         pad_token_id: id of padding; its embedding row stays zero.
+        kept_tokens: rows of a trimmed embedding table (:func:`trim_vocabulary`): only these ids of the
+            ``vocab_size`` vocabulary have their own row, the others share the unknown token's. None: all rows.
     """
 
     def __init__(
@@ -55,16 +57,18 @@ class StudentConfig(PretrainedConfig):
         use_crf: bool = False,
         crf_constraints: bool = False,
         pad_token_id: int = 0,
+        kept_tokens: int | None = None,
         **kwargs,
     ):
         self.vocab_size = vocab_size
+        self.kept_tokens = kept_tokens
         self.embedding_dim = embedding_dim
         self.dropout = dropout
         self.freeze_embeddings = freeze_embeddings
         self.initializer_range = initializer_range
         self.use_crf = use_crf
         self.crf_constraints = crf_constraints
-        self.require_positive("vocab_size", "embedding_dim")
+        self.require_positive("vocab_size", "embedding_dim", *(("kept_tokens",) if kept_tokens is not None else ()))
         self.require_probability("dropout")
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
@@ -83,6 +87,56 @@ class StudentConfig(PretrainedConfig):
     def require_choice(self, name: str, choices: tuple[str, ...]) -> None:
         if getattr(self, name) not in choices:
             raise ValueError(f"{type(self).__name__}: {name} must be one of {choices}, got {getattr(self, name)!r}")
+
+
+class TrimmedEmbedding(nn.Embedding):
+    """An embedding table with rows for some ids of a larger vocabulary only (multilingual teachers have 250k
+    sub-words; one language's data uses a few percent). ``id_map`` sends every id of the full vocabulary to
+    its row; ids without a row share the unknown token's. Row 0 is padding. Both maps are buffers saved with
+    the weights, so a saved student (and its ONNX export) reads the teacher tokenizer's ids unchanged."""
+
+    def __init__(self, vocab_size: int, kept: int, embedding_dim: int):
+        super().__init__(kept, embedding_dim, padding_idx=0)
+        self.register_buffer("id_map", torch.zeros(vocab_size, dtype=torch.long))
+        self.register_buffer("kept_ids", torch.zeros(kept, dtype=torch.long))
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.id_map[input_ids])
+
+
+def make_embeddings(config) -> nn.Embedding:
+    """The input embeddings of a student: the whole vocabulary, or its kept rows (``config.kept_tokens``)."""
+    if getattr(config, "kept_tokens", None):
+        return TrimmedEmbedding(config.vocab_size, config.kept_tokens, config.embedding_dim)
+    return nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+
+
+def trim_vocabulary(model: PreTrainedModel, keep_ids, unk_token_id: int | None = None) -> int:
+    """Keep embedding rows for ``keep_ids`` (plus padding and ``unk_token_id``) only, copying their current
+    values (random or teacher initialization); the other ids will read the unknown token's row. Returns the
+    number of rows kept; ``config.kept_tokens`` records it so ``from_pretrained`` rebuilds the same table."""
+    old = model.get_input_embeddings()
+    if isinstance(old, TrimmedEmbedding):
+        raise ValueError("the embeddings are trimmed already")
+    vocab_size = old.weight.shape[0]
+    pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    first = [pad] + ([unk_token_id] if unk_token_id is not None and unk_token_id != pad else [])
+    rest = sorted({int(i) for i in keep_ids} - set(first))
+    bad = [i for i in rest[:1] + rest[-1:] if not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"trim_vocabulary: ids {bad} are outside the vocabulary of {vocab_size}")
+    kept = torch.tensor(first + rest, dtype=torch.long)
+    new = TrimmedEmbedding(vocab_size, len(kept), old.weight.shape[1]).to(old.weight.device)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[kept])
+        new.weight[0].zero_()
+        new.kept_ids.copy_(kept)
+        new.id_map.fill_(first.index(unk_token_id) if unk_token_id in first else 0)
+        new.id_map[kept] = torch.arange(len(kept))
+    new.weight.requires_grad_(old.weight.requires_grad)
+    model.set_input_embeddings(new)
+    model.config.kept_tokens = len(kept)
+    return len(kept)
 
 
 def lengths_of(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -227,8 +281,12 @@ class StudentPreTrainedModel(PreTrainedModel):
         self.embeddings = value
 
     def load_embeddings(self, matrix: torch.Tensor, freeze: bool = False) -> None:
-        """Copy a (vocab, dim) matrix into the input embeddings (e.g. a teacher's sub-word embeddings)."""
+        """Copy a (vocab, dim) matrix into the input embeddings (e.g. a teacher's sub-word embeddings); a
+        trimmed table takes the rows of its kept ids."""
         emb = self.get_input_embeddings()
+        if isinstance(emb, TrimmedEmbedding) and matrix.shape[0] == emb.id_map.shape[0]:
+            matrix = matrix[emb.kept_ids.to(matrix.device)]
+            matrix[0] = 0.0
         if tuple(matrix.shape) != tuple(emb.weight.shape):
             raise ValueError(f"embedding matrix {tuple(matrix.shape)} does not fit the student's "
                              f"{tuple(emb.weight.shape)} (set vocab_size and embedding_dim to match)")
@@ -309,6 +367,9 @@ class _EncoderHead(StudentPreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.student.embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.student.embeddings = value
 
 
 class EncoderForTokenClassification(_EncoderHead):

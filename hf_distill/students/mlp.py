@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import StudentConfig, StudentPreTrainedModel, masked_mean, sequence_output
+from .common import StudentConfig, StudentPreTrainedModel, make_embeddings, masked_mean, sequence_output
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
@@ -30,7 +30,7 @@ class MLPForSequenceClassification(StudentPreTrainedModel):
 
     def __init__(self, config: MLPConfig):
         super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embeddings = make_embeddings(config)
         self.hidden = nn.Linear(config.embedding_dim, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import StudentConfig, StudentPreTrainedModel, make_crf, tagging_output
+from .common import StudentConfig, StudentPreTrainedModel, make_crf, make_embeddings, tagging_output
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
 
@@ -31,7 +31,7 @@ class WindowForTokenClassification(StudentPreTrainedModel):
 
     def __init__(self, config: WindowConfig):
         super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embeddings = make_embeddings(config)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.embedding_dim * config.window_size, config.num_labels)
         self.crf = make_crf(config)
