@@ -65,16 +65,17 @@ class Progress(TrainerCallback):
 
 
 def train_to_convergence(model, targs, train, tokenizer, teacher=None, dev=None, label_names=None, patience: int = 2,
-           phase: str = "train", quiet: bool = False) -> dict:
-    """Train (with early stopping on ``dev`` when given) and return wall/CPU times and epochs to the best."""
+                         phase: str = "train", quiet: bool = False, compute_metrics=None) -> dict:
+    """Train (with early stopping on ``dev`` when given) and return wall/CPU times and epochs to the best.
+    ``compute_metrics`` defaults to seqeval over ``label_names`` (tagging)."""
     progress = Progress(phase, quiet)
     callbacks = [progress]
     if dev is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     trainer = DistillationTrainer(model=model, args=targs, train_dataset=train, eval_dataset=dev,
                                   processing_class=tokenizer, teacher_model=teacher, callbacks=callbacks,
-                                  compute_metrics=TokenClassificationMetrics(label_names) if dev is not None
-                                  else None)
+                                  compute_metrics=compute_metrics or (TokenClassificationMetrics(label_names)
+                                                                      if dev is not None else None))
     trainer.remove_callback(PrinterCallback)  # the progress line replaces the raw log dicts
     start, cpu = time.perf_counter(), time.process_time()
     trainer.train()
@@ -83,17 +84,17 @@ def train_to_convergence(model, targs, train, tokenizer, teacher=None, dev=None,
     if dev is not None:
         out["dev_f1"] = trainer.state.best_metric
         best = trainer.state.best_model_checkpoint
-        out["best_epoch"] = epoch_of(trainer.state, best)
+        out["best_epoch"] = epoch_of(trainer.state, best, targs.metric_for_best_model or "f1")
     return out
 
 
-def epoch_of(state, checkpoint: str | None) -> int | None:
+def epoch_of(state, checkpoint: str | None, metric: str = "f1") -> int | None:
     """The epoch at which ``checkpoint`` (``.../checkpoint-STEP``) was saved."""
     if not checkpoint:
         return None
     step = int(checkpoint.rstrip("/").rsplit("-", 1)[-1])
     for entry in state.log_history:
-        if entry.get("step") == step and "eval_f1" in entry:
+        if entry.get("step") == step and f"eval_{metric.removeprefix('eval_')}" in entry:
             return round(entry["epoch"])
     return None
 

@@ -107,3 +107,33 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert "| bert-tiny |" in (tmp_path / "indonlu.md").read_text()
     with pytest.raises(ValueError, match="--tasks"):
         recipe.IndoNLUArguments(tasks=["nerx"])
+
+
+def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
+    recipe = _load(ROOT / "recipes" / "distilbert" / "distill_distilbert.py")
+    argv = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
+            str(tmp_path), "--max_train_samples", "32", "--max_eval_samples", "16", "--teacher_epochs", "1",
+            "--epochs", "1", "--patience", "1", "--layers", "0"]
+    out = recipe.main(argv)
+    for name in ("conll2003", "emotion"):
+        d = out[name]
+        assert {"teacher", "student", "no_cosine", "no_kl", "no_init"} <= set(d)
+        assert all(0.0 <= d[k] <= 1.0 for k in ("teacher", "student", "no_cosine", "no_kl", "no_init"))
+        assert {r["variant"] for r in d["runs"]} == {"student", "no_cosine", "no_kl", "no_init"}
+    assert out["emotion"]["metric"] == "accuracy" and out["conll2003"]["metric"] == "F1"
+    assert "| emotion | accuracy |" in (tmp_path / "distilbert.md").read_text()
+    # the student starts from the chosen teacher layer; the no_init ablation does not
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from hf_distill.students import student_from_teacher
+
+    teacher = AutoModelForTokenClassification.from_pretrained(tmp_path / "conll2003" / "teacher" / "model")
+    copied = recipe.student_for("student", teacher, [0])
+    key = "bert.encoder.layer.0.output.dense.weight"
+    torch.testing.assert_close(copied.state_dict()[key], student_from_teacher(teacher, [0]).state_dict()[key])
+    fresh = recipe.student_for("no_init", teacher, [0])
+    assert fresh.config.num_hidden_layers == 1
+    assert not torch.equal(fresh.state_dict()[key], teacher.state_dict()[key])
+    again = recipe.main(argv)  # finished runs are skipped, their results kept
+    assert again["conll2003"]["student"] == out["conll2003"]["student"]
