@@ -463,10 +463,11 @@ def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, 
     key = next((k for k in ("tokens", "text") if k in cached.column_names and k in student.column_names), None)
     if key is None:
         raise ValueError("both datasets need a 'tokens' or 'text' column to check that rows correspond")
-    sub_ids, sub_hash, src_text = cached["input_ids"], cached[CACHE_INPUT_HASH], cached[key]
-    logits, teacher_ids = cached[CACHE_LOGITS], cached[CACHE_TEACHER_ID]
-    label_maps = cached[CACHE_LABEL_MAP] if CACHE_LABEL_MAP in cached.column_names else [UNKNOWN] * len(cached)
-    masks = cached["distill_mask"] if level == "word" else None
+    # whole columns read once (indexing a lazy column row by row costs an Arrow lookup per row)
+    sub_ids, sub_hash, src_text = list(cached["input_ids"]), list(cached[CACHE_INPUT_HASH]), list(cached[key])
+    logits, teacher_ids = list(cached[CACHE_LOGITS]), list(cached[CACHE_TEACHER_ID])
+    label_maps = list(cached[CACHE_LABEL_MAP]) if CACHE_LABEL_MAP in cached.column_names else [UNKNOWN] * len(cached)
+    masks = list(cached["distill_mask"]) if level == "word" else None
 
     def move(ex, i):
         if ex[key] != src_text[i]:
