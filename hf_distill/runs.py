@@ -217,3 +217,32 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     write_json_atomic(record_path, {"settings": settings, "best_dev": trainer.state.best_metric,
                                     "metric": task.metric})
     return model_dir
+
+
+def parse_recipe_args(cls, argv: list[str]):
+    """A recipe's settings dataclass from its command line: one ``.json``/``.yaml`` file (also after
+    ``--config``), or options."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(cls)
+    if len(argv) == 2 and argv[0] == "--config":
+        argv = argv[1:]
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        (args,) = parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0])
+    else:
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def write_results(path: str, out: dict, markdown: str) -> None:
+    """``out`` as JSON at ``path`` and ``markdown`` beside it (``.md``), both written atomically."""
+    import os
+
+    from .base import write_json_atomic
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    write_json_atomic(path, out)
+    md = os.path.splitext(path)[0] + ".md"
+    with open(md + ".tmp", "w") as f:
+        f.write(markdown)
+    os.replace(md + ".tmp", md)

@@ -137,3 +137,16 @@ def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert not torch.equal(fresh.state_dict()[key], teacher.state_dict()[key])
     again = recipe.main(argv)  # finished runs are skipped, their results kept
     assert again["conll2003"]["student"] == out["conll2003"]["student"]
+
+
+def test_recipe_settings_come_from_a_config_file_or_options(tmp_path):
+    from hf_distill.runs import parse_recipe_args
+
+    recipe = _load(ROOT / "recipes" / "indonlu" / "distill_indonlu.py")
+    shipped = parse_recipe_args(recipe.IndoNLUArguments, [str(ROOT / "recipes" / "indonlu" / "config.json")])
+    assert shipped.tasks == list(recipe.TASKS) and shipped.ulb_kd_loss == "mse"
+    (tmp_path / "c.json").write_text(json.dumps({"tasks": ["nerp", "smsa"], "seeds": [1, 2]}))
+    for argv in ([str(tmp_path / "c.json")], ["--config", str(tmp_path / "c.json")],
+                 ["--tasks", "nerp", "smsa", "--seeds", "1", "2"]):
+        a = parse_recipe_args(recipe.IndoNLUArguments, argv)
+        assert (a.tasks, a.seeds) == (["nerp", "smsa"], [1, 2])

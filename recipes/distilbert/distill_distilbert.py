@@ -27,8 +27,6 @@ import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 
-from transformers import HfArgumentParser
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
 DATASETS = ("conll2003", "emotion")
@@ -253,13 +251,9 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.base import write_json_atomic
+    from hf_distill.runs import parse_recipe_args, write_results
 
-    parser = HfArgumentParser(DistilBertArguments)
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        (a,) = (parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0]))
-    else:
-        (a,) = parser.parse_args_into_dataclasses(args=argv)
+    a = parse_recipe_args(DistilBertArguments, argv)
     path = a.results_file or (os.path.join(a.output_dir, "distilbert.json") if a.smoke
                               else os.path.join(RESULTS, "distilbert.json"))
     out = {}
@@ -270,10 +264,7 @@ def main(argv: list[str]) -> dict:
         out[dataset] = run_dataset(a, dataset)
     out["command"] = "accelerate launch recipes/distilbert/distill_distilbert.py " + shlex.join(argv)
     out["settings"] = asdict(a)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    write_json_atomic(path, out)
-    with open(os.path.splitext(path)[0] + ".md", "w") as f:
-        f.write(render(out))
+    write_results(path, out, render(out))
     print(render(out))
     return out
 

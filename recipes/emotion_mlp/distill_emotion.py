@@ -27,7 +27,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     EarlyStoppingCallback,
-    HfArgumentParser,
     PrinterCallback,
     set_seed,
 )
@@ -265,12 +264,10 @@ def table(out: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from hf_distill.runs import parse_recipe_args
+
     argv = sys.argv[1:] if argv is None else argv
-    parser = HfArgumentParser(EmotionArguments)
-    if len(argv) == 2 and argv[0] == "--config":
-        (a,) = parser.parse_json_file(argv[1]) if argv[1].endswith(".json") else parser.parse_yaml_file(argv[1])
-    else:
-        (a,) = parser.parse_args_into_dataclasses(args=argv)
+    a = parse_recipe_args(EmotionArguments, argv)
     return run(a)
 
 

@@ -22,8 +22,6 @@ import statistics
 import sys
 from dataclasses import asdict, dataclass, field
 
-from transformers import HfArgumentParser
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
 
@@ -128,14 +126,10 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.base import write_json_atomic
+    from hf_distill.runs import parse_recipe_args, write_results
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
-    parser = HfArgumentParser(SwedishArguments)
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        (a,) = (parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0]))
-    else:
-        (a,) = parser.parse_args_into_dataclasses(args=argv)
+    a = parse_recipe_args(SwedishArguments, argv)
     a.teacher_base = os.path.expanduser(a.teacher_base)
     if not a.teacher_base:
         raise SystemExit("--teacher_base: the pretrained encoder to fine-tune (see ../shared/tools/README.md)")
@@ -160,10 +154,7 @@ def main(argv: list[str]) -> dict:
     out = aggregate(a, runs, command)
     path = a.results_file or (os.path.join(a.output_dir, "swedish_ner.json") if a.smoke
                               else os.path.join(RESULTS, "swedish_ner.json"))
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    write_json_atomic(path, out)
-    with open(os.path.splitext(path)[0] + ".md", "w") as f:
-        f.write(render(out))
+    write_results(path, out, render(out))
     print(render(out))
     return out
 
