@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -53,7 +54,7 @@ from .signals import (
 logger = logging.getLogger(__name__)
 
 CACHE_META = "hf_distill_cache.json"
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
 #: rows per onnxruntime call (measured on CPU, one thread: 8 beat 1 and 64)
 ONNX_BATCH = 8
 
@@ -97,17 +98,21 @@ def _optimized(folder: str, file_name: str) -> str:
         return os.path.join(folder, file_name)
 
 
-def _onnx_runner(teacher, sample: list[dict], keys: tuple[str, ...], atol: float):
-    """An onnxruntime session over the teacher's Optimum export, refused when its logits differ from
-    PyTorch's by more than ``atol`` on ``sample``. Returns ``(run, max_abs_diff)``."""
+def _onnx_runner(teacher, sample: list[dict], keys: tuple[str, ...], atol: float, quantized: bool = False,
+                 min_agreement: float = 0.99):
+    """An onnxruntime session over the teacher's Optimum export, checked against PyTorch on ``sample``.
+
+    fp32 (graph fusions): refused when a logit differs by more than ``atol``. int8 (dynamic quantization, a
+    changed teacher): refused when fewer than ``min_agreement`` of the real positions keep PyTorch's argmax.
+    Returns ``(run, {"onnx_max_abs_diff", "onnx_argmax_agreement"})``."""
     import onnxruntime as ort
 
-    from .export import ONNX_FILE, export_onnx
+    from .export import ONNX_FILE, export_onnx, quantize_dynamic
 
     folder = tempfile.mkdtemp(prefix="hf_distill_onnx_teacher_")
     try:
         export_onnx(teacher, folder)
-        graph = _optimized(folder, ONNX_FILE)
+        graph = str(quantize_dynamic(Path(folder))) if quantized else _optimized(folder, ONNX_FILE)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
@@ -122,15 +127,24 @@ def _onnx_runner(teacher, sample: list[dict], keys: tuple[str, ...], atol: float
         return session.run(["logits"], feeds)[0].astype(np.float32)
 
     reference = _torch_runner(teacher, None)
-    worst = 0.0
+    worst, same, total = 0.0, 0, 0
     for start in range(0, len(sample), 8):
         batch = _pad_batch(sample[start : start + 8], keys)
-        worst = max(worst, float(np.abs(run(batch) - reference(batch)).max()))
-    if worst > atol:
+        got, want = run(batch), reference(batch)
+        real = batch["attention_mask"].astype(bool) if got.ndim == 3 else np.ones(len(got), dtype=bool)
+        worst = max(worst, float(np.abs(got - want)[real].max()))
+        same += int((got.argmax(-1) == want.argmax(-1))[real].sum())
+        total += int(real.sum())
+    check = {"onnx_max_abs_diff": worst, "onnx_argmax_agreement": same / max(total, 1)}
+    if not quantized and worst > atol:
         raise ValueError(f"the ONNX Runtime teacher's logits differ from PyTorch's by {worst:.2e} > {atol:.0e} on "
                          f"{len(sample)} sample rows: use backend='torch'")
-    logger.info("ONNX Runtime teacher: max |ONNX - PyTorch| = %.2e on %d sample rows", worst, len(sample))
-    return run, worst
+    if quantized and check["onnx_argmax_agreement"] < min_agreement:
+        raise ValueError(f"the int8 ONNX Runtime teacher keeps PyTorch's label at {check['onnx_argmax_agreement']:.2%}"
+                         f" of {total} sample positions < {min_agreement:.0%}: use backend='onnxruntime' or 'torch'")
+    logger.info("ONNX Runtime teacher%s: max |ONNX - PyTorch| = %.2e, argmax agreement %.2f%% on %d sample rows",
+                " (int8)" if quantized else "", worst, 100 * check["onnx_argmax_agreement"], len(sample))
+    return run, check
 
 
 # ------------------------------------------------------------------------------------ computing rows
@@ -181,19 +195,22 @@ def _shard_columns(run, inputs_only, keys, start: int, stop: int, batch_size: in
     return datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
 
 
-def _prepare(teacher, dataset, tokenizer, backend, device, atol, batch_size):
+def _prepare(teacher, dataset, tokenizer, backend, device, atol, batch_size, min_agreement: float = 0.99):
     keys = tuple(k for k in MODEL_INPUTS if k in dataset.column_names)
     if "attention_mask" not in keys:
         raise ValueError("cache_teacher_outputs needs a tokenized dataset with input_ids and attention_mask")
     inputs_only = dataset.select_columns(list(keys))
-    probe = [inputs_only[i] for i in range(min(len(dataset), 16))]
     report = {}
-    if backend == "onnxruntime":
-        run, report["onnx_max_abs_diff"] = _onnx_runner(teacher, probe, keys, atol)
+    if backend.startswith("onnxruntime"):
+        quantized = backend == "onnxruntime-int8"
+        # int8 is judged on label agreement: a larger sample than the exactness check of fp32 needs
+        probe = [inputs_only[i] for i in range(min(len(dataset), 256 if quantized else 16))]
+        run, check = _onnx_runner(teacher, probe, keys, atol, quantized, min_agreement)
+        report.update(check)
         batch_size = min(batch_size, ONNX_BATCH)  # onnxruntime on CPU is fastest on small batches
     else:
         run = _torch_runner(teacher, device)
-    first = run(_pad_batch(probe[:1], keys)) if probe else np.zeros((1, 1, 1))
+    first = run(_pad_batch([inputs_only[0]], keys)) if len(dataset) else np.zeros((1, 1, 1))
     potentials = crf_potentials(teacher)
     fixed = {"teacher_id": teacher_fingerprint(teacher), "label_map": label_map_id(getattr(teacher, "config", None)),
              "tokenizer": tokenizer_fingerprint(tokenizer), "num_labels": int(first.shape[-1]),
@@ -270,13 +287,17 @@ def cache_teacher_outputs(
     shard_size: int = 16384,
     onnx_atol: float = 1e-3,
     wait_timeout: float = 24 * 3600.0,
+    onnx_min_agreement: float = 0.99,
 ):
     """Run ``teacher`` once over a tokenized dataset and store its logits as columns.
 
     ``dtype`` is ``float16`` or ``float32``; ``top_k`` keeps only the k largest logits per position.
     The teacher's label order and, with ``tokenizer``, the tokenizer's fingerprint are stored beside the
     logits; the trainer refuses a cache whose label order or tokenizer differ from the student's.
-    ``backend="onnxruntime"`` runs the teacher's ONNX export (refused above ``onnx_atol`` from PyTorch).
+    ``backend="onnxruntime"`` runs the teacher's ONNX export (refused above ``onnx_atol`` from PyTorch);
+    ``"onnxruntime-int8"`` its dynamically quantized export, faster on CPU but a changed teacher: refused when
+    fewer than ``onnx_min_agreement`` of 256 sample rows' positions keep PyTorch's argmax (recorded in the
+    cache's metadata; the backend is part of the cache key).
     With ``cache_dir`` the build streams shard by shard (bounded memory), resumes a killed build from its
     finished shards, splits the shards across processes, and publishes atomically under a key made of the
     teacher's weight fingerprint, a hash of the dataset's rows and these options; it is reused only when
@@ -294,11 +315,11 @@ def cache_teacher_outputs(
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict(
             {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device, tokenizer, rebuild,
-                                      backend, shard_size, onnx_atol, wait_timeout)
+                                      backend, shard_size, onnx_atol, wait_timeout, onnx_min_agreement)
              for k, v in dataset.items()})
     if cache_dir is None:
         run, inputs_only, keys, fixed, _, batch_size = _prepare(teacher, dataset, tokenizer, backend, device,
-                                                                onnx_atol, batch_size)
+                                                                onnx_atol, batch_size, onnx_min_agreement)
         shards = [_shard_columns(run, inputs_only, keys, a, min(a + shard_size, len(dataset)), batch_size, dtype,
                                  top_k, fixed) for a in range(0, len(dataset), shard_size)]
         return _attach(dataset, datasets.concatenate_datasets(shards)) if shards else dataset
@@ -334,7 +355,7 @@ def cache_teacher_outputs(
     build = {"reused_rows": reused, "parts": len(spans)}
     if todo:
         run, inputs_only, keys, fixed, report, batch_size = _prepare(teacher, dataset, tokenizer, backend, device,
-                                                                     onnx_atol, batch_size)
+                                                                     onnx_atol, batch_size, onnx_min_agreement)
         build.update(report)
         for i in todo:
             a, b = spans[i]

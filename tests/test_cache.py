@@ -106,6 +106,26 @@ def test_onnx_runtime_teacher_gives_the_same_cache(teacher, rows, tokenizer):
         cache_teacher_outputs(teacher, rows, backend="tensorrt")
 
 
+def test_int8_onnx_teacher_is_checked_on_label_agreement_and_keyed_apart(tmp_path, teacher, rows, tokenizer):
+    import json
+
+    torch_cache = cache_teacher_outputs(teacher, rows, dtype="float32", tokenizer=tokenizer)
+    int8 = cache_teacher_outputs(teacher, rows, dtype="float32", tokenizer=tokenizer, backend="onnxruntime-int8",
+                                 cache_dir=str(tmp_path), onnx_min_agreement=0.5)
+    real = [np.asarray(m, dtype=bool) for m in rows["attention_mask"]]
+    agree = np.mean(np.concatenate([(np.asarray(a)[m].argmax(-1) == np.asarray(b)[m].argmax(-1))
+                                    for a, b, m in zip(torch_cache["teacher_logits"], int8["teacher_logits"], real)]))
+    assert agree >= 0.5
+    (folder,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    meta = json.loads((folder / "hf_distill_cache.json").read_text())
+    assert meta["backend"] == "onnxruntime-int8" and 0.5 <= meta["build"]["onnx_argmax_agreement"] <= 1.0
+    # another backend is another cache: the int8 one is never reused for a PyTorch request
+    cache_teacher_outputs(teacher, rows, dtype="float32", tokenizer=tokenizer, cache_dir=str(tmp_path))
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
+    with pytest.raises(ValueError, match="keeps PyTorch's label"):
+        cache_teacher_outputs(teacher, rows, tokenizer=tokenizer, backend="onnxruntime-int8", onnx_min_agreement=1.01)
+
+
 def test_a_pushed_cache_loads_by_repo_id_and_refuses_another_teacher(tmp_path, teacher, rows, tokenizer, hub):
     cache_teacher_outputs(teacher, rows, cache_dir=str(tmp_path / "c"), tokenizer=tokenizer)
     (folder,) = [p for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")]
