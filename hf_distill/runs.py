@@ -246,3 +246,67 @@ def write_results(path: str, out: dict, markdown: str) -> None:
     with open(md + ".tmp", "w") as f:
         f.write(markdown)
     os.replace(md + ".tmp", md)
+
+
+class PhaseTimer(TrainerCallback):
+    """Seconds per training epoch split into teacher (the online teacher's forward plus a structured KD loss's
+    teacher-side inference), student forward (the student model's forward pass) and the rest of each step
+    (losses, backward, optimizer). No Trainer subclass: :meth:`attach` wraps the trainer's teacher signal and
+    hooks the student's forward; evaluation passes are not counted. ``epochs[i]`` holds epoch i's phases."""
+
+    def __init__(self):
+        self.epochs: list[dict[str, float]] = []
+        self._in_step = False
+        self._now: dict[str, float] = {}
+        self._loss = None
+        self._forward_start = 0.0
+
+    def attach(self, trainer) -> PhaseTimer:
+        from .losses import KD_LOSSES
+
+        signal = trainer.signal.online
+        loss = KD_LOSSES.get(trainer.args.kd_loss)
+        if signal is not None:
+            def timed(model_inputs, cached, _signal=signal):
+                start = time.perf_counter()
+                try:
+                    return _signal(model_inputs, cached)
+                finally:
+                    self._add("teacher_s", time.perf_counter() - start)
+
+            trainer.signal.online = timed
+        self._loss = loss if hasattr(loss, "teacher_s") else None
+
+        def started(*_):
+            self._forward_start = time.perf_counter()
+
+        def finished(*_):
+            self._add("student_forward_s", time.perf_counter() - self._forward_start)
+
+        trainer.model.register_forward_pre_hook(started)
+        trainer.model.register_forward_hook(finished)
+        return self
+
+    def _add(self, key: str, seconds: float) -> None:
+        if self._in_step:
+            self._now[key] = self._now.get(key, 0.0) + seconds
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._now = {"teacher_s": 0.0, "student_forward_s": 0.0, "step_s": 0.0}
+        self._epoch_start = time.perf_counter()
+        self._side0 = self._loss.teacher_s if self._loss is not None else 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._in_step, self._step_start = True, time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._in_step = False
+        self._now["step_s"] += time.perf_counter() - self._step_start
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        now = dict(self._now)
+        if self._loss is not None:
+            now["teacher_s"] += self._loss.teacher_s - self._side0
+        now["epoch_s"] = time.perf_counter() - self._epoch_start
+        now["rest_s"] = now["step_s"] - now["teacher_s"] - now["student_forward_s"]
+        self.epochs.append(now)

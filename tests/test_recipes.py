@@ -150,3 +150,24 @@ def test_recipe_settings_come_from_a_config_file_or_options(tmp_path):
                  ["--tasks", "nerp", "smsa", "--seeds", "1", "2"]):
         a = parse_recipe_args(recipe.IndoNLUArguments, argv)
         assert (a.tasks, a.seeds) == (["nerp", "smsa"], [1, 2])
+
+
+def test_efficient_kd_recipe_smoke_times_phases_through_a_callback(tmp_path, tokenizer_dir, data_dir):
+    recipe = _load(ROOT / "recipes" / "efficient_kd" / "distill_efficient_kd.py")
+    argv = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
+            str(tmp_path), "--crf_teacher", str(tmp_path / "crf_teacher"), "--max_train_samples", "24",
+            "--max_eval_samples", "12", "--teacher_epochs", "1", "--student_epochs", "2", "--student_layers", "0",
+            "1", "--seeds", "1", "2"]
+    out = recipe.main(argv)
+    assert out["seeds"] == [1, 2] and set(out["methods"]) == set(recipe.METHODS)
+    for seed in (1, 2):
+        run = json.loads((tmp_path / f"efficient_kd_seed{seed}.json").read_text())
+        for method, r in run["methods"].items():
+            assert 0.0 <= r["f1"] <= 1.0 and len(r["epoch_s_all"]) == 2
+            assert r["student_forward_s"] > 0 and r["student_backward_s"] > 0
+            assert r["student_forward_s"] + r["teacher_forward_s"] + r["student_backward_s"] <= r["epoch_s"] + 1e-6
+            online = method in ("kbest", "structural", "posterior", "substructure")
+            assert (r["teacher_forward_s"] > 0) == online or method.endswith("_cached"), method
+    assert "| substructure_cached |" in (tmp_path / "efficient_kd.md").read_text()
+    again = recipe.main(argv)  # every method of every seed finished before: nothing is retrained
+    assert again["methods"]["vanilla"]["f1_per_seed"] == out["methods"]["vanilla"]["f1_per_seed"]

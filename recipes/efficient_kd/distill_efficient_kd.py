@@ -1,28 +1,32 @@
-"""Structured KD for CRF students on CoNLL-2003 (Lin et al. 2022, Tables 1-2), measured in one run.
+"""Efficient sub-structured KD for CRF students (Lin et al. 2022, Tables 1-2) on CoNLL-2003, measured in one run.
 
-    HF_DISTILL_DATA_DIR=../shared/data python benchmarks/structured_kd.py \
-        [--max_train_samples N] [--teacher_epochs 2] [--student_epochs 2]
+    HF_DISTILL_DATA_DIR=../shared/data accelerate launch recipes/efficient_kd/distill_efficient_kd.py \
+        recipes/efficient_kd/config.json
+    python recipes/efficient_kd/distill_efficient_kd.py --teacher_base ~/.cache/hf-distill/multilingual-e5-small \
+        --crf_teacher outputs/recipes/efficient_kd/crf_teacher --seeds 42 43 44
 
-Teacher: all-MiniLM-L6-v2 + CRF fine-tuned on CoNLL-2003 train. Student: its first 3 layers + CRF.
-Methods: vanilla (CRF NLL), kbest, structural, posterior, substructure (teacher online) and
-substructure_cached (teacher emissions + CRF cached once). KD methods follow the paper's schedule:
-KD only in every epoch but the last, NLL only in the last. Per KD epoch (the first) the time is split
-into teacher forward (teacher encoder + teacher CRF inference), student forward (incl. losses) and
-student backward. Writes benchmarks/results/<results_name>.json and .md (default structured_kd).
+Teacher: ``--teacher_base`` + CRF (the paper: BERT-base-CRF; here by default multilingual-e5-small, 12 layers,
+cased), fine-tuned on CoNLL-2003 train once and saved with a record of its settings (``--crf_teacher``).
+Student: its first ``--student_layers`` + CRF. Methods: vanilla (CRF NLL), kbest, structural, posterior,
+substructure (teacher online), substructure_cached and substructure_emissions_cached (teacher outputs cached
+once). KD methods follow ``--kd_schedule``: the paper's (KD in every epoch but the last, NLL in the last) or
+``constant`` (NLL + KD mixed in every epoch). The time of each KD epoch is split by a callback
+(:class:`hf_distill.runs.PhaseTimer`) into teacher (encoder + CRF inference), student forward and the rest.
+Per seed: ``<results_name>_seed<S>.json``; over seeds: ``<results_name>.json`` + ``.md`` (mean ± s.d.).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
-from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 
 import torch
-from transformers import AutoTokenizer, TrainerCallback, set_seed
+from transformers import AutoTokenizer, set_seed
 
 from hf_distill import (
     DistillationTrainer,
@@ -34,76 +38,18 @@ from hf_distill import (
     tokenize_and_align,
 )
 from hf_distill.base import write_json_atomic
-from hf_distill.demo import default_teacher_path
-from hf_distill.losses import KD_LOSSES
-from hf_distill.students import BertCRFForTokenClassification
+from hf_distill.runs import PhaseTimer, parse_recipe_args
+from hf_distill.students import BertCRFConfig, BertCRFForTokenClassification
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
+DEFAULT_TEACHER = "~/.cache/hf-distill/multilingual-e5-small"
 PAPER = {  # Lin et al. 2022 (BERT-CRF teacher, 3-layer BERT-CRF student, CoNLL-2003, one V100)
     "vanilla": {"f1": 88.86, "epoch_s": 54}, "kbest": {"f1": 89.22, "epoch_s": 83},
     "structural": {"f1": 89.33, "epoch_s": 99}, "substructure": {"f1": 89.70, "epoch_s": 41},
 }
 METHODS = ("vanilla", "kbest", "structural", "posterior", "substructure", "substructure_cached",
            "substructure_emissions_cached")
-
-
-class TimedTrainer(DistillationTrainer):
-    """Accumulates teacher, student-forward and student-backward seconds of the first epoch."""
-
-    def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
-        self.timing = defaultdict(float)
-        if self.signal.online is not None:
-            signal = self.signal.online
-
-            def timed(model_inputs, cached):
-                t0 = time.perf_counter()
-                out = signal(model_inputs, cached)
-                self.timing["teacher_forward_s"] += time.perf_counter() - t0
-                return out
-
-            self.signal.online = timed
-
-    def _first_epoch(self):
-        return (self.state.epoch or 0.0) < 1.0
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if not model.training:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        teacher_before = self.timing["teacher_forward_s"]
-        loss_obj = KD_LOSSES.get(self.args.kd_loss)
-        side_before = getattr(loss_obj, "teacher_s", 0.0)  # teacher-side CRF inference inside the KD loss
-        t0 = time.perf_counter()
-        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        self.timing["teacher_forward_s"] += getattr(loss_obj, "teacher_s", 0.0) - side_before
-        if self._first_epoch():
-            teacher = self.timing["teacher_forward_s"] - teacher_before
-            self.timing["student_forward_s"] += time.perf_counter() - t0 - teacher
-            self.timing["_loss_s"] += time.perf_counter() - t0
-        else:  # keep only first-epoch (KD epoch) teacher time
-            self.timing["teacher_forward_s"] = teacher_before
-        return out
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        first = self._first_epoch()
-        loss_before = self.timing["_loss_s"]
-        t0 = time.perf_counter()
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if first:
-            self.timing["student_backward_s"] += time.perf_counter() - t0 - (self.timing["_loss_s"] - loss_before)
-        return loss
-
-
-class EpochClock(TrainerCallback):
-    def __init__(self):
-        self.epochs = []
-
-    def on_epoch_begin(self, args, state, control, **kw):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, args, state, control, **kw):
-        self.epochs.append(time.perf_counter() - self._t)
 
 
 def targs(out, name, epochs, lr, kd_loss, schedule="constant", kd_weight="1.0", seed=42, group_by_length=False):
@@ -117,13 +63,50 @@ def targs(out, name, epochs, lr, kd_loss, schedule="constant", kd_weight="1.0", 
 TEACHER_RECORD = "structured_kd_teacher.json"
 
 
+@dataclass
+class EfficientKDArguments:
+    """Settings of the efficient sub-structured KD recipe (a JSON or YAML file of these works too)."""
+
+    teacher_base: str = field(default=DEFAULT_TEACHER, metadata={
+        "help": "Encoder (or token-classification checkpoint) the CRF teacher starts from."})
+    crf_teacher: str | None = field(default="outputs/recipes/efficient_kd/crf_teacher", metadata={
+        "help": "Folder of the fine-tuned CRF teacher: loaded when trained with these settings, else trained "
+                "and saved there."})
+    teacher_epochs: float = 2.0
+    teacher_lr: float = 5e-5
+    student_layers: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={
+        "help": "Teacher layers the student keeps (the paper: 3 of 12)."})
+    student_epochs: float = 2.0
+    student_lr: float = 1e-4
+    methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": f"Of {list(METHODS)}."})
+    kd_schedule: str = field(default="kd_only_until_last_epoch", metadata={
+        "help": "kd_weight_schedule of the KD methods: the paper's, or 'constant' (NLL + KD in every epoch)."})
+    kd_weight: str = "1.0"
+    seeds: list[int] = field(default_factory=lambda: [42], metadata={"help": "Student seeds (teacher: 42)."})
+    group_by_length: bool = True
+    data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
+    output_dir: str = "outputs/recipes/efficient_kd"
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    results_name: str = "efficient_kd"
+    results_dir: str | None = field(default=None, metadata={
+        "help": "Default: benchmarks/results (smoke runs: output_dir)."})
+    smoke: bool = field(default=False, metadata={"help": "A tiny random CRF teacher, a few rows (the test suite)."})
+
+    def __post_init__(self):
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"--methods {unknown}: choose from {list(METHODS)}")
+        self.teacher_base = os.path.expanduser(self.teacher_base)
+
+
 def crf_teacher(args, path, labels, train, tokenizer, metrics):
     """Train the CRF teacher, or load it from ``--crf_teacher`` when it was trained with these settings.
 
     The folder is written atomically with a record of its settings; a folder whose record differs raises.
     """
     record = {"init": path, "epochs": args.teacher_epochs, "lr": args.teacher_lr, "seed": 42,
-              "train_sentences": len(train), "group_by_length": args.group_by_length}
+              "train_sentences": len(train), "group_by_length": args.group_by_length, "smoke": args.smoke}
     saved = args.crf_teacher and os.path.join(args.crf_teacher, TEACHER_RECORD)
     if saved and os.path.isfile(saved):
         with open(saved) as f:
@@ -132,9 +115,15 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
             raise ValueError(f"{args.crf_teacher} holds a teacher trained with {found}, not {record}; "
                              "pass another --crf_teacher folder")
         return BertCRFForTokenClassification.from_pretrained(args.crf_teacher).eval(), found
-    teacher = BertCRFForTokenClassification.from_pretrained(
-        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
-        crf_constraints=True)
+    names = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+             "label2id": {n: i for i, n in enumerate(labels)}, "crf_constraints": True}
+    if args.smoke:
+        torch.manual_seed(42)
+        teacher = BertCRFForTokenClassification(BertCRFConfig(
+            vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+            intermediate_size=32, **names))
+    else:
+        teacher = BertCRFForTokenClassification.from_pretrained(path, **names)
     teacher_args = targs(args.output_dir, "teacher", args.teacher_epochs, args.teacher_lr, "none",
                          group_by_length=args.group_by_length)
     tt = DistillationTrainer(model=teacher, args=teacher_args, train_dataset=train, processing_class=tokenizer,
@@ -153,82 +142,77 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
     return teacher, record
 
 
-def main(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--teacher", default=None,
-                   help="encoder or token-classification checkpoint to start the CRF teacher from "
-                        "(default: all-MiniLM-L6-v2)")
-    p.add_argument("--teacher_lr", type=float, default=1e-4)
-    p.add_argument("--results_name", default="structured_kd")
-    p.add_argument("--data_dir", default=None)
-    p.add_argument("--output_dir", default="outputs/structured_kd")
-    p.add_argument("--max_train_samples", type=int, default=None)
-    p.add_argument("--max_eval_samples", type=int, default=None)
-    p.add_argument("--teacher_epochs", type=float, default=2.0)
-    p.add_argument("--student_epochs", type=float, default=2.0)
-    p.add_argument("--methods", nargs="*", default=list(METHODS))
-    p.add_argument("--kd_schedule", default="kd_only_until_last_epoch",
-                   help="kd_weight_schedule of the KD methods (the paper's by default; 'constant' mixes NLL and KD)")
-    p.add_argument("--kd_weight", default="1.0")
-    p.add_argument("--seed", type=int, default=42, help="seed of the student runs (the teacher always uses 42)")
-    p.add_argument("--group_by_length", action="store_true",
-                   help="batch sentences of similar length (Trainer's LengthGroupedSampler), teacher and students")
-    p.add_argument("--crf_teacher", default=None,
-                   help="folder for the trained CRF teacher: loaded if it was trained with these settings, "
-                        "else trained and saved there")
-    p.add_argument("--aggregate", nargs="+", default=None, metavar="NAME",
-                   help="no training: combine results/NAME.json of runs that differ only in --seed into "
-                        "results/<results_name>.json and .md (mean and spread per method, paired differences)")
-    args = p.parse_args(argv)
-    if args.aggregate:
-        aggregate(args.aggregate, args.results_name, argv)
-        return
-    set_seed(42)
-    raw = load_dataset("conll2003", data_dir=args.data_dir)
-    labels = raw["train"].features["ner_tags"].feature.names
-    if args.max_train_samples:
-        raw["train"] = raw["train"].select(range(args.max_train_samples))
-    if args.max_eval_samples:
-        raw["test"] = raw["test"].select(range(args.max_eval_samples))
-    path = str(args.teacher or default_teacher_path())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    train, test = tokenize_and_align(raw["train"], tokenizer), tokenize_and_align(raw["test"], tokenizer)
-    metrics = TokenClassificationMetrics(labels)
-
-    teacher, record = crf_teacher(args, path, labels, train, tokenizer, metrics)
-    ev = DistillationTrainer(model=teacher, args=targs(args.output_dir, "teacher", 1, 1e-4, "none"),
-                             processing_class=tokenizer, compute_metrics=metrics).evaluate(test)
-    result = {"teacher": {"precision": ev["eval_precision"], "recall": ev["eval_recall"], "f1": ev["eval_f1"],
-                          "train_s": record.get("train_s"), "init": path, "epochs": args.teacher_epochs},
-              "methods": {}}
-    t0 = time.perf_counter()
-    cached = cache_teacher_outputs(teacher, train, dtype="float32")
-    result["cache_s"] = time.perf_counter() - t0
-
-    for method in args.methods:
-        set_seed(args.seed)
-        student = student_from_teacher(teacher, [0, 1, 2])
+def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer, metrics, command: str) -> dict:
+    """Every method for one student seed; the result file is written after each method and reused when a
+    run with the same settings finished it before."""
+    name = f"{a.results_name}_seed{seed}"
+    path = os.path.join(a.results_dir, name + ".json")
+    settings = {k: v for k, v in asdict(a).items() if k not in ("seeds", "methods", "results_name", "results_dir")}
+    result = {"teacher": data["teacher_record"], "methods": {}, "cache_s": data["cache_s"], "settings": settings}
+    if os.path.isfile(path):
+        with open(path) as f:
+            done = json.load(f)
+        if done.get("settings") == settings and done.get("teacher") == result["teacher"]:
+            result["methods"] = {m: r for m, r in done["methods"].items() if m in a.methods}
+    for method in a.methods:
+        if method in result["methods"]:
+            print(f"[efficient_kd] seed {seed} {method}: finished before, skipped", flush=True)
+            continue
+        set_seed(seed)
+        student = student_from_teacher(teacher, a.student_layers)
         kd = "none" if method == "vanilla" else method.removesuffix("_cached")
         from_cache = method.endswith("_cached")
-        clock = EpochClock()
-        tr = TimedTrainer(
-            model=student, args=targs(args.output_dir, method, args.student_epochs, 1e-4, kd,
-                                      "constant" if kd == "none" else args.kd_schedule, args.kd_weight,
-                                      args.seed, args.group_by_length),
-            train_dataset=cached if from_cache else train,
+        timer = PhaseTimer()
+        tr = DistillationTrainer(
+            model=student, args=targs(a.output_dir, f"{method}-seed{seed}", a.student_epochs, a.student_lr, kd,
+                                      "constant" if kd == "none" else a.kd_schedule, a.kd_weight, seed,
+                                      a.group_by_length),
+            train_dataset=data["cached"] if from_cache else data["train"],
             teacher_model=None if method == "vanilla" or from_cache else teacher,
-            processing_class=tokenizer, compute_metrics=metrics, callbacks=[clock])
+            processing_class=tokenizer, compute_metrics=metrics, callbacks=[timer])
+        timer.attach(tr)
         tr.train()
-        ev = tr.evaluate(test)
-        timing = {k: v for k, v in tr.timing.items() if not k.startswith("_")}
-        result["methods"][method] = {"epoch_s": clock.epochs[0], "epoch_s_all": clock.epochs,
-                                     "teacher_forward_s": timing.get("teacher_forward_s", 0.0),
-                                     "student_forward_s": timing.get("student_forward_s", 0.0),
-                                     "student_backward_s": timing.get("student_backward_s", 0.0),
+        ev = tr.evaluate(data["test"])
+        first = timer.epochs[0]  # the first epoch is a KD epoch under both schedules
+        result["methods"][method] = {"epoch_s": first["epoch_s"], "epoch_s_all": [e["epoch_s"] for e in timer.epochs],
+                                     "teacher_forward_s": first["teacher_s"],
+                                     "student_forward_s": first["student_forward_s"],
+                                     "student_backward_s": first["rest_s"],
                                      "precision": ev["eval_precision"], "recall": ev["eval_recall"],
                                      "f1": ev["eval_f1"]}
-        print(method, result["methods"][method], flush=True)
-        write(result, args, argv)
+        print(f"[efficient_kd] seed {seed} {method}: F1 {100 * ev['eval_f1']:.2f}, first epoch "
+              f"{first['epoch_s']:.1f}s (teacher {first['teacher_s']:.1f}s)", flush=True)
+        write(result, a, command, seed)
+    return result
+
+
+def main(argv: list[str]) -> dict:
+    a = parse_recipe_args(EfficientKDArguments, argv)
+    a.results_dir = a.results_dir or (a.output_dir if a.smoke else RESULTS)
+    command = "accelerate launch recipes/efficient_kd/distill_efficient_kd.py " + shlex.join(argv)
+    set_seed(42)
+    raw = load_dataset("conll2003", data_dir=a.data_dir)
+    labels = raw["train"].features["ner_tags"].feature.names
+    if a.max_train_samples:
+        raw["train"] = raw["train"].select(range(a.max_train_samples))
+    if a.max_eval_samples:
+        raw["test"] = raw["test"].select(range(a.max_eval_samples))
+    tokenizer = AutoTokenizer.from_pretrained(a.teacher_base)
+    train, test = tokenize_and_align(raw["train"], tokenizer), tokenize_and_align(raw["test"], tokenizer)
+    metrics = TokenClassificationMetrics(labels)
+    teacher, record = crf_teacher(a, a.teacher_base, labels, train, tokenizer, metrics)
+    ev = DistillationTrainer(model=teacher, args=targs(a.output_dir, "teacher", 1, 1e-4, "none"),
+                             processing_class=tokenizer, compute_metrics=metrics).evaluate(test)
+    t0 = time.perf_counter()
+    cached = cache_teacher_outputs(teacher, train, dtype="float32", tokenizer=tokenizer,
+                                   cache_dir=os.path.join(a.output_dir, "teacher_cache"))
+    data = {"train": train, "test": test, "cached": cached, "cache_s": time.perf_counter() - t0,
+            "teacher_record": {"precision": ev["eval_precision"], "recall": ev["eval_recall"], "f1": ev["eval_f1"],
+                               "train_s": record.get("train_s"), "init": a.teacher_base, "epochs": a.teacher_epochs,
+                               "layers": teacher.config.num_hidden_layers}}
+    for seed in a.seeds:
+        run_seed(a, seed, teacher, data, tokenizer, metrics, command)
+    return aggregate([f"{a.results_name}_seed{s}" for s in a.seeds], a.results_name, argv, a.results_dir)
 
 
 def targets(methods: dict) -> list[tuple[str, str, bool]]:
@@ -247,16 +231,17 @@ def targets(methods: dict) -> list[tuple[str, str, bool]]:
     return rows
 
 
-def write(result, args, argv):
-    result["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/structured_kd.py " + " ".join(argv)
+def write(result, args, command, seed):
+    result["command"] = command
     result["train_sentences"] = args.max_train_samples or 14041
     result["kd_schedule"], result["kd_weight"] = args.kd_schedule, args.kd_weight
-    result["seed"], result["group_by_length"] = args.seed, args.group_by_length
+    result["seed"], result["group_by_length"] = seed, args.group_by_length
+    result["student_layers"] = args.student_layers
     result["threads"] = torch.get_num_threads()
     result["paper"] = PAPER
     result["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(result["methods"])]
-    os.makedirs(RESULTS, exist_ok=True)
-    name = os.path.join(RESULTS, args.results_name)
+    os.makedirs(args.results_dir, exist_ok=True)
+    name = os.path.join(args.results_dir, f"{args.results_name}_seed{seed}")
     write_json_atomic(name + ".json", result)
     t = result["teacher"]
     md = ["# Structured KD on CoNLL-2003 (CRF teacher and student)", "",
@@ -265,9 +250,9 @@ def write(result, args, argv):
           f"Epoch times are for the first epoch. KD methods: `kd_weight_schedule={result.get('kd_schedule')}`, "
           f"`kd_weight={result.get('kd_weight')}`. Student seed {result.get('seed', 42)}; batches "
           f"{'grouped by length' if result.get('group_by_length') else 'drawn at random'}.", "",
-          f"Teacher (all-MiniLM-L6-v2 + CRF, started from `{t.get('init', 'all-MiniLM-L6-v2')}`): "
+          f"Teacher ({t.get('layers', '?')} layers + CRF, started from `{t.get('init', 'all-MiniLM-L6-v2')}`): "
           f"P {100 * t['precision']:.2f} / R {100 * t['recall']:.2f} / F1 {100 * t['f1']:.2f}", "",
-          "| method | P | R | F1 | epoch s | teacher fwd s | student fwd s | student bwd s "
+          "| method | P | R | F1 | epoch s | teacher fwd s | student fwd s | loss, backward, update s "
           "| paper F1 | paper epoch s |",
           "|---|---|---|---|---|---|---|---|---|---|"]
     for name_, r in result["methods"].items():
@@ -294,11 +279,11 @@ def _without_seed(command: str) -> str:
     return " ".join(w for i, w in enumerate(words) if w not in ("--seed", "--results_name") and i not in drop)
 
 
-def aggregate(names: list[str], results_name: str, argv: list[str]) -> dict:
+def aggregate(names: list[str], results_name: str, argv: list[str], results_dir: str = RESULTS) -> dict:
     """Mean and sample standard deviation over seeds, and the targets checked on the means and per seed."""
     runs = []
     for name in names:
-        with open(os.path.join(RESULTS, name + ".json")) as f:
+        with open(os.path.join(results_dir, name + ".json")) as f:
             runs.append(json.load(f))
     base = runs[0]
     for name, r in zip(names, runs):
@@ -308,7 +293,7 @@ def aggregate(names: list[str], results_name: str, argv: list[str]) -> dict:
     if len({r.get("seed", 42) for r in runs}) != len(runs):
         raise ValueError(f"two of {names} have the same seed")
     methods = [m for m in base["methods"] if all(m in r["methods"] for r in runs)]
-    out = {"command": "python benchmarks/structured_kd.py " + " ".join(argv), "runs": names,
+    out = {"command": "accelerate launch recipes/efficient_kd/distill_efficient_kd.py " + " ".join(argv), "runs": names,
            "run_command": _without_seed(base["command"]), "seeds": [r.get("seed", 42) for r in runs],
            "teacher": base["teacher"], "methods": {}, "paper": PAPER}
     for m in methods:
@@ -324,7 +309,7 @@ def aggregate(names: list[str], results_name: str, argv: list[str]) -> dict:
     out["targets_on_means"] = [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(out["methods"])]
     per_seed = [targets(r["methods"]) for r in runs]
     out["targets_met_per_seed"] = {t: sum(rows[i][2] for rows in per_seed) for i, (t, _, _) in enumerate(per_seed[0])}
-    path = os.path.join(RESULTS, results_name)
+    path = os.path.join(results_dir, results_name)
     write_json_atomic(path + ".json", out)
     t = out["teacher"]
     md = ["# Structured KD on CoNLL-2003 over seeds", "",
@@ -350,5 +335,4 @@ def aggregate(names: list[str], results_name: str, argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)
     main(sys.argv[1:])
