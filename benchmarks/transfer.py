@@ -180,24 +180,43 @@ def stage_aggregate(command: str, tag: str | None = None) -> dict:
 EMOTION_DIR = "outputs/transfer/emotion"
 
 
-def stage_emotion(recipe_argv: list[str], run: bool = True) -> dict:
-    """Run the emotion recipe (a separate script: benchmarks never import recipes) and merge its results."""
+def _variant(folder: str) -> dict:
+    with open(os.path.join(folder, "results.json")) as f:
+        r = json.load(f)
+    c = r["config"]
+    return {"folder": folder, "copies": c["augment_copies"], "temperature": c["temperature"],
+            "dev_acc": r["mlp_kd_transfer"]["dev_accuracy"], "test_acc": r["mlp_kd_transfer"]["accuracy"],
+            "kd_dev_acc": r["mlp_kd"]["dev_accuracy"], "kd_test_acc": r["mlp_kd"]["accuracy"],
+            "command": r.get("command")}
+
+
+def stage_emotion(recipe_argv: list[str], run: bool = True, folder: str = EMOTION_DIR,
+                  variants: list[str] | None = None) -> dict:
+    """Run the emotion recipe (a separate script: benchmarks never import recipes) and merge its results.
+    ``variants``: result folders of other recipe settings, listed beside it (the main one is chosen by the
+    validation accuracy of MLP + KD + transfer)."""
     import subprocess
 
     recipe = os.path.join(os.path.dirname(HERE), "recipes", "emotion_mlp", "distill_emotion.py")
-    argv = ["--output_dir", EMOTION_DIR, *recipe_argv]
+    argv = ["--output_dir", folder, *recipe_argv]
     if run:
         subprocess.run([sys.executable, recipe, *argv], check=True)
-    with open(os.path.join(EMOTION_DIR, "results.json")) as f:
+    found = [_variant(f) for f in [folder, *(variants or [])]]
+    best = max(found, key=lambda v: v["dev_acc"])
+    if best["folder"] != folder:
+        raise SystemExit(f"{best['folder']} has the best validation accuracy ({best['dev_acc']:.4f}): merge it "
+                         f"with --emotion_dir {best['folder']}")
+    with open(os.path.join(folder, "results.json")) as f:
         r = json.load(f)
     emotion = {"tfidf_lr_acc": r["tfidf_lr"]["accuracy"], "mlp_acc": r["mlp"]["accuracy"],
                "teacher_acc": r["teacher"]["accuracy"], "mlp_kd_acc": r["mlp_kd"]["accuracy"],
-               "mlp_kd_transfer_acc": r["mlp_kd_transfer"]["accuracy"], "details": r}
+               "mlp_kd_transfer_acc": r["mlp_kd_transfer"]["accuracy"], "details": r, "variants": found}
     path = os.path.join(RESULTS, "transfer.json")
     out = json.load(open(path)) if os.path.isfile(path) else {}
     out["emotion"] = emotion
-    out.setdefault("commands", {})["emotion"] = ("python benchmarks/transfer.py --stage emotion -- "
-                                                 + " ".join(recipe_argv)).strip()
+    out.setdefault("commands", {})["emotion"] = (
+        r.get("command") if not run else ("python benchmarks/transfer.py --stage emotion -- "
+                                          + " ".join(recipe_argv)).strip())
     out["command"] = " && ".join(out["commands"].values())
     write_json_atomic(path, out)
     render(out)
@@ -220,8 +239,15 @@ def _emotion_md(e: dict) -> list[str]:
                 f"{100 * r['blog']['mlp_acc']:.0f} | | | | |")
     t = r["transfer"]
     rows += ["", f"Transfer set: {t['copies']} augmented copies of each training text ({t['operators']} operators), "
-             f"{t['rows_in']} generated, {t['rows_out']} kept (removed: {t['filtered']}).", "",
-             "| target | measured | met |", "|---|---|---|"]
+             f"{t['rows_in']} generated, {t['rows_out']} kept (removed: {t['filtered']})."]
+    if len(e.get("variants", [])) > 1:
+        rows += ["", "Recipe settings tried (the table above is the one with the best validation accuracy of "
+                 "MLP + KD + transfer; same fine-tuned teacher):", "",
+                 "| augmented copies | T | KD + transfer: validation / test | KD (labeled): validation / test |",
+                 "|---|---|---|---|"]
+        rows += [f"| {v['copies']} | {v['temperature']:g} | {100 * v['dev_acc']:.2f} / {100 * v['test_acc']:.2f} | "
+                 f"{100 * v['kd_dev_acc']:.2f} / {100 * v['kd_test_acc']:.2f} |" for v in e["variants"]]
+    rows += ["", "| target | measured | met |", "|---|---|---|"]
     kt = e["mlp_kd_transfer_acc"]
     for label, diff, need in (("MLP + KD + transfer ≥ TF-IDF + LR", kt - e["tfidf_lr_acc"], 0.0),
                               ("MLP + KD + transfer ≥ MLP + 2 points", kt - e["mlp_acc"], 0.02),
@@ -311,6 +337,9 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stage", choices=("teacher", "worker", "aggregate", "emotion"), required=True)
     p.add_argument("--merge_only", action="store_true", help="emotion: merge an existing results.json")
+    p.add_argument("--emotion_dir", default=EMOTION_DIR, help="emotion: the recipe's output folder")
+    p.add_argument("--emotion_variants", nargs="*", default=[], help="emotion: other settings' output folders, "
+                                                                    "listed beside it")
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     p.add_argument("--threads", type=int, default=None)
@@ -319,7 +348,7 @@ def main(argv: list[str]) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.stage == "emotion":
-        stage_emotion(demo_argv, run=not a.merge_only)
+        stage_emotion(demo_argv, run=not a.merge_only, folder=a.emotion_dir, variants=a.emotion_variants)
         return
     (demo,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(
         args=["--output_dir", "outputs/transfer", "--quiet", "false", *demo_argv])

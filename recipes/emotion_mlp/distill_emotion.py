@@ -76,7 +76,7 @@ class EmotionArguments:
     kd_loss: str = "kl"
     temperature: float = 1.0
     kd_weight: str = "auto"
-    augment_copies: int = field(default=3, metadata={"help": "Augmented copies of each training text."})
+    augment_copies: int = field(default=10, metadata={"help": "Augmented copies of each training text."})
     p_mask: float = 0.1
     p_swap: float = 0.1
     p_ngram: float = 0.25
