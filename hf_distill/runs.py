@@ -310,3 +310,16 @@ class PhaseTimer(TrainerCallback):
         now["epoch_s"] = time.perf_counter() - self._epoch_start
         now["rest_s"] = now["step_s"] - now["teacher_s"] - now["student_forward_s"]
         self.epochs.append(now)
+
+
+def publish_results(out: dict, markdown: str, name: str, *, results_file: str | None, output_dir: str,
+                    smoke: bool, results_dir: str) -> str:
+    """Write a recipe's results as ``name``.json + .md: to ``results_file`` when given, else inside
+    ``output_dir`` for smoke runs (tests never touch the committed results), else in ``results_dir``;
+    print the Markdown and return the JSON path."""
+    import os
+
+    path = results_file or os.path.join(output_dir if smoke else results_dir, f"{name}.json")
+    write_results(path, out, markdown)
+    print(markdown, flush=True)
+    return path

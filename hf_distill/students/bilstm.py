@@ -69,8 +69,7 @@ class BiLSTMModel(StudentPreTrainedModel):
             else None
         )
         self.output_size = 2 * config.hidden_size
-        self.post_init()
-        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+        self.post_init_with_embeddings()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if attention_mask is None:

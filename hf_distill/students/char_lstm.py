@@ -92,8 +92,7 @@ class CharCNNWordLSTMForTokenClassification(StudentPreTrainedModel):
         self.dropout = nn.Dropout(config.output_dropout)
         self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
         self.crf = make_crf(config)
-        self.post_init()
-        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+        self.post_init_with_embeddings()
 
     def forward(
         self,

@@ -72,8 +72,7 @@ class CNNModel(StudentPreTrainedModel):
             for _ in range(config.num_blocks)
         )
         self.output_size = config.embedding_dim
-        self.post_init()
-        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+        self.post_init_with_embeddings()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if attention_mask is None:

@@ -274,6 +274,11 @@ class StudentPreTrainedModel(PreTrainedModel):
         elif isinstance(module, LinearChainCRF):
             init_crf(module)
 
+    def post_init_with_embeddings(self) -> None:
+        """``post_init`` for a model owning ``self.embeddings``, then freeze them if the config says so."""
+        self.post_init()
+        self.embeddings.weight.requires_grad_(not self.config.freeze_embeddings)
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings
 

@@ -34,8 +34,7 @@ class MLPForSequenceClassification(StudentPreTrainedModel):
         self.hidden = nn.Linear(config.embedding_dim, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+        self.post_init_with_embeddings()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool | None = None, **kwargs):

@@ -35,8 +35,7 @@ class WindowForTokenClassification(StudentPreTrainedModel):
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.embedding_dim * config.window_size, config.num_labels)
         self.crf = make_crf(config)
-        self.post_init()
-        self.embeddings.weight.requires_grad_(not config.freeze_embeddings)
+        self.post_init_with_embeddings()
 
     def forward(
         self,

@@ -232,7 +232,7 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.runs import parse_recipe_args, write_results
+    from hf_distill.runs import parse_recipe_args, publish_results
 
     a = parse_recipe_args(IndoNLUArguments, argv)
     a.teacher_base = os.path.expanduser(a.teacher_base)
@@ -244,10 +244,8 @@ def main(argv: list[str]) -> dict:
     per_task = {task: run_task(a, task, unlabeled) for task in a.tasks}
     command = "accelerate launch recipes/indonlu/distill_indonlu.py " + shlex.join(argv)
     out = aggregate(a, per_task, command)
-    path = a.results_file or (os.path.join(a.output_dir, "indonlu.json") if a.smoke
-                              else os.path.join(RESULTS, "indonlu.json"))
-    write_results(path, out, render(out))
-    print(render(out))
+    publish_results(out, render(out), "indonlu", results_file=a.results_file, output_dir=a.output_dir,
+                    smoke=a.smoke, results_dir=RESULTS)
     return out
 
 

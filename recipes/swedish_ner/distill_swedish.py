@@ -126,7 +126,7 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.runs import parse_recipe_args, write_results
+    from hf_distill.runs import parse_recipe_args, publish_results
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
     a = parse_recipe_args(SwedishArguments, argv)
@@ -152,10 +152,8 @@ def main(argv: list[str]) -> dict:
         runs[seed] = run_zoo(z)
     command = "accelerate launch recipes/swedish_ner/distill_swedish.py " + shlex.join(argv)
     out = aggregate(a, runs, command)
-    path = a.results_file or (os.path.join(a.output_dir, "swedish_ner.json") if a.smoke
-                              else os.path.join(RESULTS, "swedish_ner.json"))
-    write_results(path, out, render(out))
-    print(render(out))
+    publish_results(out, render(out), "swedish_ner", results_file=a.results_file, output_dir=a.output_dir,
+                    smoke=a.smoke, results_dir=RESULTS)
     return out
 
 
