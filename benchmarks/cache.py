@@ -136,7 +136,7 @@ def _published(cache_dir: str) -> dict:
         return {"key": name, "files": json.load(f)["files"]}
 
 
-def stage_speed() -> dict:
+def stage_speed(teacher: str | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,7 +158,7 @@ def stage_speed() -> dict:
         out["two_process_s"] = time.perf_counter() - start
         out["identical"] = _published(one) == _published(two)
     out["ratio_two_over_one"] = out["two_process_s"] / out["one_process_s"]
-    out.update(onnx_speed())
+    out.update(onnx_speed(teacher=teacher))
     return out
 
 
@@ -241,19 +241,21 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--stage", choices=("memory", "speed", "onnx", "render"), required=True)
     p.add_argument("--before_commit", default="a4babdd", help="the build to compare with (memory stage)")
-    p.add_argument("--teacher", default=None, help="onnx stage: a fine-tuned teacher folder (default: the "
-                                                   "all-MiniLM-L6-v2 encoder with a new 9-label head)")
+    p.add_argument("--teacher", default=None, help="speed and onnx stages: a fine-tuned teacher folder for the "
+                                                   "ONNX comparison (default: the all-MiniLM-L6-v2 encoder with a "
+                                                   "new 9-label head)")
     a = p.parse_args(argv)
     r = json.load(open(OUT)) if os.path.isfile(OUT) else {}
     if a.stage == "memory":
         r["memory"] = stage_memory(a.before_commit)
     elif a.stage == "speed":
-        r["speed"] = stage_speed()
+        r["speed"] = stage_speed(a.teacher)
     elif a.stage == "onnx":  # only the ONNX Runtime against PyTorch part of the speed stage
         r.setdefault("speed", {}).update(onnx_speed(teacher=a.teacher))
         r["onnx_command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage onnx" + (
             f" --teacher {a.teacher}" if a.teacher else "")
-    r["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage memory|speed"
+    r["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage memory|speed" + (
+        f" (speed: --teacher {a.teacher})" if a.teacher and a.stage == "speed" else "")
     mem, sp = r.get("memory"), r.get("speed")
     if mem:
         r["rows"] = 14041
