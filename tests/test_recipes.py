@@ -81,6 +81,16 @@ def test_swedish_ner_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     saved = json.loads((tmp_path / "swedish_ner.json").read_text())
     assert saved["models"] == json.loads(json.dumps(out["models"]))
     assert "| LSTM-128-B |" in (tmp_path / "swedish_ner.md").read_text()
+    # --partial tabulates what has finished (here: everything) without training anything
+    partial = recipe.main(["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir),
+                           "--output_dir", str(tmp_path), "--students", "Window", "LSTM-128-B", "--seeds", "1", "2",
+                           "--partial", "true"])
+    assert partial["partial"] and partial["finished"] == {1: ["LSTM-128-B", "LSTM-128-B-no-kd", "Window",
+                                                              "Window-no-kd"],
+                                                          2: ["LSTM-128-B", "LSTM-128-B-no-kd", "Window",
+                                                              "Window-no-kd"]}
+    assert [m["f1_kd"] for m in partial["models"]] == [m["f1_kd"] for m in out["models"]]
+    assert "**Partial**" in (tmp_path / "swedish_ner.md").read_text()
 
 
 def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir):

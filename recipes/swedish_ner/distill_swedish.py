@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import statistics
@@ -70,6 +71,8 @@ class SwedishArguments:
     results_file: str | None = field(default=None, metadata={
         "help": "Results JSON (default: benchmarks/results/swedish_ner.json; smoke runs write beside the output)."})
     smoke: bool = field(default=False, metadata={"help": "Tiny random teacher, a few rows (the test suite)."})
+    partial: bool = field(default=False, metadata={
+        "help": "Train nothing: tabulate the students finished so far (a run spread over sessions)."})
 
 
 def fine_tune_teacher(a: SwedishArguments, raw) -> str:
@@ -99,7 +102,8 @@ def aggregate(a: SwedishArguments, runs: dict[int, dict], command: str) -> dict:
                "f1_no_kd": statistics.mean(f1[False]) if f1[False] else None, "f1_kd": statistics.mean(f1[True]),
                "f1_no_kd_sd": statistics.stdev(f1[False]) if len(f1[False]) > 1 else 0.0,
                "f1_kd_sd": statistics.stdev(f1[True]) if len(f1[True]) > 1 else 0.0,
-               "seeds": sorted(runs), "epochs_kd": [r["epochs_run"] for r in per[True]]}
+               "seeds": sorted(seed for seed, out in runs.items() if any(r["name"] == name for r in out["students"])),
+               "epochs_kd": [r["epochs_run"] for r in per[True]]}
         if a.extra_test:
             row["f1_extra_kd"] = statistics.mean(r["f1_extra_test"] for r in per[True])
             row["f1_extra_no_kd"] = statistics.mean(r["f1_extra_test"] for r in per[False]) if per[False] else None
@@ -109,8 +113,27 @@ def aggregate(a: SwedishArguments, runs: dict[int, dict], command: str) -> dict:
             "command": command}
 
 
+def finished_runs(a: SwedishArguments) -> dict[int, dict]:
+    """Per seed, the zoo's teacher record and the student results written so far (nothing is trained)."""
+    import glob
+
+    runs = {}
+    for seed in a.seeds:
+        folder = os.path.join(a.output_dir, f"seed{seed}")
+        rows = []
+        for path in sorted(glob.glob(os.path.join(folder, "students", "*", "zoo_result.json"))):
+            with open(path) as f:
+                rows.append(json.load(f))
+        if rows and os.path.isfile(os.path.join(folder, "teacher.json")):
+            with open(os.path.join(folder, "teacher.json")) as f:
+                runs[seed] = {"teacher": json.load(f), "students": rows}
+    return runs
+
+
 def render(out: dict) -> str:
     md = ["# Swedish NER distillation (after Hagström & Johansson 2021)", "", f"Command: `{out['command']}`", "",
+          *(["**Partial**: the run is spread over sessions; only the students finished so far are tabulated "
+             f"({out['finished']}).", ""] if out.get("partial") else []),
           f"Teacher test F1 {100 * out['teacher']['f1']:.2f} (the paper's: {out['paper_teacher']}). Seeds "
           f"{out['models'][0]['seeds'] if out['models'] else []}; F1 is PyTorch, test split, seqeval strict IOB2.", "",
           "| student | params | % embeddings | latency ms | F1 no KD | F1 KD | KD − no KD | paper: KD gain |",
@@ -143,6 +166,17 @@ def main(argv: list[str]) -> dict:
                         max_dev_samples=a.max_dev_samples, max_eval_samples=a.max_eval_samples,
                         epochs=a.student_epochs, patience=a.patience, bench_runs=a.bench_runs, quantize=a.quantize,
                         extra_test=a.extra_test, students=[PAPER_STUDENTS[s] for s in a.students])
+    if a.partial:
+        runs = finished_runs(a)
+        if not runs:
+            raise SystemExit(f"no finished student under {a.output_dir}/seed*/students yet")
+        out = aggregate(a, runs, "accelerate launch recipes/swedish_ner/distill_swedish.py " + shlex.join(
+            [x for x in argv if x not in ("--partial", "true")]))
+        out["partial"] = True
+        out["finished"] = {seed: sorted(r["name"] for r in run["students"]) for seed, run in runs.items()}
+        publish_results(out, render(out), "swedish_ner", results_file=a.results_file, output_dir=a.output_dir,
+                        smoke=a.smoke, results_dir=RESULTS)
+        return out
     raw = load_splits(base)
     teacher = fine_tune_teacher(a, raw)
     runs = {}
