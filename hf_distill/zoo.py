@@ -36,6 +36,7 @@ PRESETS: dict[str, tuple[str, dict, float]] = {
     "bert-mini": ("bert-mini", {}, 5e-4),
     "bert-small": ("bert-small", {}, 3e-4),
     "truncated-2": ("truncated", {"layers": [0, 1]}, 2e-4),
+    "charcnn-wordlstm": ("char_lstm", {"embedding_dim": 100, "hidden_size": 200}, 2e-3),
 }
 
 
@@ -197,6 +198,8 @@ def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> st
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+#: families that only tag words (left out of the default zoo of a classification data set)
+TAGGING_ONLY = ("window", "char_lstm")
 #: vocabularies above this size are trimmed under trim_vocabulary="auto"
 TRIM_ABOVE = 60000
 #: families whose embedding table can be trimmed (the BERT-like students keep their own)
@@ -213,15 +216,23 @@ def kept_ids(args: ZooArguments, tokenizer, *splits) -> set[int] | None:
     return {i for split in splits for row in split["input_ids"] for i in row}
 
 
-def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec, keep: set[int] | None = None):
+def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec, keep: set[int] | None = None, words=None):
     from .students import build_student, student_from_teacher, trim_vocabulary
 
     if spec.family == "truncated":
         return student_from_teacher(teacher, spec.config.get("layers", [0, 1]))
-    if spec.family == "char_lstm":
-        raise ValueError(f"student {spec.name!r}: word-level students (char_lstm) are not in the zoo yet; use "
-                         "recipes/distill_ner.py --student char_lstm")
     config = dict(spec.config)
+    if spec.family == "char_lstm":  # its own word tokenizer and characters (``words``: see word_data)
+        if words is None:
+            raise ValueError(f"student {spec.name!r}: a word-level student needs the zoo's word data")
+        from_teacher = config.pop("teacher_embeddings", False)
+        if from_teacher:
+            config["embedding_dim"] = words["teacher_vectors"].shape[1]
+        student = build_student("char_lstm", words["tokenizer"], labels=task.labels, char_vocab=words["chars"],
+                                **config)
+        if from_teacher:
+            student.load_embeddings(words["teacher_vectors"], freeze=bool(config.get("freeze_embeddings", False)))
+        return student
     from_teacher = config.pop("teacher_embeddings", False)  # the "-B" students: the teacher's sub-word embeddings
     if from_teacher:
         config["embedding_dim"] = teacher.get_input_embeddings().weight.shape[1]
@@ -248,7 +259,8 @@ def _training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr
         greater_is_better=True, save_only_model=True, logging_steps=50, **settings)
 
 
-def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None) -> dict:
+def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None,
+            words=None) -> dict:
     """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight, on the dev F1."""
     from .trainer import DistillationTrainer
 
@@ -261,7 +273,7 @@ def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, 
 
     targs = _training_args(args, os.path.join(folder, "search"), task, kd, spec.learning_rate,
                            save_strategy="no", load_best_model_at_end=False)
-    trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, task, keep),
+    trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, task, keep, words),
                                   args=targs, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
                                   compute_metrics=task.compute_metrics())
     best = trainer.hyperparameter_search(hp_space=space, backend="optuna", n_trials=args.search, direction="maximize",
@@ -287,18 +299,21 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
         if done.get("key") == key:
             say(f"{name}: finished before with the same settings, skipped")
             return {**done, "skipped": True}
-    train = data["cached"] if kd else data["train"]
+    words = data.get("words") if spec.family == "char_lstm" else None
+    source = words if words is not None else data  # a word-level student reads its own rows and tokenizer
+    tokenizer = words["tokenizer"] if words is not None else tokenizer
+    train = source["cached"] if kd else source["train"]
     searched = {}
     if args.search:
         say(f"{name}: {args.search} search trials")
-        searched = _search(args, spec, data["teacher"], tokenizer, task, train, data["dev"], folder, kd,
-                           data.get("keep"))
+        searched = _search(args, spec, data["teacher"], tokenizer, task, train, source["dev"], folder, kd,
+                           data.get("keep"), words)
     lr = searched.get("learning_rate", spec.learning_rate)
     over = {k: searched[k] for k in ("temperature", "kd_weight") if k in searched}
-    student = _build(spec, teacher, tokenizer, task, data.get("keep"))
+    student = _build(spec, teacher, tokenizer, task, data.get("keep"), words)
     progress = Progress(name)
     trainer = DistillationTrainer(model=student, args=_training_args(args, folder, task, kd, lr, **over),
-                                  train_dataset=train, eval_dataset=data["dev"], processing_class=tokenizer,
+                                  train_dataset=train, eval_dataset=source["dev"], processing_class=tokenizer,
                                   compute_metrics=task.compute_metrics(),
                                   callbacks=[progress, EarlyStoppingCallback(early_stopping_patience=args.patience)])
     trainer.remove_callback(PrinterCallback)
@@ -314,10 +329,10 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
                         dataset_name=args.dataset, label_column=task.label_column)
     point = deployment_point(eff)
     extra = None
-    if data.get("extra_test") is not None:
+    if source.get("extra_test") is not None:
         from .runs import evaluate
 
-        extra = evaluate(trainer.model, data["extra_test"], tokenizer, task.labels)["f1"]
+        extra = evaluate(trainer.model, source["extra_test"], tokenizer, task.labels)["f1"]
     s = eff["student"]
     row = {"name": name, "family": spec.family, "kd": kd, "key": key, **point,
            "f1_pytorch": score(s["pytorch"]), "f1_onnx": score(s.get("onnx", {})),
@@ -332,6 +347,49 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
     say(f"{name}: test {'F1' if task.kind == 'token' else 'macro-F1'} {100 * row['f1']:.2f} at "
         f"{row['latency_ms']:.2f} ms ({row['backend']})")
     return row
+
+
+def teacher_word_vectors(word_tokenizer, teacher_tokenizer, teacher):
+    """One vector per word of ``word_tokenizer``: the mean of the teacher's input embeddings of the word's
+    sub-words (how a word-level student starts from a teacher when no word vectors exist for its language)."""
+    import torch
+
+    table = teacher.get_input_embeddings().weight.detach()
+    vocab = sorted(word_tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    out = torch.zeros(len(vocab), table.shape[1])
+    for word, i in vocab[2:]:  # [PAD] stays zero, [UNK] keeps zeros too (no sub-words to pool)
+        ids = teacher_tokenizer(word, add_special_tokens=False)["input_ids"]
+        if ids:
+            out[i] = table[ids].mean(0)
+    return out
+
+
+def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test=None) -> dict:
+    """Rows, tokenizer and characters of word-level students (CharCNN+WordLSTM): a word tokenizer and a
+    character set built from the training words, the teacher's cached sub-word logits moved to words
+    (``transfer_teacher_cache``), labels read from the sub-word rows' first sub-words (so transfer rows stay
+    unlabeled), and the teacher's sub-word embeddings pooled per word for ``teacher_embeddings``."""
+    from .cache import transfer_teacher_cache
+    from .data.words import build_char_vocab, build_word_tokenizer, encode_words
+
+    word_tok = build_word_tokenizer(mixed["tokens"])
+    chars = build_char_vocab(raw["train"]["tokens"])
+
+    def relabel(words, sub):
+        labels = [[lab for lab, m in zip(row_labels, mask) if m] for row_labels, mask in
+                  zip(sub["labels"], sub["distill_mask"])]
+        return words.map(lambda ex, i: {"labels": (labels[i] + [-100] * len(ex["input_ids"]))[: len(ex["input_ids"])]},
+                         with_indices=True, desc="word labels")
+
+    mixed_words = relabel(encode_words(mixed.select_columns(["tokens"]), word_tok, chars, None), mixed)
+    out = {"tokenizer": word_tok, "chars": chars,
+           "train": encode_words(raw["train"], word_tok, chars, task.label_column),
+           "dev": encode_words(raw["validation"], word_tok, chars, task.label_column),
+           "cached": transfer_teacher_cache(cached, mixed_words, level="word"),
+           "teacher_vectors": teacher_word_vectors(word_tok, tokenizer, teacher)}
+    if extra_test is not None:
+        out["extra_test"] = encode_words(extra_test, word_tok, chars, "ner_tags")
+    return out
 
 
 def read_extra_test(path: str, labels: list[str]):
@@ -400,6 +458,8 @@ def run_zoo(args: ZooArguments) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
     raw = load_splits(args)
     task = TaskSpec.of(raw["train"], args.label_column, args.text_column)
+    if task.kind == "sequence" and list(args.students) == list(PRESETS):  # the default zoo, for classification
+        specs = [s for s in specs if s.family not in TAGGING_ONLY]
     teacher = _load_teacher(args.teacher, task)
     dev_split = "validation"
     dev_raw = raw[dev_split]
@@ -419,10 +479,16 @@ def run_zoo(args: ZooArguments) -> dict:
     if data["keep"] is not None:
         say(f"trimmed vocabulary: {len(data['keep'])} of {len(tokenizer)} sub-words occur in the training and dev "
             "rows; BiLSTM, CNN and window students get rows for these only")
+    extra_raw = None
     if args.extra_test:
         if task.kind != "token":
             raise ValueError("--extra_test scores tagging students; this data set is text classification")
-        data["extra_test"] = tokenize_and_align(read_extra_test(args.extra_test, task.labels), tokenizer)
+        extra_raw = read_extra_test(args.extra_test, task.labels)
+        data["extra_test"] = tokenize_and_align(extra_raw, tokenizer)
+    if any(spec.family == "char_lstm" for spec in specs):
+        if task.kind != "token":
+            raise ValueError("char_lstm students tag words: this data set is text classification")
+        data["words"] = word_data(raw, mixed, data["cached"], task, teacher, tokenizer, extra_raw)
     teacher_id = teacher_fingerprint(teacher)
     teacher_file = os.path.join(args.output_dir, "teacher.json")
     t_record = None

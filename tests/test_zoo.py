@@ -156,3 +156,36 @@ def test_zoo_trims_the_vocabulary_of_embedding_students(tmp_path, tokenizer, tok
     torch.testing.assert_close(emb(torch.tensor([word]))[0], teacher.get_input_embeddings().weight[word])
     tiny = _build(StudentSpec.parse("bert-tiny"), teacher, tokenizer, task, keep)  # BERT students keep theirs
     assert tiny.get_input_embeddings().weight.shape[0] == len(tokenizer)
+
+
+@pytest.mark.slow
+def test_zoo_runs_word_level_students_from_a_subword_teacher(tmp_path, tokenizer, data_dir):
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from hf_distill.zoo import teacher_word_vectors
+
+    teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS)
+    teacher.save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    args = ZooArguments(
+        teacher=str(tmp_path / "teacher"), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
+        students=['cw=char_lstm:{"embedding_dim": 8, "hidden_size": 8, "char_filters": 8}@1e-2',
+                  'cw-B=char_lstm:{"hidden_size": 8, "char_filters": 8, "teacher_embeddings": true}@1e-2'],
+        transfer="conll2003:train", transfer_max_rows=24, max_train_samples=32, max_dev_samples=16,
+        max_eval_samples=16, epochs=1, patience=1, bench_runs=2, quantize=False, compare_no_kd=True)
+    out = run_zoo(args)
+    assert sorted(r["name"] for r in out["students"]) == ["cw", "cw-B", "cw-B-no-kd", "cw-no-kd"]
+    assert all(0.0 <= r["f1"] <= 1.0 for r in out["students"])
+    saved = tmp_path / "zoo" / "students" / "cw-B" / "model"
+    model = AutoModelForTokenClassification.from_pretrained(saved)
+    assert model.config.char_vocab and model.config.embedding_dim == 16
+    # the -B student starts from the teacher's sub-word embeddings pooled per word
+    from transformers import AutoTokenizer
+
+    words = AutoTokenizer.from_pretrained(saved)
+    vectors = teacher_word_vectors(words, tokenizer, teacher)
+    word = "EU" if "EU" in words.get_vocab() else sorted(words.get_vocab())[5]
+    pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
+    want = teacher.get_input_embeddings().weight[pieces].mean(0).detach()
+    torch.testing.assert_close(vectors[words.get_vocab()[word]], want)
