@@ -37,6 +37,8 @@ PAPER_STUDENTS = {
     "LSTM-256-2-B": 'LSTM-256-2-B=bilstm:{"hidden_size": 256, "num_layers": 2, "teacher_embeddings": true}@2e-3',
     "LSTM-256-2-drop-B": 'LSTM-256-2-drop-B=bilstm:{"hidden_size": 256, "num_layers": 2, "dropout": 0.25, '
                          '"output_dropout": 0.5, "word_dropout": 0.05, "teacher_embeddings": true}@2e-3',
+    # no Swedish word vectors offline: its word embeddings start from the teacher's sub-words pooled per word
+    "CharCNN+WordLSTM": 'CharCNN+WordLSTM=char_lstm:{"hidden_size": 200, "teacher_embeddings": true}@2e-3',
 }
 #: what the paper reports about KD for these rows (as summarized in the project's issue 14; its full Table 4 is
 #: not available offline, so no per-row numbers are copied here): the expected KD gain, in F1 points
