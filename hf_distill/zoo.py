@@ -515,16 +515,32 @@ def run_zoo(args: ZooArguments) -> dict:
     return write_results(args, rows, t_record, task)
 
 
+def command_of(args: ZooArguments) -> str:
+    """The ``hf-distill zoo`` command line that reproduces ``args`` (options that differ from the defaults)."""
+    import shlex
+    from dataclasses import fields
+
+    words = ["hf-distill", "zoo"]
+    for f in fields(ZooArguments):
+        value = getattr(args, f.name)
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        if value == default:
+            continue
+        words.append(f"--{f.name}")
+        words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return shlex.join(words)
+
+
 def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: TaskSpec | None = None) -> dict:
     front = pareto_front(rows)
     advice = recommend(rows, teacher["f1"], args.max_f1_drop, args.latency_budget_ms)
     out = {"teacher": teacher, "students": rows, "pareto_front": front, "recommendation": advice,
-           "settings": {k: v for k, v in asdict(args).items()},
+           "settings": {k: v for k, v in asdict(args).items()}, "command": command_of(args),
            "task": task.kind if task else "token", "metric": task.metric if task else "f1"}
     os.makedirs(args.output_dir, exist_ok=True)
     write_json_atomic(os.path.join(args.output_dir, "zoo.json"), out)
     metric = "F1" if task is None or task.kind == "token" else "macro-F1"
-    md = ["# Which student is best?", "",
+    md = ["# Which student is best?", "", f"Command: `{command_of(args)}`", "",
           f"Teacher `{args.teacher}`: test {metric} {100 * teacher['f1']:.2f}, {teacher['latency_ms']:.2f} ms per "
           f"input (PyTorch, {args.threads} thread). Dataset {args.dataset}; KD {args.kd_loss}, T={args.temperature}, "
           f"kd_weight={args.kd_weight}; every student trained to convergence on the dev split.", "",

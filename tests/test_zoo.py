@@ -62,6 +62,11 @@ def test_zoo_end_to_end_then_resume_skips_finished_students(tmp_path, tokenizer,
     assert names == ["l", "l-no-kd", "w", "w-no-kd"]
     saved = json.loads((tmp_path / "zoo" / "zoo.json").read_text())
     assert saved["pareto_front"] == pareto_front(saved["students"])
+    import shlex
+
+    from hf_distill.cli import parse  # the recorded command parses back to the same settings
+
+    assert parse(ZooArguments, shlex.split(saved["command"])[2:], "hf-distill zoo") == args
     assert saved["recommendation"]["within_f1_drop"]["name"] in names
     assert (tmp_path / "zoo" / "zoo.png").stat().st_size > 1000
     text = (tmp_path / "zoo" / "zoo.md").read_text()
