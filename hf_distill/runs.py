@@ -166,8 +166,9 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
                       patience: int, settings: dict, batch_size: int = 32, smoke: bool = False) -> str:
     """The teacher for ``task``: ``base`` (a pretrained encoder) fine-tuned once with early stopping on
     ``raw["validation"]`` and saved to ``folder/model`` with ``settings``; a later call with the same settings
-    reuses it, one with other settings raises (never overwriting a teacher). ``smoke``: a tiny random BERT
-    with ``base``'s tokenizer (tests)."""
+    reuses it, one with other settings raises (never overwriting a teacher). A fine-tuning killed midway
+    resumes from its last epoch checkpoint (``folder/run``) when the settings match. ``smoke``: a tiny random
+    BERT with ``base``'s tokenizer (tests)."""
     import json
     import os
 
@@ -204,7 +205,7 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
         output_dir=os.path.join(folder, "run"), kd_loss="none", num_train_epochs=epochs, learning_rate=learning_rate,
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-        metric_for_best_model=task.metric, save_only_model=True, report_to="none", disable_tqdm=True,
+        metric_for_best_model=task.metric, save_only_model=False, report_to="none", disable_tqdm=True,
         group_by_length=True, seed=0)
     trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
                                   train_dataset=task.encode(raw["train"], tokenizer),
@@ -212,7 +213,19 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
                                   compute_metrics=task.compute_metrics(),
                                   callbacks=[Progress("teacher"), EarlyStoppingCallback(patience)])
     trainer.remove_callback(PrinterCallback)
-    trainer.train()
+    run_record = os.path.join(folder, "run", "teacher_settings.json")
+    resume = None
+    if os.path.isfile(run_record):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        with open(run_record) as f:
+            same = json.load(f) == settings
+        resume = get_last_checkpoint(os.path.join(folder, "run")) if same else None
+        if not same:
+            raise FileExistsError(f"{folder}/run holds a teacher run with other settings: pass another output folder")
+    os.makedirs(os.path.join(folder, "run"), exist_ok=True)
+    write_json_atomic(run_record, settings)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_student(model_dir, role="teacher")
     write_json_atomic(record_path, {"settings": settings, "best_dev": trainer.state.best_metric,
                                     "metric": task.metric})

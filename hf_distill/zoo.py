@@ -337,6 +337,7 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
     row = {"name": name, "family": spec.family, "kd": kd, "key": key, **point,
            "f1_pytorch": score(s["pytorch"]), "f1_onnx": score(s.get("onnx", {})),
            "f1_onnx_int8": score(s.get("onnx_int8", {})), "accuracy": s["pytorch"].get("accuracy"),
+           "precision": s["pytorch"].get("precision"), "recall": s["pytorch"].get("recall"), "train_rows": len(train),
            "latency_ms_pytorch": s["pytorch"]["latency_ms"], "latency_ms_onnx": s.get("onnx", {}).get("latency_ms"),
            "latency_ms_onnx_int8": s.get("onnx_int8", {}).get("latency_ms"),
            "params": s.get("params"), "embedding_share": s.get("embedding_share"), "flops": s.get("flops"),

@@ -181,3 +181,22 @@ def test_efficient_kd_recipe_smoke_times_phases_through_a_callback(tmp_path, tok
     assert "| substructure_cached |" in (tmp_path / "efficient_kd.md").read_text()
     again = recipe.main(argv)  # every method of every seed finished before: nothing is retrained
     assert again["methods"]["vanilla"]["f1_per_seed"] == out["methods"]["vanilla"]["f1_per_seed"]
+
+
+def test_fine_tune_teacher_refuses_a_run_folder_of_other_settings(tmp_path, tokenizer_dir, data_dir):
+    from hf_distill import load_dataset
+    from hf_distill.runs import TaskSpec, fine_tune_teacher
+
+    raw = load_dataset("conll2003", data_dir=str(data_dir))
+    raw = {k: raw[k].select(range(8)) for k in ("train", "validation")}
+    (tmp_path / "t" / "run").mkdir(parents=True)
+    (tmp_path / "t" / "run" / "teacher_settings.json").write_text(json.dumps({"lr": 1.0}))
+    with pytest.raises(FileExistsError, match="other settings"):
+        fine_tune_teacher(str(tokenizer_dir), raw, TaskSpec.of(raw["train"]), str(tmp_path / "t"), epochs=1,
+                          learning_rate=1e-3, patience=1, settings={"lr": 2.0}, smoke=True)
+    model_dir = fine_tune_teacher(str(tokenizer_dir), raw, TaskSpec.of(raw["train"]), str(tmp_path / "u"),
+                                  epochs=1, learning_rate=1e-3, patience=1, settings={"lr": 2.0}, smoke=True)
+    assert (tmp_path / "u" / "run" / "teacher_settings.json").is_file()
+    assert list((tmp_path / "u" / "run").glob("checkpoint-*/optimizer.pt"))  # resumable if killed
+    assert fine_tune_teacher(str(tokenizer_dir), raw, TaskSpec.of(raw["train"]), str(tmp_path / "u"), epochs=1,
+                             learning_rate=1e-3, patience=1, settings={"lr": 2.0}, smoke=True) == model_dir

@@ -105,7 +105,16 @@ def aggregate(a: SwedishArguments, runs: dict[int, dict], command: str) -> dict:
                "f1_no_kd_sd": statistics.stdev(f1[False]) if len(f1[False]) > 1 else 0.0,
                "f1_kd_sd": statistics.stdev(f1[True]) if len(f1[True]) > 1 else 0.0,
                "seeds": sorted(seed for seed, out in runs.items() if any(r["name"] == name for r in out["students"])),
-               "epochs_kd": [r["epochs_run"] for r in per[True]]}
+               "epochs_kd": [r["epochs_run"] for r in per[True]],
+               "epochs_no_kd": [r["epochs_run"] for r in per[False]],
+               "flops": per[True][0].get("flops")}
+        for kd, tag in ((True, "kd"), (False, "no_kd")):  # precision and recall (results that record them)
+            for key in ("precision", "recall"):
+                values = [r[key] for r in per[kd] if r.get(key) is not None]
+                row[f"{key}_{tag}"] = statistics.mean(values) if values else None
+        # training FLOPs (the paper's Eq. 3): 3 x inference FLOPs per sentence x sentences seen, mean over seeds
+        seen = [r["epochs_run"] * r["train_rows"] for r in per[True] if r.get("train_rows")]
+        row["train_flops_kd"] = 3 * row["flops"] * statistics.mean(seen) if seen and row["flops"] else None
         if a.extra_test:
             row["f1_extra_kd"] = statistics.mean(r["f1_extra_test"] for r in per[True])
             row["f1_extra_no_kd"] = statistics.mean(r["f1_extra_test"] for r in per[False]) if per[False] else None
@@ -138,15 +147,19 @@ def render(out: dict) -> str:
              f"({out['finished']}).", ""] if out.get("partial") else []),
           f"Teacher test F1 {100 * out['teacher']['f1']:.2f} (the paper's: {out['paper_teacher']}). Seeds "
           f"{out['models'][0]['seeds'] if out['models'] else []}; F1 is PyTorch, test split, seqeval strict IOB2.", "",
-          "| student | params | % embeddings | latency ms | F1 no KD | F1 KD | KD − no KD | paper: KD gain |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| student | params | % embeddings | GFLOPs / sentence | latency ms | F1 no KD | F1 KD | KD − no KD "
+          "| P / R (KD) | epochs (KD) | training PFLOPs (KD) | paper: KD gain |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in out["models"]:
         paper = out["paper_claims"].get(m["name"], "-")
         no_kd = "-" if m["f1_no_kd"] is None else f"{100 * m['f1_no_kd']:.2f} ± {100 * m['f1_no_kd_sd']:.2f}"
         diff = "-" if m["f1_no_kd"] is None else f"{100 * (m['f1_kd'] - m['f1_no_kd']):+.2f}"
-        md.append(f"| {m['name']} | {m['params'] / 1e6:.2f}M | {100 * (m['embedding_share'] or 0):.0f} | "
+        pr = "-" if m.get("precision_kd") is None else f"{100 * m['precision_kd']:.1f} / {100 * m['recall_kd']:.1f}"
+        gflops = "-" if not m.get("flops") else f"{m['flops'] / 1e9:.3f}"
+        train = "-" if not m.get("train_flops_kd") else f"{m['train_flops_kd'] / 1e15:.2f}"
+        md.append(f"| {m['name']} | {m['params'] / 1e6:.2f}M | {100 * (m['embedding_share'] or 0):.0f} | {gflops} | "
                   f"{m['latency_ms']:.2f} | {no_kd} | {100 * m['f1_kd']:.2f} ± {100 * m['f1_kd_sd']:.2f} | {diff} | "
-                  f"{paper} |")
+                  f"{pr} | {'/'.join(map(str, m['epochs_kd']))} | {train} | {paper} |")
     return "\n".join(md) + "\n"
 
 
