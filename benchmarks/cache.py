@@ -26,9 +26,8 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-RESULTS = os.path.join(HERE, "results")
+from common import RESULTS, ROOT, default_teacher_path
+
 OUT = os.path.join(RESULTS, "cache.json")
 
 
@@ -48,8 +47,6 @@ def _rows(tokenizer, repeat: int):
 
 
 def _teacher_path() -> str:
-    from hf_distill.demo import default_teacher_path
-
     return default_teacher_path()
 
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 import torch
+from common import RESULTS
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
 from hf_distill import load_dataset
@@ -28,9 +29,6 @@ from hf_distill.bench import bench_student, encode_for, export_for_bench, measur
 from hf_distill.cards import write_card
 from hf_distill.efficiency import training_flops
 from hf_distill.export import load_model
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
 
 
 def measure_dir(model_dir: str, split, runs: int, quality: bool = True, model=None, tokenizer=None) -> dict:

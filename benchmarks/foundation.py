@@ -15,17 +15,18 @@ import statistics
 import sys
 import time
 
+from common import RESULTS, load_demo
 from transformers import HfArgumentParser
 
-from hf_distill.demo import DemoArguments, format_table, run_demo
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
 DEFAULTS = ["--max_train_samples", "0", "--transfer_samples", "0", "--runs", "no_kd", "kd",
             "--student_seeds", "42", "43", "44", "--measure_online_epoch", "true", "--output_dir", "outputs/foundation"]
 
 
 RUNS_DIR = os.path.join(RESULTS, "transfer_runs")
+
+
+_demo = load_demo()
+DemoArguments, format_table, run_demo = _demo.DemoArguments, _demo.format_table, _demo.run_demo
 
 
 def from_runs(tag: str = "full") -> dict:

@@ -18,13 +18,14 @@ import sys
 import time
 
 import torch
+from common import RESULTS, load_demo
 from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
 
 from hf_distill import cache_teacher_outputs, load_dataset, student_from_teacher, tokenize_and_align
-from hf_distill.demo import DemoArguments, _training_args
 from hf_distill.runs import evaluate, train_to_convergence
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+_demo = load_demo()
+DemoArguments, _training_args = _demo.DemoArguments, _demo._training_args
 
 
 def main(argv):

@@ -14,9 +14,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-RESULTS = os.path.join(HERE, "results")
+from common import RESULTS, ROOT
 
 #: (test file, test-name pattern) of the bad-input cases outside test_reliability.py
 OTHER_CASES = (

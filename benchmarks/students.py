@@ -25,6 +25,7 @@ import sys
 import time
 
 import torch
+from common import RESULTS
 from transformers import AutoModelForTokenClassification, AutoTokenizer, EarlyStoppingCallback, set_seed
 
 from hf_distill import (
@@ -46,9 +47,6 @@ from hf_distill.data.words import (
 )
 from hf_distill.efficiency import count_parameters, measure_latency
 from hf_distill.students import build_student
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
 
 # name -> (family, config overrides, learning rate, word level?)
 STUDENTS = {

@@ -25,26 +25,25 @@ import sys
 import time
 
 import torch
+from common import HERE, RESULTS, default_teacher_path, load_demo
 from transformers import AutoTokenizer, HfArgumentParser
 
 from hf_distill.base import write_json_atomic
-from hf_distill.demo import (
-    RUNS,
-    DemoArguments,
-    cache_for_students,
-    default_teacher_path,
-    evaluate,
-    get_teacher,
-    latency,
-    prepare_data,
-    train_student,
-)
 from hf_distill.students import count_parameters
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
 RUNS_DIR = os.path.join(RESULTS, "transfer_runs")
 SEEDS = (42, 43, 44)
+
+
+_demo = load_demo()
+RUNS = _demo.RUNS
+DemoArguments = _demo.DemoArguments
+cache_for_students = _demo.cache_for_students
+evaluate = _demo.evaluate
+get_teacher = _demo.get_teacher
+latency = _demo.latency
+prepare_data = _demo.prepare_data
+train_student = _demo.train_student
 
 
 def _say(text: str) -> None:

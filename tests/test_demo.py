@@ -8,8 +8,11 @@ import sys
 
 from conftest import tiny_bert
 
-from hf_distill.cli import main
-from hf_distill.demo import DemoArguments, format_table, next_steps, run_demo
+from hf_distill.cli import load_demo, main
+
+_demo = load_demo()  # the demo lives in recipes/demo/, beside the package
+DemoArguments, format_table, next_steps, run_demo = _demo.DemoArguments, _demo.format_table, _demo.next_steps, \
+    _demo.run_demo
 
 
 def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):

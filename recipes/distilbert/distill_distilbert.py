@@ -91,7 +91,7 @@ def _splits(a: DistilBertArguments, dataset: str):
 def _teacher(a: DistilBertArguments, dataset: str, raw, task):
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    from hf_distill.demo import default_teacher_path
+    from hf_distill.base import default_teacher_path
     from hf_distill.runs import fine_tune_teacher
 
     given = getattr(a, f"teacher_{dataset}")

