@@ -336,3 +336,16 @@ def publish_results(out: dict, markdown: str, name: str, *, results_file: str | 
     write_results(path, out, markdown)
     print(markdown, flush=True)
     return path
+
+
+def recipe_teacher_base(teacher_base: str, extra_test: str | None = None) -> str:
+    """The recipes' input checks: ``teacher_base`` given (``~`` expanded) and ``extra_test`` an existing file;
+    exits with a one-line message otherwise."""
+    import os
+
+    teacher_base = os.path.expanduser(teacher_base or "")
+    if not teacher_base:
+        raise SystemExit("--teacher_base: the pretrained encoder to fine-tune (see ../shared/tools/README.md)")
+    if extra_test and not os.path.isfile(extra_test):
+        raise SystemExit(f"--extra_test {extra_test}: no such file")
+    return teacher_base

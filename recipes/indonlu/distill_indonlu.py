@@ -232,14 +232,10 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.runs import parse_recipe_args, publish_results
+    from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base
 
     a = parse_recipe_args(IndoNLUArguments, argv)
-    a.teacher_base = os.path.expanduser(a.teacher_base)
-    if not a.teacher_base:
-        raise SystemExit("--teacher_base: the pretrained encoder to fine-tune (see ../shared/tools/README.md)")
-    if a.extra_test and not os.path.isfile(a.extra_test):
-        raise SystemExit(f"--extra_test {a.extra_test}: no such file")
+    a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
     unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None
     per_task = {task: run_task(a, task, unlabeled) for task in a.tasks}
     command = "accelerate launch recipes/indonlu/distill_indonlu.py " + shlex.join(argv)

@@ -164,18 +164,14 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.runs import parse_recipe_args, publish_results
+    from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
     a = parse_recipe_args(SwedishArguments, argv)
-    a.teacher_base = os.path.expanduser(a.teacher_base)
-    if not a.teacher_base:
-        raise SystemExit("--teacher_base: the pretrained encoder to fine-tune (see ../shared/tools/README.md)")
+    a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
     unknown = [s for s in a.students if s not in PAPER_STUDENTS]
     if unknown:
         raise SystemExit(f"--students {unknown}: choose from {list(PAPER_STUDENTS)}")
-    if a.extra_test and not os.path.isfile(a.extra_test):
-        raise SystemExit(f"--extra_test {a.extra_test}: no such file")
     base = ZooArguments(teacher="", dataset=a.dataset, data_dir=a.data_dir, kd_loss="kl", temperature=a.temperature,
                         kd_weight="auto", compare_no_kd=True, max_train_samples=a.max_train_samples,
                         max_dev_samples=a.max_dev_samples, max_eval_samples=a.max_eval_samples,
