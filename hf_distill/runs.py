@@ -206,7 +206,7 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=task.metric, save_only_model=False, report_to="none", disable_tqdm=True,
-        group_by_length=True, seed=0)
+        group_by_length=True, seed=0, logging_steps=50)
     trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
                                   train_dataset=task.encode(raw["train"], tokenizer),
                                   eval_dataset=task.encode(raw["validation"], tokenizer),
