@@ -34,8 +34,12 @@ def check_vocabulary(model: nn.Module, tokenizer, who: str = "model") -> None:
     if tokenizer is None or not hasattr(tokenizer, "__len__") or not hasattr(model, "get_input_embeddings"):
         return
     emb = model.get_input_embeddings()
-    if isinstance(emb, nn.Embedding) and len(tokenizer) > emb.num_embeddings:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the {who} embeds only {emb.num_embeddings}: "
+    if not isinstance(emb, nn.Embedding):
+        return
+    # a trimmed table (students.TrimmedEmbedding) reads every id of its id map, with fewer rows
+    accepted = emb.id_map.shape[0] if hasattr(emb, "id_map") else emb.num_embeddings
+    if len(tokenizer) > accepted:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the {who} embeds only {accepted}: "
                          f"use the {who}'s own tokenizer, or build the student with vocab_size=len(tokenizer)")
 
 

@@ -161,6 +161,13 @@ def test_zoo_trims_the_vocabulary_of_embedding_students(tmp_path, tokenizer, tok
     torch.testing.assert_close(emb(torch.tensor([word]))[0], teacher.get_input_embeddings().weight[word])
     tiny = _build(StudentSpec.parse("bert-tiny"), teacher, tokenizer, task, keep)  # BERT students keep theirs
     assert tiny.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    # a trimmed student trains with the teacher's tokenizer (its id map covers the whole vocabulary)
+    from hf_distill import DistillationTrainer, DistillationTrainingArguments
+
+    args = DistillationTrainingArguments(output_dir=str(tmp_path / "t"), max_steps=2, kd_loss="none",
+                                         report_to="none", per_device_train_batch_size=4, save_strategy="no")
+    DistillationTrainer(model=b, args=args, train_dataset=tokenized["train"].select(range(8)),
+                        processing_class=tokenizer).train()
 
 
 @pytest.mark.slow
