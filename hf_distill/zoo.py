@@ -239,8 +239,8 @@ def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec, keep: set[int]
     student = build_student(spec.family, tokenizer, task=task.kind, labels=task.labels, **config)
     if keep is not None and spec.family in TRIMMABLE:
         trim_vocabulary(student, keep, unk_token_id=tokenizer.unk_token_id)
-    if from_teacher:
-        student.load_embeddings(teacher.get_input_embeddings().weight.detach().clone(),
+    if from_teacher:  # rows past the tokenizer (a padded embedding table) are never read
+        student.load_embeddings(teacher.get_input_embeddings().weight.detach()[: len(tokenizer)].clone(),
                                 freeze=bool(config.get("freeze_embeddings", False)))
     return student
 
