@@ -99,13 +99,14 @@ def epoch_of(state, checkpoint: str | None, metric: str = "f1") -> int | None:
     return None
 
 
-def evaluate(model, dataset, tokenizer, label_names, batch_size: int = 64) -> dict[str, float]:
+def evaluate(model, dataset, tokenizer, label_names=None, batch_size: int = 64,
+             compute_metrics=None) -> dict[str, float]:
     """seqeval scores of ``model`` on a tokenized dataset (first-sub-word positions)."""
     targs = DistillationTrainingArguments(output_dir="/tmp/hf_distill_eval", per_device_eval_batch_size=batch_size,
                                           report_to="none", kd_loss="none", disable_tqdm=True,
                                           dataloader_pin_memory=False)
     trainer = DistillationTrainer(model=model, args=targs, processing_class=tokenizer,
-                                  compute_metrics=TokenClassificationMetrics(label_names))
+                                  compute_metrics=compute_metrics or TokenClassificationMetrics(label_names))
     metrics = trainer.evaluate(dataset, metric_key_prefix="test")
     return {k.removeprefix("test_"): v for k, v in metrics.items()}
 
@@ -149,12 +150,12 @@ class TaskSpec:
         """The dev metric models are selected on (also the zoo's "f1" column)."""
         return "f1" if self.kind == "token" else "macro_f1"
 
-    def encode(self, split, tokenizer):
+    def encode(self, split, tokenizer, max_length: int = 128):
         from .data import tokenize_and_align, tokenize_text
 
         if self.kind == "token":
-            return tokenize_and_align(split, tokenizer, self.label_column)
-        return tokenize_text(split, tokenizer, self.text_column, self.label_column)
+            return tokenize_and_align(split, tokenizer, self.label_column, max_length=max_length)
+        return tokenize_text(split, tokenizer, self.text_column, self.label_column, max_length=max_length)
 
     def compute_metrics(self):
         from .metrics import TokenClassificationMetrics, classification_metrics

@@ -125,15 +125,10 @@ def student_for(variant: str, teacher, layers: list[int]):
 
 def _score(model, split, tokenizer, task) -> dict:
     """Test scores of ``model``: the task's metrics (F1 for tagging; accuracy and macro-F1 for classification)."""
-    from hf_distill import DistillationTrainer, DistillationTrainingArguments
+    from hf_distill.runs import evaluate
 
-    targs = DistillationTrainingArguments(output_dir="/tmp/hf_distill_eval", per_device_eval_batch_size=64,
-                                          report_to="none", kd_loss="none", disable_tqdm=True,
-                                          dataloader_pin_memory=False)
-    trainer = DistillationTrainer(model=model, args=targs, processing_class=tokenizer,
-                                  compute_metrics=task.compute_metrics())
-    metrics = trainer.evaluate(split, metric_key_prefix="test")
-    return {k.removeprefix("test_"): v for k, v in metrics.items() if isinstance(v, float)}
+    scores = evaluate(model, split, tokenizer, compute_metrics=task.compute_metrics())
+    return {k: v for k, v in scores.items() if isinstance(v, float)}
 
 
 def main_score(task, scores: dict) -> float:
@@ -204,11 +199,7 @@ def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
 
     def encode(split):
-        from hf_distill.data import tokenize_and_align, tokenize_text
-
-        if task.kind == "token":
-            return tokenize_and_align(split, tokenizer, task.label_column, max_length=a.max_length)
-        return tokenize_text(split, tokenizer, task.text_column, task.label_column, max_length=a.max_length)
+        return task.encode(split, tokenizer, max_length=a.max_length)
 
     data = {"train": encode(raw["train"]), "dev": encode(raw["validation"]), "test": encode(raw["test"]),
             "teacher_path": os.path.abspath(teacher_path) if os.path.exists(teacher_path) else teacher_path}
