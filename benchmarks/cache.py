@@ -10,6 +10,9 @@ Writes benchmarks/results/cache.json (+ .md); each stage fills its part, so they
   1-layer teacher at 14,041 rows (CoNLL-2003 train) and at 140,410 (the split repeated 10 times), for the
   streamed build (``cache_dir``; shards of 16,384 rows) and the one-pass in-memory build (``cache_dir=None``:
   every logit held in Python lists, what every build did before streaming). Each measurement in a fresh process.
+- student: does the int8 teacher change what a student learns? The CNN student of the zoo distilled on
+  CoNLL-2003 train (KD, KL T=1, early stopping on dev) from the fine-tuned teacher's fp32 PyTorch cache and from
+  its int8 ONNX Runtime cache, 3 seeds each, one process; test F1 (PyTorch) per seed.
 - speed: all-MiniLM-L6-v2 (6 layers) over CoNLL-2003 train at one thread: one process, then two processes
   (RANK/WORLD_SIZE, one core each) building the same cache, and the ONNX Runtime teacher's sentences per second
   against PyTorch's on the same rows, in one run.
@@ -195,6 +198,53 @@ def onnx_speed(n: int | None = None, teacher: str | None = None) -> dict:
     return out
 
 
+STUDENT_SEEDS = (42, 43, 44)
+STUDENT_BACKENDS = ("torch", "onnxruntime-int8")
+
+
+def stage_student(teacher: str, student: str = "cnn") -> dict:
+    """Test F1 of ``student`` distilled from the PyTorch and from the int8 ONNX Runtime cache, per seed; each
+    run is a resumable zoo run (finished students are skipped), every run shares one teacher cache folder."""
+    import shutil
+    import statistics
+
+    import torch
+
+    from hf_distill.zoo import ZooArguments, run_zoo
+
+    torch.set_num_threads(1)
+    base = os.path.join(ROOT, "outputs", "cache_student")
+    shared_cache = os.path.join(base, "teacher_cache")
+    os.makedirs(shared_cache, exist_ok=True)
+    out = {"teacher": teacher, "student": student, "seeds": list(STUDENT_SEEDS)}
+    for backend in STUDENT_BACKENDS:
+        f1s = []
+        for seed in STUDENT_SEEDS:
+            run_dir = os.path.join(base, backend, f"seed{seed}")
+            os.makedirs(run_dir, exist_ok=True)
+            if not os.path.exists(os.path.join(run_dir, "teacher_cache")):
+                os.symlink(shared_cache, os.path.join(run_dir, "teacher_cache"))
+            record = os.path.join(base, "teacher.json")  # the teacher is benched once
+            if os.path.isfile(record) and not os.path.isfile(os.path.join(run_dir, "teacher.json")):
+                shutil.copy(record, os.path.join(run_dir, "teacher.json"))
+            res = run_zoo(ZooArguments(teacher=teacher, dataset="conll2003", students=[student], seed=seed,
+                                       cache_backend=backend, output_dir=run_dir, quantize=False, bench_runs=20))
+            if not os.path.isfile(record):
+                shutil.copy(os.path.join(run_dir, "teacher.json"), record)
+            row = res["students"][0]
+            f1s.append(row["f1_pytorch"])
+            out.setdefault("epochs_run", {}).setdefault(backend, []).append(row["epochs_run"])
+            out["teacher_f1"] = res["teacher"]["f1"]
+        out[backend] = f1s
+        out[f"{backend}_mean"] = statistics.mean(f1s)
+        out[f"{backend}_sd"] = statistics.stdev(f1s)
+    diffs = [b - a for a, b in zip(out["torch"], out["onnxruntime-int8"])]
+    out["int8_minus_torch"] = statistics.mean(diffs)
+    out["command"] = ("HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage student "
+                      f"--teacher {teacher}")
+    return out
+
+
 def render(r: dict) -> None:
     md = ["# Teacher cache at scale", "", f"Command: `{r.get('command', '')}`"
           + (f"; ONNX part: `{r['onnx_command']}`" if r.get("onnx_command") else ""), ""]
@@ -223,6 +273,20 @@ def render(r: dict) -> None:
                    "so the backend is part of the cache key and the build is refused below a stated agreement "
                    "(default 99% of 256 sample rows)."]
         md.append("")
+    st = r.get("student")
+    if st:
+        def f1s(backend):
+            return " / ".join(f"{100 * x:.2f}" for x in st[backend])
+        md += ["## Does the int8 teacher change the student? (CoNLL-2003, test F1, PyTorch)", "",
+               f"Command: `{st['command']}`", "",
+               f"Student: the zoo's `{st['student']}` preset, KD (KL, T=1, kd_weight=auto), early stopping on dev "
+               f"(patience 3, at most 30 epochs), trained on the teacher's cached logits of CoNLL-2003 train. "
+               f"Teacher test F1 {100 * st['teacher_f1']:.2f}. Seeds {st['seeds']}.", "",
+               "| teacher cache | F1 per seed | mean ± s.d. | epochs run |", "|---|---|---|---|"]
+        for backend, label in (("torch", "PyTorch fp32"), ("onnxruntime-int8", "int8 ONNX Runtime")):
+            md.append(f"| {label} | {f1s(backend)} | {100 * st[backend + '_mean']:.2f} ± "
+                      f"{100 * st[backend + '_sd']:.2f} | {st['epochs_run'][backend]} |")
+        md += ["", f"int8 − fp32, mean of the per-seed differences: {100 * st['int8_minus_torch']:+.2f} F1.", ""]
     with open(os.path.join(RESULTS, "cache.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
@@ -236,7 +300,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps(child_build(argv[1], 1)))
         return
     p = argparse.ArgumentParser()
-    p.add_argument("--stage", choices=("memory", "speed", "onnx", "render"), required=True)
+    p.add_argument("--stage", choices=("memory", "speed", "onnx", "student", "render"), required=True)
     p.add_argument("--before_commit", default="a4babdd", help="the build to compare with (memory stage)")
     p.add_argument("--teacher", default=None, help="speed and onnx stages: a fine-tuned teacher folder for the "
                                                    "ONNX comparison (default: the all-MiniLM-L6-v2 encoder with a "
@@ -247,6 +311,10 @@ def main(argv: list[str]) -> None:
         r["memory"] = stage_memory(a.before_commit)
     elif a.stage == "speed":
         r["speed"] = stage_speed(a.teacher)
+    elif a.stage == "student":
+        if not a.teacher:
+            raise SystemExit("--stage student needs --teacher: a fine-tuned token-classification teacher")
+        r["student"] = stage_student(a.teacher)
     elif a.stage == "onnx":  # only the ONNX Runtime against PyTorch part of the speed stage
         r.setdefault("speed", {}).update(onnx_speed(teacher=a.teacher))
         r["onnx_command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage onnx" + (
