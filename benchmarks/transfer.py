@@ -66,7 +66,8 @@ def _prefix(tag: str | None) -> str:
 
 def _settings(demo: DemoArguments) -> dict:
     return {k: getattr(demo, k) for k in ("max_train_samples", "transfer_samples", "kd_loss", "temperature",
-                                          "kd_weight", "patience", "student_epochs", "transfer_epochs",
+                                          "labeled_temperature", "kd_weight", "patience", "student_epochs",
+                                          "transfer_epochs",
                                           "student_layers", "student_learning_rate")}
 
 
@@ -255,6 +256,18 @@ def _emotion_md(e: dict) -> list[str]:
     return rows
 
 
+def _temperatures(st: dict) -> tuple:
+    """(T of the labeled-only KD run, T of the KD + transfer run) of a run's recorded settings (runs before
+    ``labeled_temperature`` existed used ``temperature`` for both)."""
+    t = st.get("temperature", 1.0)  # runs recorded before their settings were stored used the default T=1
+    labeled = st.get("labeled_temperature")
+    return (t if labeled is None else labeled), t
+
+
+def _run_settings(c: dict, run: str) -> dict:
+    return next((s[run].get("settings") or {} for s in c["details"]["runs"] if run in s), {})
+
+
 def _f(x) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
@@ -272,7 +285,10 @@ def render(out: dict) -> None:
             f"dev, {t['teacher'].get('epochs_run')} epochs, best {t['teacher'].get('best_epoch')}): test F1 "
             f"{_f(c['teacher_f1'])}. Student: the teacher's first 2 layers. Transfer set: the other "
             f"{c['transfer']} train sentences with their gold labels dropped (filters: "
-            f"{t.get('transfer', {}).get('filtered')}). KD: KL, T=1, kd_weight=auto. Every student trains "
+            f"{t.get('transfer', {}).get('filtered')}). KD: KL, kd_weight=auto, T="
+            f"{_temperatures(_run_settings(c, 'kd'))[0]:g} on the labeled rows only and T="
+            f"{_temperatures(_run_settings(c, 'kd_transfer'))[1]:g} on labeled + transfer rows (the demo's "
+            "`labeled_temperature` and `temperature`). Every student trains "
             "to convergence: early stopping on dev F1 (patience 2), best checkpoint restored; test F1 is "
             "seqeval strict IOB2 on the full test split. One torch thread per run, two runs at a time.", "",
             "| seed | no KD | KD (labeled only) | KD + transfer |", "|---|---|---|---|",
@@ -307,7 +323,8 @@ def render(out: dict) -> None:
             st = v.get("settings") or {}
             m = v["mean"]
             diff = m["kd"] - base["no_kd"] if "kd" in m and base else None
-            md.append(f"| {tag} | T={st.get('temperature')}, kd_weight={st.get('kd_weight')}, "
+            t_kd, t_tr = _temperatures(st)
+            md.append(f"| {tag} | T={t_kd:g} (labeled) / {t_tr:g} (transfer), kd_weight={st.get('kd_weight')}, "
                       f"patience={st.get('patience')} ({len(v['seeds'].get('kd', []))} seeds) "
                       f"| {_f(base.get('no_kd'))} "
                       f"| {_f(m.get('kd'))} | "
