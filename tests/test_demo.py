@@ -28,6 +28,9 @@ def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):
         assert 0.0 <= r[name]["f1"] <= 1.0 and r[name]["params"] > 0 and r[name]["latency_ms"] > 0
         assert 1 <= r[name]["epochs_run"] and r[name]["best_epoch"] in range(1, r[name]["epochs_run"] + 1)
     assert r["student_no_kd"]["params"] < r["teacher"]["params"]
+    # labeled-only KD at labeled_temperature (default 2), KD + transfer at temperature (default 1)
+    assert (r["student_kd"]["temperature"], r["student_kd_transfer"]["temperature"]) == (2.0, 1.0)
+    assert r["student_no_kd"]["temperature"] is None
     assert r["student_kd"]["train_rows"] == 64 and r["student_kd_transfer"]["train_rows"] == 64 + 48
     assert r["transfer"]["rows_out"] == 48 and r["transfer"]["filtered"]["max_rows"] > 0
     assert "f1" not in r["student_kd_online"]  # timing run only

@@ -230,6 +230,7 @@ def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cache
     result.update(count_parameters(student))
     result.update(latency(student, test, tokenizer, args.latency_runs))
     result.update({"seed": seed, "run": run, "train_rows": len(train),
+                   "temperature": targs.temperature if kd_on else None,
                    "model_dir": _save(student, tokenizer, os.path.join(args.output_dir, name, "model"))})
     say(f"{name}: test F1 {100 * result['f1']:.2f} (best dev epoch {result.get('best_epoch')})")
     return result
