@@ -41,6 +41,8 @@ class Progress(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         self.epochs.append(time.perf_counter() - self._t0)
         self.cpu_epochs.append(time.process_time() - self._c0)
+        control.should_log = True  # the epoch line shows the training loss since the last log, not a stale one
+        return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:

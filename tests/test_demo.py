@@ -40,6 +40,7 @@ def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):
     assert config["num_hidden_layers"] == 2
     assert any((tmp_path / "out" / "teacher_cache").iterdir())
     out = capsys.readouterr().out
+    assert "loss nan" not in out  # each epoch line shows that epoch's training loss
     assert "[teacher] epoch 1/2" in out and "[student_kd_transfer]" in out and "dev F1" in out
     table = format_table(r)
     assert table.count("\n") == 5 and "student_kd_transfer" in table
