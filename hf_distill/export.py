@@ -81,6 +81,11 @@ class CharLSTMOnnxConfig(_StudentOnnxConfig):
                 "attention_mask": torch.ones(b, s, dtype=torch.long)}
 
 
+@_register("hfd_trimmable_bert", "token-classification", "text-classification")
+class TrimmableBertOnnxConfig(_StudentOnnxConfig):
+    """A small BERT with a trimmed vocabulary: its token types are all 0 (single sentences)."""
+
+
 @_register("hfd_bert_crf", "token-classification")
 class BertCRFOnnxConfig(TextEncoderOnnxConfig):
     NORMALIZED_CONFIG_CLASS = NormalizedTextConfig

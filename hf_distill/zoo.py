@@ -68,7 +68,8 @@ class ZooArguments:
     transfer: str | None = field(default=None, metadata={"help": "Unlabeled text for KD only (a transfer-set "
                                                                    "source: file, 'name:split'...)."})
     trim_vocabulary: str = field(default="auto", metadata={
-        "help": "Give BiLSTM, CNN and window students embedding rows only for the sub-words of the training and "
+        "help": "Give BiLSTM, CNN, window, MLP and small-BERT students embedding rows only for the sub-words of "
+                "the training and "
                 "dev rows (the others share the unknown token's row): 'auto' (when the teacher's vocabulary has "
                 "over 60k entries, e.g. multilingual teachers), 'true' or 'false'."})
     transfer_length: str | None = field(default=None, metadata={
@@ -207,8 +208,8 @@ def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> st
 TAGGING_ONLY = ("window", "char_lstm")
 #: vocabularies above this size are trimmed under trim_vocabulary="auto"
 TRIM_ABOVE = 60000
-#: families whose embedding table can be trimmed (the BERT-like students keep their own)
-TRIMMABLE = ("bilstm", "cnn", "window", "mlp")
+#: families whose embedding table can be trimmed (the truncated teacher keeps the teacher's)
+TRIMMABLE = ("bilstm", "cnn", "window", "mlp", "bert-tiny", "bert-mini", "bert-small")
 
 
 def kept_ids(args: ZooArguments, tokenizer, *splits) -> set[int] | None:
@@ -222,7 +223,7 @@ def kept_ids(args: ZooArguments, tokenizer, *splits) -> set[int] | None:
 
 
 def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec, keep: set[int] | None = None, words=None):
-    from .students import build_student, student_from_teacher, trim_vocabulary
+    from .students import SMALL_BERTS, build_student, student_from_teacher, trim_vocabulary
 
     if spec.family == "truncated":
         return student_from_teacher(teacher, spec.config.get("layers", [0, 1]))
@@ -241,6 +242,8 @@ def _build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec, keep: set[int]
     from_teacher = config.pop("teacher_embeddings", False)  # the "-B" students: the teacher's sub-word embeddings
     if from_teacher:
         config["embedding_dim"] = teacher.get_input_embeddings().weight.shape[1]
+    if keep is not None and spec.family in SMALL_BERTS:
+        config["trimmable"] = True
     student = build_student(spec.family, tokenizer, task=task.kind, labels=task.labels, **config)
     if keep is not None and spec.family in TRIMMABLE:
         trim_vocabulary(student, keep, unk_token_id=tokenizer.unk_token_id)

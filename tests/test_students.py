@@ -274,8 +274,11 @@ def test_saved_student_loads_with_remote_code_without_hf_distill(tmp_path, token
         "cnn_crf": (build_student("cnn", tokenizer, labels=CONLL_LABELS, embedding_dim=16, use_crf=True,
                                   crf_constraints=True), "AutoModelForTokenClassification"),
         "window_trimmed": (build_student("window", tokenizer, labels=CONLL_LABELS), "AutoModelForTokenClassification"),
+        "bert_trimmed": (build_student("bert-tiny", tokenizer, task="sequence", labels=["a", "b"], trimmable=True),
+                         "AutoModelForSequenceClassification"),
     }
     trim_vocabulary(cases["window_trimmed"][0], range(40, 52), unk_token_id=tokenizer.unk_token_id)
+    trim_vocabulary(cases["bert_trimmed"][0], range(40, 52), unk_token_id=tokenizer.unk_token_id)
     ids = [[2, 40, 41, 42, 3, 0], [2, 50, 51, 52, 53, 3]]
     expected = {}
     for name, (model, _) in cases.items():
@@ -314,6 +317,29 @@ def test_every_student_reports_params_and_embedding_share(tokenizer):
         assert stats["params"] > stats["embedding_params"] > 0
         assert 0 < stats["embedding_share"] < 1
 
+
+
+def test_trimmed_small_bert_round_trips_and_exports(tmp_path, tokenizer, tokenized):
+    from hf_distill.export import export_onnx
+
+    rows = tokenized["test"].select(range(8))
+    seen = {i for r in rows["input_ids"] for i in r}
+    batch = DistillationCollator(tokenizer)([{k: r[k] for k in ("input_ids", "attention_mask")} for r in rows])
+    plain = build_student("bert-mini", tokenizer, labels=CONLL_LABELS)
+    student = build_student("bert-mini", tokenizer, labels=CONLL_LABELS, trimmable=True).eval()
+    assert count_parameters(student)["params"] == count_parameters(plain)["params"]  # the same model until trimmed
+    with torch.no_grad():
+        before = student(**batch).logits
+    kept = trim_vocabulary(student, seen, unk_token_id=tokenizer.unk_token_id)
+    assert count_parameters(student)["params"] == count_parameters(plain)["params"] - (len(tokenizer) - kept) * 256
+    student.save_pretrained(tmp_path / "s")
+    again = AutoModelForTokenClassification.from_pretrained(tmp_path / "s").eval()
+    assert type(again).__name__ == "TrimmableBertForTokenClassification" and again.config.kept_tokens == kept
+    with torch.no_grad():  # ids with a row read the vectors they had before trimming
+        torch.testing.assert_close(student(**batch).logits, before)
+        torch.testing.assert_close(again(**batch).logits, before)
+    report = export_onnx(again, str(tmp_path / "onnx"), examples=[rows[0], rows[1]], tokenizer=tokenizer)
+    assert report["max_abs_diff"] <= 1e-4
 
 
 def test_trimmed_vocabulary_keeps_seen_ids_and_round_trips(tmp_path, tokenizer, teacher, tokenized):

@@ -159,8 +159,11 @@ def test_zoo_trims_the_vocabulary_of_embedding_students(tmp_path, tokenizer, tok
     assert b.config.kept_tokens == emb.weight.shape[0] < len(tokenizer)
     word = max(keep)
     torch.testing.assert_close(emb(torch.tensor([word]))[0], teacher.get_input_embeddings().weight[word])
-    tiny = _build(StudentSpec.parse("bert-tiny"), teacher, tokenizer, task, keep)  # BERT students keep theirs
-    assert tiny.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    tiny = _build(StudentSpec.parse("bert-tiny"), teacher, tokenizer, task, keep)  # small BERTs are trimmed too
+    assert tiny.config.model_type == "hfd_trimmable_bert"
+    assert tiny.get_input_embeddings().weight.shape[0] == tiny.config.kept_tokens == emb.weight.shape[0]
+    truncated = _build(StudentSpec.parse('t1=truncated:{"layers": [0]}'), teacher, tokenizer, task, keep)  # not trimmed
+    assert truncated.get_input_embeddings().weight.shape[0] == len(tokenizer) + 7
     # a trimmed student trains with the teacher's tokenizer (its id map covers the whole vocabulary)
     from hf_distill import DistillationTrainer, DistillationTrainingArguments
 

@@ -14,7 +14,14 @@ from .cnn import CNNConfig, CNNForSequenceClassification, CNNForTokenClassificat
 from .common import TrimmedEmbedding, trim_vocabulary
 from .factory import FAMILIES, build_student
 from .mlp import MLPConfig, MLPForSequenceClassification
-from .small_bert import SMALL_BERTS, small_bert, small_bert_config
+from .small_bert import (
+    SMALL_BERTS,
+    TrimmableBertConfig,
+    TrimmableBertForSequenceClassification,
+    TrimmableBertForTokenClassification,
+    small_bert,
+    small_bert_config,
+)
 from .truncated import count_parameters, student_from_teacher
 from .window import WindowConfig, WindowForTokenClassification
 
@@ -22,7 +29,9 @@ _AUTO = {"token": AutoModelForTokenClassification, "sequence": AutoModelForSeque
 
 
 def _register() -> None:
-    for config_cls, models in FAMILIES.values():
+    trimmable_bert = (TrimmableBertConfig, {"token": TrimmableBertForTokenClassification,
+                                            "sequence": TrimmableBertForSequenceClassification})
+    for config_cls, models in [*FAMILIES.values(), trimmable_bert]:
         AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
         config_cls.register_for_auto_class()
         for task, model_cls in models.items():
@@ -36,6 +45,9 @@ __all__ = [
     "TrimmedEmbedding",
     "trim_vocabulary",
     "SMALL_BERTS",
+    "TrimmableBertConfig",
+    "TrimmableBertForSequenceClassification",
+    "TrimmableBertForTokenClassification",
     "BertCRFConfig",
     "BertCRFForTokenClassification",
     "BiLSTMConfig",
