@@ -159,8 +159,12 @@ def export_for_bench(model, tokenizer, rows: Sequence[dict], onnx_dir: str | os.
 
 def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str | None = None,
                   threads: int = 1, runs: int = 100, quantize: bool = True, teacher_epochs: float | None = None,
-                  split_name: str = "test", dataset_name: str | None = None, label_column: str | None = None) -> dict:
+                  split_name: str = "test", dataset_name: str | None = None, label_column: str | None = None,
+                  teacher_result: dict | None = None) -> dict:
     """Export, evaluate and time the student in ``model_dir`` (and its teacher); write ``efficiency.json``.
+
+    ``teacher_result``: the teacher's measurements taken before on the same split (``measure_model``'s dict
+    plus ``path``), used instead of measuring the teacher again (the zoo benches it once for every student).
 
     ONNX files go to ``model_dir/onnx``. Break-even (in FLOPs): the teacher's fine-tuning
     (``teacher_epochs`` x training examples) plus caching its outputs, over the FLOPs saved per
@@ -176,7 +180,9 @@ def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str
               "threads": threads, "runs": runs, "onnx_max_abs_diff": export.get("max_abs_diff")}
     result["student"] = measure_model(student, tokenizer, rows, onnx_dir, model_dir, threads, runs)
     teacher_dir = teacher_dir or info.get("teacher")
-    if teacher_dir:
+    if teacher_result is not None:
+        result["teacher"] = teacher_result
+    elif teacher_dir:
         teacher = load_model(teacher_dir)
         t_tok = AutoTokenizer.from_pretrained(teacher_dir)
         t_rows = list(encode_for(teacher, t_tok, eval_split, label_column))
@@ -184,8 +190,10 @@ def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str
             export_for_bench(teacher, t_tok, t_rows, t_onnx, quantize=False)
             result["teacher"] = {"path": str(teacher_dir),
                                  **measure_model(teacher, t_tok, t_rows, t_onnx, teacher_dir, threads, runs)}
+    if "teacher" in result:
         s, t = result["student"], result["teacher"]
-        result["speedup"] = {k: t[k]["latency_ms"] / s[k]["latency_ms"] for k in ("pytorch", "onnx") if k in s}
+        result["speedup"] = {k: t[k]["latency_ms"] / s[k]["latency_ms"] for k in ("pytorch", "onnx")
+                             if k in s and k in t}
         result["speedup"]["onnx_vs_teacher_pytorch"] = t["pytorch"]["latency_ms"] / s["onnx"]["latency_ms"]
         n_train = info.get("train_examples")
         if n_train and teacher_epochs:

@@ -334,7 +334,8 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
                          zoo_spec=asdict(spec), searched=searched or None)
     say(f"{name}: benching (PyTorch, ONNX{', int8' if args.quantize else ''})")
     eff = bench_student(model_dir, raw_test, threads=args.threads, runs=args.bench_runs, quantize=args.quantize,
-                        dataset_name=args.dataset, label_column=task.label_column)
+                        dataset_name=args.dataset, label_column=task.label_column,
+                        teacher_result=data.get("teacher_measured"))
     point = deployment_point(eff)
     extra = None
     if source.get("extra_test") is not None:
@@ -505,17 +506,19 @@ def run_zoo(args: ZooArguments) -> dict:
         with open(teacher_file) as f:
             t_record = json.load(f)
         t_record = t_record if t_record.get("teacher_id") == teacher_id and \
-            t_record.get("test_rows") == len(raw["test"]) else None
+            t_record.get("test_rows") == len(raw["test"]) and "measured" in t_record else None
     if t_record is None:
         say("benching the teacher (PyTorch)")
         t_rows = list(encode_for(teacher, tokenizer, raw["test"], task.label_column))
         m = measure_model(teacher, tokenizer, t_rows, None, args.teacher if os.path.exists(args.teacher) else None,
                           args.threads, args.bench_runs)
         t_record = {"teacher_id": teacher_id, "test_rows": len(raw["test"]), "f1": score(m["pytorch"]),
-                    "latency_ms": m["pytorch"]["latency_ms"], "params": m.get("params"), "flops": m.get("flops")}
+                    "latency_ms": m["pytorch"]["latency_ms"], "params": m.get("params"), "flops": m.get("flops"),
+                    "measured": {"path": args.teacher, **m}}  # every student's bench reuses it
         os.makedirs(args.output_dir, exist_ok=True)
         write_json_atomic(teacher_file, t_record)
     say(f"teacher: test F1 {100 * t_record['f1']:.2f}, {t_record['latency_ms']:.2f} ms per sentence")
+    data["teacher_measured"] = t_record["measured"]
     rows = []
     plan = [(spec, kd) for spec in specs for kd in ((True, False) if args.compare_no_kd else (True,))]
     for i, (spec, kd) in enumerate(plan, start=1):

@@ -72,8 +72,11 @@ def test_zoo_end_to_end_then_resume_skips_finished_students(tmp_path, tokenizer,
     text = (tmp_path / "zoo" / "zoo.md").read_text()
     assert saved["recommendation"]["within_f1_drop"]["text"] in text
     for r in saved["students"]:  # every student folder is ready for card / push
-        assert (tmp_path / "zoo" / "students" / r["name"] / "model" / "efficiency.json").is_file()
+        eff = json.loads((tmp_path / "zoo" / "students" / r["name"] / "model" / "efficiency.json").read_text())
         assert (tmp_path / "zoo" / "students" / r["name"] / "model" / "tokenizer_config.json").is_file()
+        # the teacher is benched once, and each student's bench carries that measurement
+        assert eff["teacher"] == json.loads((tmp_path / "zoo" / "teacher.json").read_text())["measured"]
+        assert eff["speedup"]["pytorch"] > 0
     capsys.readouterr()
     again = run_zoo(args)
     assert all(r.get("skipped") for r in again["students"])
