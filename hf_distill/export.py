@@ -8,6 +8,7 @@ Optimum cannot infer the library of classes defined outside ``transformers``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -155,7 +156,20 @@ def export_onnx(
     """
     if isinstance(model, (str, os.PathLike)):
         model = load_model(str(model))
-    model = model.eval()
+    # the exporter sets config fields (use_cache=False) and eval mode: the caller's model is given back as it
+    # was, so a teacher exported for its cache keeps its fingerprint
+    config = getattr(model, "config", None)
+    config_state, was_training = copy.deepcopy(vars(config)) if config is not None else None, model.training
+    try:
+        return _export_checked(model.eval(), output_dir, examples, task, atol, quantize, tokenizer)
+    finally:
+        if config_state is not None:
+            vars(config).clear()
+            vars(config).update(config_state)
+        model.train(was_training)
+
+
+def _export_checked(model, output_dir, examples, task, atol, quantize, tokenizer) -> dict:
     onnx_config = onnx_config_for(model, task)
     final = Path(output_dir)
     final.parent.mkdir(parents=True, exist_ok=True)

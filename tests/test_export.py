@@ -31,7 +31,8 @@ def _examples(dataset, n=4):
     ("mlp", "sequence", {}),
 ])
 def test_students_export_and_match_pytorch(family, task, kw, tmp_path, tokenizer, tokenized):
-    model = build_student(family, tokenizer, task=task, labels=CONLL_LABELS if task == "token" else ["a", "b"], **kw)
+    model = build_student(family, tokenizer, task=task, labels=CONLL_LABELS if task == "token" else ["a", "b"],
+                          **kw).eval()
     examples = _examples(tokenized["test"])
     report = export_onnx(model, str(tmp_path), examples=examples, tokenizer=tokenizer)
     assert report["max_abs_diff"] <= 1e-4
@@ -115,3 +116,14 @@ def test_validation_catches_a_broken_export(tmp_path, tokenizer, tokenized):
 
     with pytest.raises(ExportError, match="differ from PyTorch"):
         validate(model, tmp_path / "model.onnx", _examples(tokenized["test"]), ["input_ids", "attention_mask"])
+
+
+def test_export_gives_the_model_back_unchanged(tmp_path):
+    """The exporter sets config fields and eval mode; a teacher exported for its ONNX cache must keep its
+    fingerprint (the zoo keys students and the teacher's bench by it)."""
+    from hf_distill.signals import teacher_fingerprint
+
+    model = tiny_bert(60, layers=1, hidden=16, seed=0).train()
+    before = teacher_fingerprint(model)
+    export_onnx(model, str(tmp_path / "onnx"))
+    assert teacher_fingerprint(model) == before and model.config.use_cache and model.training
