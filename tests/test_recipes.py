@@ -115,6 +115,11 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     lines = (tmp_path / "unlabeled_train_texts.txt").read_text().splitlines()
     assert len(lines) > 24 * 4
     assert "| bert-tiny |" in (tmp_path / "indonlu.md").read_text()
+    # --partial tabulates what is on disk (nothing trained): the same scores
+    partial = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks",
+                           "nergrit", "emot", "--students", "bilstm", "bert-tiny"])
+    assert partial["partial"] and partial["tasks"] == out["tasks"]
+    assert "**Partial**" in (tmp_path / "indonlu.md").read_text()
     with pytest.raises(ValueError, match="--tasks"):
         recipe.IndoNLUArguments(tasks=["nerx"])
 

@@ -91,6 +91,8 @@ class IndoNLUArguments:
     results_file: str | None = field(default=None, metadata={
         "help": "Default: benchmarks/results/indonlu.json (smoke runs: inside output_dir)."})
     smoke: bool = field(default=False, metadata={"help": "Tiny random teachers, a few rows (the test suite)."})
+    partial: bool = field(default=False, metadata={
+        "help": "Train nothing: tabulate the students finished so far (a run spread over sessions)."})
 
     def __post_init__(self):
         for name, given, allowed in (("tasks", self.tasks, TASKS), ("settings", self.settings, SETTINGS),
@@ -178,6 +180,30 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
     return out
 
 
+def finished_runs(a: IndoNLUArguments) -> dict:
+    """``run_task``'s results from the zoo records on disk (students finished so far; nothing is trained)."""
+    import glob
+    import json
+
+    per_task = {}
+    for task in a.tasks:
+        out = {"teacher": None, "runs": {}}
+        for path in sorted(glob.glob(os.path.join(a.output_dir, task, "*", "seed*", "teacher.json"))):
+            folder = os.path.dirname(path)
+            group, seed = os.path.basename(os.path.dirname(folder)), int(os.path.basename(folder)[4:])
+            rows = []
+            for row_path in sorted(glob.glob(os.path.join(folder, "students", "*", "zoo_result.json"))):
+                with open(row_path) as f:
+                    rows.append(json.load(f))
+            if rows:
+                with open(path) as f:
+                    out["teacher"] = json.load(f)
+                out["runs"].setdefault(group, {})[seed] = {"students": rows}
+        if out["runs"]:
+            per_task[task] = out
+    return per_task
+
+
 def _onnx_mb(row: dict) -> float | None:
     path = os.path.join(row["model_dir"], "onnx", "model.onnx")
     return os.path.getsize(path) / 1e6 if os.path.isfile(path) else None
@@ -213,7 +239,9 @@ def render(out: dict) -> str:
     order = [s for s in SETTINGS if s in out["settings"]["settings"]]
     md = ["# IndoNLU student benchmark (after Nityasya et al. 2022)", "", f"Command: `{out['command']}`", "",
           "Scores on each task's test split: seqeval F1 (tagging) or macro-F1 (classification), PyTorch, mean "
-          f"over seeds {out['settings']['seeds']}.", ""]
+          f"over seeds {out['settings']['seeds']}.", "",
+          *(["**Partial**: the run is spread over sessions; only the students finished so far are tabulated.",
+             ""] if out.get("partial") else [])]
     for task, t in out["tasks"].items():
         md += [f"## {task} ({t['metric']}; teacher {100 * t['teacher']:.2f})", "",
                "| student | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
@@ -235,11 +263,19 @@ def main(argv: list[str]) -> dict:
     from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base
 
     a = parse_recipe_args(IndoNLUArguments, argv)
-    a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
-    unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None
-    per_task = {task: run_task(a, task, unlabeled) for task in a.tasks}
+    if a.partial:
+        per_task = finished_runs(a)
+        if not per_task:
+            raise SystemExit(f"no finished student under {a.output_dir}/<task>/<setting>/seed*/students yet")
+        argv = [x for i, x in enumerate(argv) if x != "--partial" and argv[i - 1 : i] != ["--partial"]]
+    else:
+        a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
+        unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None
+        per_task = {task: run_task(a, task, unlabeled) for task in a.tasks}
     command = "accelerate launch recipes/indonlu/distill_indonlu.py " + shlex.join(argv)
     out = aggregate(a, per_task, command)
+    if a.partial:
+        out["partial"] = True
     publish_results(out, render(out), "indonlu", results_file=a.results_file, output_dir=a.output_dir,
                     smoke=a.smoke, results_dir=RESULTS)
     return out
