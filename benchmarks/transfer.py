@@ -309,6 +309,10 @@ def render(out: dict) -> None:
                     ("KD (labeled only) ≥ no KD", m["kd"] - m["no_kd"], 0.0)]
             for label, diff, need in rows:
                 md.append(f"| {label} | {100 * diff:+.2f} | {'yes' if diff >= need else 'no'} |")
+            gap, noise = m["kd"] - m["no_kd"], max(sd.get("kd", 0), sd.get("no_kd", 0))
+            if abs(gap) < noise:
+                md += ["", f"KD on the labeled rows only is within the seed noise of no KD ({100 * gap:+.2f} F1, "
+                       f"s.d. up to {100 * noise:.2f}): the gain comes from the transfer rows."]
         md += ["", "| run (seed) | rows | epochs run (best) | train wall s | train CPU s | latency ms |",
                "|---|---|---|---|---|---|"]
         for s in c["details"]["runs"]:
@@ -327,8 +331,9 @@ def render(out: dict) -> None:
             m = v["mean"]
             diff = m["kd"] - base["no_kd"] if "kd" in m and base else None
             t_kd, t_tr = _temperatures(st)
-            md.append(f"| {tag} | T={t_kd:g} (labeled) / {t_tr:g} (transfer), kd_weight={st.get('kd_weight')}, "
-                      f"patience={st.get('patience')} ({len(v['seeds'].get('kd', []))} seeds) "
+            # runs recorded before their settings were stored used the defaults of the time
+            md.append(f"| {tag} | T={t_kd:g} (labeled) / {t_tr:g} (transfer), kd_weight={st.get('kd_weight', 'auto')}, "
+                      f"patience={st.get('patience', 2)} ({len(v['seeds'].get('kd', []))} seeds) "
                       f"| {_f(base.get('no_kd'))} "
                       f"| {_f(m.get('kd'))} | "
                       + " / ".join(f"{s}: {_f(x)}" for s, x in sorted(v["f1"].get("kd", {}).items()))
