@@ -186,7 +186,7 @@ def _variant(folder: str) -> dict:
     c = r["config"]
     return {"folder": folder, "copies": c["augment_copies"], "temperature": c["temperature"],
             "shape": f"{c['vocab_size']} x {c['embedding_dim']}, hidden {c['hidden_size']}",
-            "params": r["mlp_kd_transfer"]["params"],
+            "params": r["mlp_kd_transfer"]["params"], "kd_loss": c.get("kd_loss", "kl"),
             "dev_acc": r["mlp_kd_transfer"]["dev_accuracy"], "test_acc": r["mlp_kd_transfer"]["accuracy"],
             "kd_dev_acc": r["mlp_kd"]["dev_accuracy"], "kd_test_acc": r["mlp_kd"]["accuracy"],
             "command": r.get("command")}
@@ -245,9 +245,10 @@ def _emotion_md(e: dict) -> list[str]:
     if len(e.get("variants", [])) > 1:
         rows += ["", "Recipe settings tried (the table above is the one with the best validation accuracy of "
                  "MLP + KD + transfer; same fine-tuned teacher):", "",
-                 "| augmented copies | T | MLP: vocabulary x dim, hidden (params) | KD + transfer: validation / test "
-                 "| KD (labeled): validation / test |", "|---|---|---|---|---|"]
-        rows += [f"| {v['copies']} | {v['temperature']:g} | {v.get('shape', '5000 x 16, hidden 16')} "
+                 "| augmented copies | KD loss | T | MLP: vocabulary x dim, hidden (params) | KD + transfer: "
+                 "validation / test | KD (labeled): validation / test |", "|---|---|---|---|---|---|"]
+        rows += [f"| {v['copies']} | {v.get('kd_loss', 'kl')} | {v['temperature']:g} | "
+                 f"{v.get('shape', '5000 x 16, hidden 16')} "
                  f"({v.get('params', 80374):,}) | {100 * v['dev_acc']:.2f} / {100 * v['test_acc']:.2f} | "
                  f"{100 * v['kd_dev_acc']:.2f} / {100 * v['kd_test_acc']:.2f} |" for v in e["variants"]]
     rows += ["", "| target | measured | met |", "|---|---|---|"]
