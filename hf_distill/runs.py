@@ -238,16 +238,36 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
 
 def parse_recipe_args(cls, argv: list[str]):
     """A recipe's settings dataclass from its command line: one ``.json``/``.yaml`` file (also after
-    ``--config``), or options."""
+    ``--config``), options, or a file followed by options that override its values
+    (``config.json --seeds 43``). A setting the dataclass lacks is refused, naming the file."""
+    import dataclasses
+    import json
+
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(cls)
-    if len(argv) == 2 and argv[0] == "--config":
+    if argv[:1] == ["--config"]:
         argv = argv[1:]
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        (args,) = parser.parse_json_file(argv[0]) if argv[0].endswith(".json") else parser.parse_yaml_file(argv[0])
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    if argv and argv[0].endswith((".json", ".yaml", ".yml")):
+        path, argv = argv[0], argv[1:]
+        with open(path, encoding="utf-8") as f:
+            if path.endswith(".json"):
+                values = json.load(f)
+            else:
+                import yaml
+
+                values = yaml.safe_load(f)
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}; {cls.__name__} has {sorted(names)}")
+        parser.set_defaults(**values)
+        for action in parser._actions:  # a value from the file satisfies a required option
+            if action.dest in values:
+                action.required = False
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 
 

@@ -165,6 +165,18 @@ def test_recipe_settings_come_from_a_config_file_or_options(tmp_path):
                  ["--tasks", "nerp", "smsa", "--seeds", "1", "2"]):
         a = parse_recipe_args(recipe.IndoNLUArguments, argv)
         assert (a.tasks, a.seeds) == (["nerp", "smsa"], [1, 2])
+    # options after the file override its values; the others keep the file's
+    a = parse_recipe_args(recipe.IndoNLUArguments, [str(tmp_path / "c.json"), "--seeds", "43", "--smoke", "true"])
+    assert (a.tasks, a.seeds, a.smoke) == (["nerp", "smsa"], [43], True)
+    (tmp_path / "c.yaml").write_text("tasks: [emot]\npatience: 5\n")
+    a = parse_recipe_args(recipe.IndoNLUArguments, ["--config", str(tmp_path / "c.yaml"), "--patience", "1"])
+    assert (a.tasks, a.patience) == (["emot"], 1)
+    (tmp_path / "bad.json").write_text(json.dumps({"taks": ["nerp"]}))
+    with pytest.raises(ValueError, match=r"bad.json: unknown settings \['taks'\]"):
+        parse_recipe_args(recipe.IndoNLUArguments, [str(tmp_path / "bad.json")])
+    with pytest.raises(ValueError, match="--tasks"):  # the dataclass still checks values from a file
+        (tmp_path / "c2.json").write_text(json.dumps({"tasks": ["nerx"]}))
+        parse_recipe_args(recipe.IndoNLUArguments, [str(tmp_path / "c2.json")])
 
 
 def test_efficient_kd_recipe_smoke_times_phases_through_a_callback(tmp_path, tokenizer_dir, data_dir):
