@@ -141,9 +141,9 @@ def finished_runs(a: SwedishArguments) -> dict[int, dict]:
     return runs
 
 
-def _spread(sd: float, seeds: list) -> str:
-    """`` ± s.d.`` over seeds; one seed has no spread to show."""
-    return f" ± {100 * sd:.2f}" if len(seeds) > 1 else " (1 seed)"
+def _spread(sd: float, runs: list) -> str:
+    """`` ± s.d.`` over the seeds' runs (one entry per run); one run has no spread to show."""
+    return f" ± {100 * sd:.2f}" if len(runs) > 1 else " (1 seed)"
 
 
 def render(out: dict) -> str:
@@ -157,13 +157,14 @@ def render(out: dict) -> str:
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in out["models"]:
         paper = out["paper_claims"].get(m["name"], "-")
-        no_kd = "-" if m["f1_no_kd"] is None else f"{100 * m['f1_no_kd']:.2f}{_spread(m['f1_no_kd_sd'], m['seeds'])}"
+        no_kd = "-" if m["f1_no_kd"] is None else \
+            f"{100 * m['f1_no_kd']:.2f}{_spread(m['f1_no_kd_sd'], m['epochs_no_kd'])}"
         diff = "-" if m["f1_no_kd"] is None else f"{100 * (m['f1_kd'] - m['f1_no_kd']):+.2f}"
         pr = "-" if m.get("precision_kd") is None else f"{100 * m['precision_kd']:.1f} / {100 * m['recall_kd']:.1f}"
         gflops = "-" if not m.get("flops") else f"{m['flops'] / 1e9:.3f}"
         train = "-" if not m.get("train_flops_kd") else f"{m['train_flops_kd'] / 1e15:.2f}"
         md.append(f"| {m['name']} | {m['params'] / 1e6:.2f}M | {100 * (m['embedding_share'] or 0):.0f} | {gflops} | "
-                  f"{m['latency_ms']:.2f} | {no_kd} | {100 * m['f1_kd']:.2f}{_spread(m['f1_kd_sd'], m['seeds'])} "
+                  f"{m['latency_ms']:.2f} | {no_kd} | {100 * m['f1_kd']:.2f}{_spread(m['f1_kd_sd'], m['epochs_kd'])} "
                   f"| {diff} | "
                   f"{pr} | {'/'.join(map(str, m['epochs_kd']))} | {train} | {paper} |")
     return "\n".join(md) + "\n"
