@@ -271,6 +271,20 @@ def parse_recipe_args(cls, argv: list[str]):
     return args
 
 
+def without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` without ``option`` and the value that follows it (to record a command without, e.g.,
+    ``--partial true``)."""
+    out, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+        elif x == option:
+            skip = True
+        else:
+            out.append(x)
+    return out
+
+
 def write_results(path: str, out: dict, markdown: str) -> None:
     """``out`` as JSON at ``path`` and ``markdown`` beside it (``.md``), both written atomically."""
     import os

@@ -69,9 +69,8 @@ class ZooArguments:
                                                                    "source: file, 'name:split'...)."})
     trim_vocabulary: str = field(default="auto", metadata={
         "help": "Give BiLSTM, CNN, window, MLP and small-BERT students embedding rows only for the sub-words of "
-                "the training and "
-                "dev rows (the others share the unknown token's row): 'auto' (when the teacher's vocabulary has "
-                "over 60k entries, e.g. multilingual teachers), 'true' or 'false'."})
+                "the training and dev rows (the others share the unknown token's row): 'auto' (when the teacher's "
+                "vocabulary has over 60k entries, e.g. multilingual teachers), 'true' or 'false'."})
     transfer_length: str | None = field(default=None, metadata={
         "help": "Keep transfer rows whose sub-word length lies in the labeled train split's range: 'iqr' (Q1-Q3) "
                 "or 'minmax' (default: no length filter)."})
@@ -525,6 +524,22 @@ def run_zoo(args: ZooArguments) -> dict:
         say(f"student {i}/{len(plan)}: {spec.name}{'' if kd else ' (no KD)'}")
         rows.append(distill_one(args, spec, kd, teacher, tokenizer, task, data, raw["test"], teacher_id, say))
     return write_results(args, rows, t_record, task)
+
+
+def finished_students(output_dir: str) -> tuple[dict | None, list[dict]]:
+    """The teacher record and the result rows of the students a zoo run in ``output_dir`` has finished so far
+    (nothing is loaded or trained): what a recipe spread over sessions tabulates as partial results."""
+    import glob
+
+    rows = []
+    for path in sorted(glob.glob(os.path.join(output_dir, "students", "*", "zoo_result.json"))):
+        with open(path) as f:
+            rows.append(json.load(f))
+    teacher_file = os.path.join(output_dir, "teacher.json")
+    if not os.path.isfile(teacher_file):
+        return None, rows
+    with open(teacher_file) as f:
+        return json.load(f), rows
 
 
 def command_of(args: ZooArguments) -> str:

@@ -154,6 +154,14 @@ def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert again["conll2003"]["student"] == out["conll2003"]["student"]
 
 
+def test_recorded_commands_drop_an_option_with_its_value_only():
+    from hf_distill.runs import without_option
+
+    argv = ["--partial", "true", "--quantize", "true", "--seeds", "42"]
+    assert without_option(argv, "--partial") == ["--quantize", "true", "--seeds", "42"]
+    assert without_option(argv, "--absent") == argv
+
+
 def test_recipe_settings_come_from_a_config_file_or_options(tmp_path):
     from hf_distill.runs import parse_recipe_args
 

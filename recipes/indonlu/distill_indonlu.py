@@ -183,21 +183,17 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
 def finished_runs(a: IndoNLUArguments) -> dict:
     """``run_task``'s results from the zoo records on disk (students finished so far; nothing is trained)."""
     import glob
-    import json
+
+    from hf_distill.zoo import finished_students
 
     per_task = {}
     for task in a.tasks:
         out = {"teacher": None, "runs": {}}
-        for path in sorted(glob.glob(os.path.join(a.output_dir, task, "*", "seed*", "teacher.json"))):
-            folder = os.path.dirname(path)
-            group, seed = os.path.basename(os.path.dirname(folder)), int(os.path.basename(folder)[4:])
-            rows = []
-            for row_path in sorted(glob.glob(os.path.join(folder, "students", "*", "zoo_result.json"))):
-                with open(row_path) as f:
-                    rows.append(json.load(f))
-            if rows:
-                with open(path) as f:
-                    out["teacher"] = json.load(f)
+        for folder in sorted(glob.glob(os.path.join(a.output_dir, task, "*", "seed*"))):
+            teacher, rows = finished_students(folder)
+            if rows and teacher is not None:
+                group, seed = os.path.basename(os.path.dirname(folder)), int(os.path.basename(folder)[4:])
+                out["teacher"] = teacher
                 out["runs"].setdefault(group, {})[seed] = {"students": rows}
         if out["runs"]:
             per_task[task] = out
@@ -260,14 +256,14 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base
+    from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base, without_option
 
     a = parse_recipe_args(IndoNLUArguments, argv)
     if a.partial:
         per_task = finished_runs(a)
         if not per_task:
             raise SystemExit(f"no finished student under {a.output_dir}/<task>/<setting>/seed*/students yet")
-        argv = [x for i, x in enumerate(argv) if x != "--partial" and argv[i - 1 : i] != ["--partial"]]
+        argv = without_option(argv, "--partial")
     else:
         a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
         unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None

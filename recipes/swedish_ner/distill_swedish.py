@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import statistics
@@ -126,18 +125,13 @@ def aggregate(a: SwedishArguments, runs: dict[int, dict], command: str) -> dict:
 
 def finished_runs(a: SwedishArguments) -> dict[int, dict]:
     """Per seed, the zoo's teacher record and the student results written so far (nothing is trained)."""
-    import glob
+    from hf_distill.zoo import finished_students
 
     runs = {}
     for seed in a.seeds:
-        folder = os.path.join(a.output_dir, f"seed{seed}")
-        rows = []
-        for path in sorted(glob.glob(os.path.join(folder, "students", "*", "zoo_result.json"))):
-            with open(path) as f:
-                rows.append(json.load(f))
-        if rows and os.path.isfile(os.path.join(folder, "teacher.json")):
-            with open(os.path.join(folder, "teacher.json")) as f:
-                runs[seed] = {"teacher": json.load(f), "students": rows}
+        teacher, rows = finished_students(os.path.join(a.output_dir, f"seed{seed}"))
+        if rows and teacher is not None:
+            runs[seed] = {"teacher": teacher, "students": rows}
     return runs
 
 
@@ -171,7 +165,7 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base
+    from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base, without_option
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
     a = parse_recipe_args(SwedishArguments, argv)
@@ -189,7 +183,7 @@ def main(argv: list[str]) -> dict:
         if not runs:
             raise SystemExit(f"no finished student under {a.output_dir}/seed*/students yet")
         out = aggregate(a, runs, "accelerate launch recipes/swedish_ner/distill_swedish.py " + shlex.join(
-            [x for x in argv if x not in ("--partial", "true")]))
+            without_option(argv, "--partial")))
         out["partial"] = True
         out["finished"] = {seed: sorted(r["name"] for r in run["students"]) for seed, run in runs.items()}
         publish_results(out, render(out), "swedish_ner", results_file=a.results_file, output_dir=a.output_dir,
