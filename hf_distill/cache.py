@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
@@ -30,6 +31,7 @@ from .signals import (
     CACHE_COLUMNS,
     CACHE_CRF,
     CACHE_FORMAT,
+    CACHE_HIDDEN_PREFIX,
     CACHE_INPUT_HASH,
     CACHE_LABEL_MAP,
     CACHE_LOGITS,
@@ -38,6 +40,7 @@ from .signals import (
     CACHE_TOKENIZER,
     CACHE_TOPK_INDICES,
     CACHE_TOPK_VALUES,
+    MAX_CACHED_LAYER,
     MODEL_INPUTS,
     UNKNOWN,
     StaleTeacherCacheError,
@@ -71,13 +74,19 @@ def _pad_batch(rows: list[dict], keys: tuple[str, ...]) -> dict[str, np.ndarray]
 
 
 # --------------------------------------------------------------------------------- teacher runners
-def _torch_runner(teacher, device):
+def _torch_runner(teacher, device, hidden_layers: tuple[int, ...] = ()):
+    """Logits of a padded batch; with ``hidden_layers``, ``(logits, {layer: hidden states})``."""
     device = device or next(teacher.parameters()).device
     teacher.eval().to(device)
 
-    def run(batch: dict[str, np.ndarray]) -> np.ndarray:
+    def run(batch: dict[str, np.ndarray]):
         with torch.no_grad():
-            return teacher(**{k: torch.from_numpy(v).to(device) for k, v in batch.items()}).logits.float().cpu().numpy()
+            out = teacher(**{k: torch.from_numpy(v).to(device) for k, v in batch.items()},
+                          output_hidden_states=bool(hidden_layers))
+        logits = out.logits.float().cpu().numpy()
+        if not hidden_layers:
+            return logits
+        return logits, {layer: out.hidden_states[layer].float().cpu().numpy() for layer in hidden_layers}
 
     return run
 
@@ -156,11 +165,16 @@ def _shard_columns(run, inputs_only, keys, start: int, stop: int, batch_size: in
     order = np.argsort([len(r["input_ids"]) for r in rows], kind="stable")  # similar lengths: less padding
     np_dtype = np.float16 if dtype == "float16" else np.float32
     results: list = [None] * len(rows)
+    hidden_rows: dict[int, list] = {layer: [None] * len(rows) for layer in fixed["hidden_layers"]}
     token_level = None
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size].tolist()
         logits = run(_pad_batch([rows[i] for i in idx], keys))
+        logits, hidden = logits if isinstance(logits, tuple) else (logits, {})
         token_level = logits.ndim == 3
+        for layer, states in hidden.items():  # per real token of each row, as the logits of token tasks
+            for j, i in enumerate(idx):
+                hidden_rows[layer][i] = states[j, : len(rows[i]["input_ids"])].astype(np_dtype)
         for j, i in enumerate(idx):
             row = logits[j, : len(rows[i]["input_ids"])] if token_level else logits[j]
             if top_k is not None:
@@ -192,10 +206,14 @@ def _shard_columns(run, inputs_only, keys, start: int, stop: int, batch_size: in
     else:
         cols[CACHE_LOGITS] = results
         feats[CACHE_LOGITS] = feature(dtype)
+    for layer, states in hidden_rows.items():
+        cols[f"{CACHE_HIDDEN_PREFIX}{layer}"] = states
+        feats[f"{CACHE_HIDDEN_PREFIX}{layer}"] = datasets.Array2D(shape=(None, fixed["hidden_size"]), dtype=dtype)
     return datasets.Dataset.from_dict(cols, features=datasets.Features(feats))
 
 
-def _prepare(teacher, dataset, tokenizer, backend, device, atol, batch_size, min_agreement: float = 0.99):
+def _prepare(teacher, dataset, tokenizer, backend, device, atol, batch_size, min_agreement: float = 0.99,
+             hidden_layers: tuple[int, ...] = ()):
     keys = tuple(k for k in MODEL_INPUTS if k in dataset.column_names)
     if "attention_mask" not in keys:
         raise ValueError("cache_teacher_outputs needs a tokenized dataset with input_ids and attention_mask")
@@ -209,12 +227,15 @@ def _prepare(teacher, dataset, tokenizer, backend, device, atol, batch_size, min
         report.update(check)
         batch_size = min(batch_size, ONNX_BATCH)  # onnxruntime on CPU is fastest on small batches
     else:
-        run = _torch_runner(teacher, device)
+        run = _torch_runner(teacher, device, hidden_layers)
     first = run(_pad_batch([inputs_only[0]], keys)) if len(dataset) else np.zeros((1, 1, 1))
+    first, hidden = first if isinstance(first, tuple) else (first, {})
     potentials = crf_potentials(teacher)
     fixed = {"teacher_id": teacher_fingerprint(teacher), "label_map": label_map_id(getattr(teacher, "config", None)),
              "tokenizer": tokenizer_fingerprint(tokenizer), "num_labels": int(first.shape[-1]),
-             "token_level": first.ndim == 3, "crf": None if potentials is None else pack_crf(potentials)}
+             "token_level": first.ndim == 3, "crf": None if potentials is None else pack_crf(potentials),
+             "hidden_layers": hidden_layers,
+             "hidden_size": next((int(h.shape[-1]) for h in hidden.values()), 0)}
     return run, inputs_only, keys, fixed, report, batch_size
 
 
@@ -256,10 +277,28 @@ def _wait_for(paths: list[str], what: str, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def _check_hidden_layers(teacher, hidden_layers, backend: str) -> tuple[int, ...]:
+    """``hidden_layers`` as a sorted tuple of distinct layers, each one the teacher has."""
+    if not hidden_layers:
+        return ()
+    if backend != "torch":
+        raise ValueError(f"hidden_layers={list(hidden_layers)}: only the torch backend caches hidden states (the "
+                         f"{backend} export outputs logits only)")
+    layers = tuple(sorted({int(x) for x in hidden_layers}))
+    count = getattr(getattr(teacher, "config", None), "num_hidden_layers", None)
+    top = MAX_CACHED_LAYER if count is None else min(count, MAX_CACHED_LAYER)
+    bad = [x for x in layers if not 0 <= x <= top]
+    if bad:
+        raise ValueError(f"hidden_layers={list(layers)}: layers {bad} do not exist (0 = embeddings, 1..{top} the "
+                         "teacher's transformer layers)")
+    return layers
+
+
 # ------------------------------------------------------------------------------------- the public API
 def cache_meta(teacher, dataset: datasets.Dataset, dtype: str = "float16", top_k: int | None = None,
-               tokenizer=None, backend: str = "torch") -> dict:
+               tokenizer=None, backend: str = "torch", hidden_layers: tuple[int, ...] = ()) -> dict:
     """What a cache of ``teacher`` over ``dataset`` must record to be reused: its key is a hash of this."""
+    extra = {"hidden_layers": sorted(hidden_layers)} if hidden_layers else {}  # older keys stay as they were
     return {
         "format": CACHE_FORMAT,
         "teacher_id": teacher_fingerprint(teacher),
@@ -270,6 +309,7 @@ def cache_meta(teacher, dataset: datasets.Dataset, dtype: str = "float16", top_k
         "top_k": top_k,
         "num_rows": len(dataset),
         "backend": backend,
+        **extra,
     }
 
 
@@ -288,6 +328,7 @@ def cache_teacher_outputs(
     onnx_atol: float = 1e-3,
     wait_timeout: float = 24 * 3600.0,
     onnx_min_agreement: float = 0.99,
+    hidden_layers: Sequence[int] | None = None,
 ):
     """Run ``teacher`` once over a tokenized dataset and store its logits as columns.
 
@@ -298,6 +339,9 @@ def cache_teacher_outputs(
     ``"onnxruntime-int8"`` its dynamically quantized export, faster on CPU but a changed teacher: refused when
     fewer than ``onnx_min_agreement`` of 256 sample rows' positions keep PyTorch's argmax (recorded in the
     cache's metadata; the backend is part of the cache key).
+    ``hidden_layers`` (PyTorch backend only) also stores those layers' hidden states per token (0 = the
+    embeddings, as ``output_hidden_states`` counts; ``dtype`` as the logits), for hidden-state losses
+    (``hidden_matches``) without the teacher online: about ``tokens x hidden size x 2`` bytes per layer in fp16.
     With ``cache_dir`` the build streams shard by shard (bounded memory), resumes a killed build from its
     finished shards, splits the shards across processes, and publishes atomically under a key made of the
     teacher's weight fingerprint, a hash of the dataset's rows and these options; it is reused only when
@@ -312,18 +356,20 @@ def cache_teacher_outputs(
         raise ValueError(f"backend={backend!r}: use one of {BACKENDS}")
     if shard_size < 1:
         raise ValueError(f"shard_size={shard_size}: at least one row per shard")
+    hidden_layers = _check_hidden_layers(teacher, hidden_layers, backend)
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict(
             {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device, tokenizer, rebuild,
-                                      backend, shard_size, onnx_atol, wait_timeout, onnx_min_agreement)
+                                      backend, shard_size, onnx_atol, wait_timeout, onnx_min_agreement, hidden_layers)
              for k, v in dataset.items()})
     if cache_dir is None:
         run, inputs_only, keys, fixed, _, batch_size = _prepare(teacher, dataset, tokenizer, backend, device,
-                                                                onnx_atol, batch_size, onnx_min_agreement)
+                                                                onnx_atol, batch_size, onnx_min_agreement,
+                                                                hidden_layers)
         shards = [_shard_columns(run, inputs_only, keys, a, min(a + shard_size, len(dataset)), batch_size, dtype,
                                  top_k, fixed) for a in range(0, len(dataset), shard_size)]
         return _attach(dataset, datasets.concatenate_datasets(shards)) if shards else dataset
-    meta = cache_meta(teacher, dataset, dtype, top_k, tokenizer, backend)
+    meta = cache_meta(teacher, dataset, dtype, top_k, tokenizer, backend, hidden_layers)
     key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:20]
     path = os.path.join(cache_dir, key)
     rank, world = _distributed()
@@ -355,7 +401,8 @@ def cache_teacher_outputs(
     build = {"reused_rows": reused, "parts": len(spans)}
     if todo:
         run, inputs_only, keys, fixed, report, batch_size = _prepare(teacher, dataset, tokenizer, backend, device,
-                                                                     onnx_atol, batch_size, onnx_min_agreement)
+                                                                     onnx_atol, batch_size, onnx_min_agreement,
+                                                                     hidden_layers)
         build.update(report)
         for i in todo:
             a, b = spans[i]

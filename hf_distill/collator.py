@@ -10,6 +10,7 @@ from .data.align import DISTILL_MASK
 from .signals import (
     CACHE_COLUMNS,
     CACHE_CRF,
+    CACHE_HIDDEN,
     CACHE_LOGITS,
     CACHE_SCALARS,
     CACHE_TOPK_VALUES,
@@ -18,6 +19,8 @@ from .signals import (
 
 EXTRA_COLUMNS = (DISTILL_MASK, *CACHE_COLUMNS)
 _SCALAR = CACHE_SCALARS
+_HIDDEN = frozenset(CACHE_HIDDEN)
+_FLOAT = frozenset((CACHE_LOGITS, CACHE_TOPK_VALUES, *CACHE_HIDDEN))
 
 
 class DistillationCollator:
@@ -50,14 +53,14 @@ class DistillationCollator:
                 batch[key] = torch.tensor(values, dtype=torch.int64)
             elif key == CACHE_CRF:
                 batch[key] = torch.as_tensor(np.asarray(values, dtype=np.float32))
-            elif token_level:
+            elif token_level or key in _HIDDEN:  # hidden states are per token in every task
                 batch[key] = self._pad(key, values, length)
             else:
                 batch[key] = torch.as_tensor(np.asarray(values))
         return batch
 
     def _pad(self, key: str, values: list, length: int) -> torch.Tensor:
-        dtype = np.float32 if key in (CACHE_LOGITS, CACHE_TOPK_VALUES) else np.int64
+        dtype = np.float32 if key in _FLOAT else np.int64
         arrays = [np.asarray(v, dtype=dtype) for v in values]
         shape = (len(arrays), length, *arrays[0].shape[1:])
         out = np.zeros(shape, dtype=dtype)

@@ -43,7 +43,8 @@ def attach_projections(student: nn.Module, specs, teacher: nn.Module | None, dev
     if not specs:
         return
     if teacher is None:
-        raise ValueError("hidden_matches need teacher_model= (hidden states are not cached)")
+        raise ValueError("hidden_matches need teacher_model= (it sizes the projections; with hidden states cached by "
+                         "cache_teacher_outputs(..., hidden_layers=...) it is not run)")
     student.add_module(PROJECTIONS, build_projections(specs, teacher, student).to(device))
 
 

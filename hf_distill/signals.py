@@ -26,8 +26,12 @@ CACHE_INPUT_HASH = "teacher_input_hash"
 CACHE_CRF = "teacher_crf"  # flattened (transitions, start, end) of a CRF teacher
 CACHE_LABEL_MAP = "teacher_label_map"  # hash of the teacher's label names in id order (-1: generic names)
 CACHE_TOKENIZER = "teacher_tokenizer"  # fingerprint of the tokenizer the rows were tokenized with (-1: unknown)
+#: cached teacher hidden states, one column per layer (``teacher_hidden_0`` = embeddings), for hidden-state losses
+CACHE_HIDDEN_PREFIX = "teacher_hidden_"
+MAX_CACHED_LAYER = 64
+CACHE_HIDDEN = tuple(f"{CACHE_HIDDEN_PREFIX}{i}" for i in range(MAX_CACHED_LAYER + 1))
 CACHE_COLUMNS = (CACHE_LOGITS, CACHE_TOPK_VALUES, CACHE_TOPK_INDICES, CACHE_TEACHER_ID, CACHE_INPUT_HASH, CACHE_CRF,
-                 CACHE_LABEL_MAP, CACHE_TOKENIZER)
+                 CACHE_LABEL_MAP, CACHE_TOKENIZER, *CACHE_HIDDEN)
 #: per-row integer columns of a cache (one value per example)
 CACHE_SCALARS = (CACHE_TEACHER_ID, CACHE_INPUT_HASH, CACHE_LABEL_MAP, CACHE_TOKENIZER)
 #: version of the on-disk cache layout; caches written by another version are rebuilt, never reused
@@ -50,7 +54,8 @@ class TeacherOutput:
     """Teacher logits ``(batch, length, labels)`` or ``(batch, labels)``; ``-inf`` outside a cached top-k."""
 
     logits: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...] | None = None
+    #: all layers (online: a tuple, 0 = embeddings) or the cached ones (a dict layer -> tensor)
+    hidden_states: tuple[torch.Tensor, ...] | dict[int, torch.Tensor] | None = None
     crf: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # (transitions, start, end)
 
 
@@ -198,7 +203,9 @@ class CachedTeacher:
                 f"cached teacher logits have {logits.shape[-1]} labels, the student has {self.num_labels}"
             )
         crf = unpack_crf(cached[CACHE_CRF][0].float(), logits.shape[-1]) if CACHE_CRF in cached else None
-        return TeacherOutput(logits, crf=crf)
+        hidden = {int(k[len(CACHE_HIDDEN_PREFIX):]): v.float() for k, v in cached.items()
+                  if k.startswith(CACHE_HIDDEN_PREFIX)}
+        return TeacherOutput(logits, hidden_states=hidden or None, crf=crf)
 
     def check(self, model_inputs: dict, cached: dict) -> None:
         if CACHE_INPUT_HASH not in cached:

@@ -196,6 +196,76 @@ def test_training_lowers_the_loss_and_leaves_the_teacher_alone(tmp_path, tokeniz
         assert torch.equal(v, before[k]), k
 
 
+def test_cached_hidden_states_give_the_online_loss_and_training(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(16))
+    student = tiny_bert(len(tokenizer), layers=2, hidden=16, seed=12).train()
+    args = _args(tmp_path, kd_loss="kl", hidden_matches=["1:1:cosine", "2:2:mse"], max_steps=2)
+    online = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer)
+    batch = _batch(train, tokenizer)
+    want = online.compute_loss(student, batch)
+    cached = cache_teacher_outputs(teacher, train, batch_size=5, dtype="float32", hidden_layers=[2, 1])
+    assert {"teacher_hidden_1", "teacher_hidden_2"} <= set(cached.column_names)
+    assert "teacher_hidden_0" not in cached.column_names
+    # one row's stored states are the teacher's own, on its real tokens only
+    row = cached[3]
+    ids = torch.tensor([row["input_ids"]])
+    with torch.no_grad():
+        states = teacher(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states
+    assert torch.allclose(torch.tensor(row["teacher_hidden_2"]), states[2][0], atol=1e-5)
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
+                                  train_dataset=cached)
+    trainer.projections.load_state_dict(online.projections.state_dict())
+    assert trainer.signal.kind == "cached"
+    got = trainer.compute_loss(student, _batch(cached, tokenizer))
+    assert got.item() == pytest.approx(want.item(), abs=1e-5)
+    trainer.train()  # the teacher is never run: a broken forward would raise
+    assert trainer.state.global_step == 2
+    missing = _args(tmp_path, kd_loss="kl", hidden_matches=["0:1:mse"])
+    with pytest.raises(ValueError, match=r"needs teacher layer 0; the cache holds layers \[1, 2\]"):
+        DistillationTrainer(model=student, args=missing, teacher_model=teacher, processing_class=tokenizer
+                            ).compute_loss(student, _batch(cached, tokenizer))
+    logits_only = cache_teacher_outputs(teacher, train)
+    with pytest.raises(ValueError, match="hidden_layers"):
+        DistillationTrainer(model=student, args=args, teacher_model=teacher, processing_class=tokenizer,
+                            train_dataset=logits_only).compute_loss(student, _batch(logits_only, tokenizer))
+
+
+def test_hidden_layer_caches_refuse_what_they_cannot_hold(tmp_path, tokenizer, tokenized, teacher):
+    train = tokenized["train"].select(range(4))
+    with pytest.raises(ValueError, match=r"layers \[3\] do not exist \(0 = embeddings, 1..2"):
+        cache_teacher_outputs(teacher, train, hidden_layers=[1, 3])
+    with pytest.raises(ValueError, match="only the torch backend caches hidden states"):
+        cache_teacher_outputs(teacher, train, hidden_layers=[1], backend="onnxruntime")
+    # the layers are part of the key: a logits-only cache is not reused for a hidden-state one
+    plain = cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"))
+    with_hidden = cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"), hidden_layers=[1])
+    assert "teacher_hidden_1" not in plain.column_names and "teacher_hidden_1" in with_hidden.column_names
+    assert len([p for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_cached_hidden_states_of_a_sequence_classifier_are_padded(tmp_path, tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    teacher_cls = BertForSequenceClassification(config).eval()
+    rows = datasets.Dataset.from_dict(dict(tokenizer(["a short one", "a somewhat longer text than that", "mid size"]),
+                                           labels=[0, 1, 2]))
+    cached = cache_teacher_outputs(teacher_cls, rows, hidden_layers=[2], dtype="float32")
+    student = BertForSequenceClassification(BertConfig(**{**config.to_dict(), "num_hidden_layers": 1})).train()
+    args = _args(tmp_path, kd_loss="kl", hidden_matches=["2:1:cosine"])
+    trainer = DistillationTrainer(model=student, args=args, teacher_model=teacher_cls, processing_class=tokenizer,
+                                  train_dataset=cached)
+    batch = DistillationCollator(tokenizer)([cached[i] for i in range(3)])
+    assert batch["teacher_hidden_2"].shape == (3, batch["input_ids"].shape[1], 16)
+    online = DistillationTrainer(model=student, args=args, teacher_model=teacher_cls, processing_class=tokenizer)
+    online.projections.load_state_dict(trainer.projections.state_dict())
+    plain = DistillationCollator(tokenizer)([rows[i] for i in range(3)])
+    assert trainer.compute_loss(student, batch).item() == pytest.approx(
+        online.compute_loss(student, plain).item(), abs=1e-5)
+
+
 def test_hidden_match_projection_is_trained(tmp_path, tokenizer, tokenized, teacher):
     student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=10)
     args = _args(tmp_path, kd_loss="none", hidden_matches=["1:1:cosine"], max_steps=3, learning_rate=1e-2)

@@ -216,9 +216,13 @@ def hidden_terms(specs, student_hidden, teacher_hidden, projections, mask, norma
     """One term per ``(teacher_layer, student_layer, kind)`` of ``specs``: the student's hidden state (through
     its projection ``f"{t}_{s}"`` when there is one) matched to the teacher's, named ``hidden_{t}_{s}_{kind}_loss``."""
     if teacher_hidden is None:
-        raise ValueError("hidden_matches need the teacher online (cached outputs hold logits only)")
+        raise ValueError("hidden_matches need the teacher's hidden states: train with teacher_model= on rows without "
+                         "cache columns, or cache them with cache_teacher_outputs(..., hidden_layers=[...])")
     terms = {}
     for t, s, kind in specs:
+        if isinstance(teacher_hidden, dict) and t not in teacher_hidden:
+            raise ValueError(f"hidden match {t}:{s}:{kind} needs teacher layer {t}; the cache holds layers "
+                             f"{sorted(teacher_hidden)}: rebuild it with hidden_layers including {t}")
         student_h = student_hidden[s]
         if f"{t}_{s}" in projections:
             student_h = projections[f"{t}_{s}"](student_h)

@@ -52,6 +52,9 @@ class DistilBertArguments:
                                                                                    "starts from."})
     temperature: float = 2.0
     cosine_weight: float = 1.0
+    cache_hidden: bool = field(default=True, metadata={
+        "help": "Cache the matched teacher layers' hidden states with its logits (fp16), so no variant runs the "
+                "teacher online; false: the cosine variants run it on every batch."})
     learning_rate: float = 5e-5
     no_init_learning_rate: float = 1e-4
     epochs: float = 10.0
@@ -145,7 +148,7 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
     from hf_distill.runs import train_to_convergence
 
     folder = os.path.join(a.output_dir, dataset, f"{variant}-seed{seed}")
-    settings = {k: getattr(a, k) for k in ("layers", "temperature", "cosine_weight", "learning_rate",
+    settings = {k: getattr(a, k) for k in ("layers", "temperature", "cosine_weight", "cache_hidden", "learning_rate",
                                            "no_init_learning_rate", "epochs", "patience", "batch_size",
                                            "max_length", "max_train_samples", "max_eval_samples", "smoke")}
     key = json.dumps({"settings": settings, "teacher": data["teacher_path"], "variant": variant, "seed": seed},
@@ -170,10 +173,11 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
         weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
         load_best_model_at_end=True, metric_for_best_model=task.metric, save_only_model=True, logging_steps=50,
         report_to="none", disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, seed=seed, **kd)
-    # hidden-state terms need the teacher online; the KL-only ablation reads cached logits instead
-    online = bool(kd["hidden_matches"])
+    # cached rows carry the teacher's logits (and, with cache_hidden, its matched layers' hidden states); the
+    # teacher is still passed: it sizes the hidden-state projections and the cache is checked against it
+    online = bool(kd["hidden_matches"]) and not a.cache_hidden
     train = data["train"] if online else data["cached"]
-    run = train_to_convergence(student, targs, train, tokenizer, teacher=teacher if online else None,
+    run = train_to_convergence(student, targs, train, tokenizer, teacher=teacher if kd["hidden_matches"] else None,
                                dev=data["dev"], patience=a.patience, phase=f"{dataset}/{variant}",
                                compute_metrics=task.compute_metrics())
     scores = _score(student, data["test"], tokenizer, task)
@@ -203,8 +207,9 @@ def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
 
     data = {"train": encode(raw["train"]), "dev": encode(raw["validation"]), "test": encode(raw["test"]),
             "teacher_path": os.path.abspath(teacher_path) if os.path.exists(teacher_path) else teacher_path}
-    if "no_cosine" in a.variants:
-        data["cached"] = cache_teacher_outputs(teacher, data["train"], tokenizer=tokenizer,
+    hidden = [t + 1 for t in a.layers] if a.cache_hidden and set(a.variants) - {"no_cosine"} else None
+    if "no_cosine" in a.variants or hidden:
+        data["cached"] = cache_teacher_outputs(teacher, data["train"], tokenizer=tokenizer, hidden_layers=hidden,
                                                cache_dir=os.path.join(a.output_dir, dataset, "teacher_cache"))
     t_scores = _score(teacher, data["test"], tokenizer, task)
     runs = [run_variant(a, dataset, v, seed, teacher, tokenizer, task, data) for v in a.variants for seed in a.seeds]
