@@ -185,7 +185,8 @@ def _variant(folder: str) -> dict:
         r = json.load(f)
     c = r["config"]
     return {"folder": folder, "copies": c["augment_copies"], "temperature": c["temperature"],
-            "shape": f"{c['vocab_size']} x {c['embedding_dim']}, hidden {c['hidden_size']}",
+            "shape": f"{c['vocab_size']} x {c['embedding_dim']}, hidden {c['hidden_size']}"
+                     + (f", {c['pooling'].replace('_', '+')} pooling" if c.get("pooling", "mean") != "mean" else ""),
             "params": r["mlp_kd_transfer"]["params"], "kd_loss": c.get("kd_loss", "kl"),
             "dev_acc": r["mlp_kd_transfer"]["dev_accuracy"], "test_acc": r["mlp_kd_transfer"]["accuracy"],
             "kd_dev_acc": r["mlp_kd"]["dev_accuracy"], "kd_test_acc": r["mlp_kd"]["accuracy"],

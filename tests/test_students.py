@@ -154,6 +154,26 @@ def test_mlp_size_matches_the_paper():
     assert stats["embedding_share"] == pytest.approx(80_000 / stats["params"])
 
 
+def test_mlp_mean_max_pooling_reads_the_strongest_word_and_ignores_padding(tmp_path):
+    from hf_distill.students.common import masked_max
+
+    x = torch.tensor([[[1.0, -5.0], [3.0, -2.0], [9.0, 9.0]]])
+    assert masked_max(x, torch.tensor([[1, 1, 0]])).tolist() == [[3.0, -2.0]]  # the padded 9s are not seen
+    assert masked_max(x, torch.tensor([[0, 0, 0]])).tolist() == [[0.0, 0.0]]
+    model = build_student("mlp", task="sequence", vocab_size=50, embedding_dim=4, hidden_size=3, num_labels=2,
+                          pooling="mean_max")
+    assert model.hidden.in_features == 8
+    ids = torch.tensor([[5, 6, 0, 0]])
+    with torch.no_grad():
+        padded = model(input_ids=ids, attention_mask=torch.tensor([[1, 1, 0, 0]])).logits
+        short = model(input_ids=ids[:, :2], attention_mask=torch.ones(1, 2, dtype=torch.long)).logits
+    assert torch.allclose(padded, short)
+    model.save_pretrained(tmp_path)
+    assert AutoModelForSequenceClassification.from_pretrained(tmp_path).config.pooling == "mean_max"
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        MLPConfig(pooling="sum")
+
+
 def test_char_lstm_distills_from_a_subword_teacher(tmp_path, conll, tokenizer, tokenized, cached_train):
     raw = conll["train"].select(range(200))
     word_tok = build_word_tokenizer(raw["tokens"])

@@ -230,6 +230,13 @@ def masked_mean(x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+def masked_max(x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Maximum over the time axis of (batch, time, dim), over non-padding positions only (0 for an empty row)."""
+    m = attention_mask.unsqueeze(-1).bool()
+    out = x.masked_fill(~m, torch.finfo(x.dtype).min).amax(1)
+    return torch.where(m.any(1), out, torch.zeros_like(out))
+
+
 def token_output(logits: torch.Tensor, labels: torch.Tensor | None, hidden=None) -> TokenClassifierOutput:
     loss = None
     if labels is not None:

@@ -73,6 +73,7 @@ class EmotionArguments:
     vocab_size: int = 5000
     embedding_dim: int = 16
     hidden_size: int = 16
+    pooling: str = field(default="mean", metadata={"help": "MLP pooling: mean, or mean_max (mean and maximum)."})
     kd_loss: str = "kl"
     temperature: float = 1.0
     kd_weight: str = "auto"
@@ -173,7 +174,7 @@ def run(a: EmotionArguments) -> dict:
     # the MLP's own word tokenizer and data
     word_tok = build_word_tokenizer(raw["train"]["text"], vocab_size=a.vocab_size, lowercase=True)
     words = tokenize_text(raw, word_tok, max_length=a.max_length)
-    mlp_kw = {"embedding_dim": a.embedding_dim, "hidden_size": a.hidden_size}
+    mlp_kw = {"embedding_dim": a.embedding_dim, "hidden_size": a.hidden_size, "pooling": a.pooling}
 
     def mlp():
         set_seed(a.seed)
