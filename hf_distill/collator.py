@@ -23,6 +23,17 @@ _HIDDEN = frozenset(CACHE_HIDDEN)
 _FLOAT = frozenset((CACHE_LOGITS, CACHE_TOPK_VALUES, *CACHE_HIDDEN))
 
 
+def hidden_as_numpy(dataset):
+    """``dataset`` with its cached hidden-state columns read as numpy arrays (about 2x faster batches than the
+    nested lists ``datasets`` returns by default); any other dataset, or one with a format set, as it is."""
+    import datasets
+
+    hidden = [c for c in getattr(dataset, "column_names", None) or [] if c in _HIDDEN]
+    if not hidden or not isinstance(dataset, datasets.Dataset) or dataset.format["type"] is not None:
+        return dataset
+    return dataset.with_format("numpy", columns=hidden, output_all_columns=True)
+
+
 class DistillationCollator:
     """Pads token or sequence classification batches and the extra columns the trainer reads.
 

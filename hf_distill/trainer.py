@@ -14,7 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from .args import DistillationTrainingArguments
 from .base import DISTILLATION_FILE, IGNORE_INDEX, extra_model_inputs, write_json_atomic
 from .checkpoints import distillation_record, resume_state, save_trainer_state, without_hub_token
-from .collator import EXTRA_COLUMNS, DistillationCollator
+from .collator import EXTRA_COLUMNS, DistillationCollator, hidden_as_numpy
 from .counting import COUNT_NAMES, count_items
 from .data.align import DISTILL_MASK
 from .data.transfer import log_row_counts
@@ -45,6 +45,8 @@ class DistillationTrainer(Trainer):
             raise TypeError("DistillationTrainer needs DistillationTrainingArguments, got " + type(args).__name__)
         if data_collator is None and processing_class is not None:
             data_collator = DistillationCollator(processing_class, extra_inputs=extra_model_inputs(model))
+        if "train_dataset" in kwargs:
+            kwargs["train_dataset"] = hidden_as_numpy(kwargs["train_dataset"])
         super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processing_class,
                          **kwargs)
         # compute_loss normalizes every term by counts over the accumulated batch (see _get_num_items_in_batch)

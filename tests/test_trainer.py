@@ -6,6 +6,7 @@ import copy
 import json
 
 import datasets
+import numpy as np
 import pytest
 import torch
 from conftest import CONLL_LABELS, tiny_bert
@@ -216,6 +217,8 @@ def test_cached_hidden_states_give_the_online_loss_and_training(tmp_path, tokeni
                                   train_dataset=cached)
     trainer.projections.load_state_dict(online.projections.state_dict())
     assert trainer.signal.kind == "cached"
+    assert isinstance(trainer.train_dataset[0]["teacher_hidden_1"], np.ndarray)  # read fast, as arrays
+    assert isinstance(trainer.train_dataset[0]["input_ids"], list)  # the other columns as they were
     got = trainer.compute_loss(student, _batch(cached, tokenizer))
     assert got.item() == pytest.approx(want.item(), abs=1e-5)
     trainer.train()  # the teacher is never run: a broken forward would raise
