@@ -208,6 +208,25 @@ def test_efficient_kd_recipe_smoke_times_phases_through_a_callback(tmp_path, tok
     assert again["methods"]["vanilla"]["f1_per_seed"] == out["methods"]["vanilla"]["f1_per_seed"]
 
 
+def test_efficient_kd_recipe_can_freeze_the_word_embeddings(tmp_path, tokenizer_dir, data_dir):
+    recipe = _load(ROOT / "recipes" / "efficient_kd" / "distill_efficient_kd.py")
+    argv = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
+            str(tmp_path), "--crf_teacher", str(tmp_path / "crf_teacher"), "--max_train_samples", "16",
+            "--max_eval_samples", "8", "--teacher_epochs", "1", "--student_epochs", "1", "--student_layers", "0",
+            "--seeds", "1", "--methods", "vanilla", "substructure_cached", "--freeze_embeddings", "true"]
+    recipe.main(argv)
+    record = json.loads((tmp_path / "crf_teacher" / recipe.TEACHER_RECORD).read_text())
+    teacher = recipe.BertCRFForTokenClassification.from_pretrained(tmp_path / "crf_teacher")
+    table = teacher.get_input_embeddings().weight.numel()
+    assert record["freeze_embeddings"] is True
+    assert record["trainable_params"] == sum(p.numel() for p in teacher.parameters()) - table
+    run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
+    assert run["teacher"]["freeze_embeddings"] is True
+    student = recipe.student_from_teacher(teacher, [0])
+    for r in run["methods"].values():
+        assert r["trainable_params"] == sum(p.numel() for p in student.parameters()) - table
+
+
 def test_fine_tune_teacher_refuses_a_run_folder_of_other_settings(tmp_path, tokenizer_dir, data_dir):
     from hf_distill import load_dataset
     from hf_distill.runs import TaskSpec, fine_tune_teacher

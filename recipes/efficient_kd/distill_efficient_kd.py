@@ -63,6 +63,13 @@ def targs(out, name, epochs, lr, kd_loss, schedule="constant", kd_weight="1.0", 
 TEACHER_RECORD = "structured_kd_teacher.json"
 
 
+def freeze_word_embeddings(model, freeze: bool) -> int:
+    """With ``freeze``, stop training ``model``'s word-embedding table; returns its trainable parameter count."""
+    if freeze:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 @dataclass
 class EfficientKDArguments:
     """Settings of the efficient sub-structured KD recipe (a JSON or YAML file of these works too)."""
@@ -82,6 +89,9 @@ class EfficientKDArguments:
     kd_schedule: str = field(default="kd_only_until_last_epoch", metadata={
         "help": "kd_weight_schedule of the KD methods: the paper's, or 'constant' (NLL + KD in every epoch)."})
     kd_weight: str = "1.0"
+    freeze_embeddings: bool = field(default=False, metadata={
+        "help": "Keep the word-embedding table of teacher and students frozen (a CPU-budget choice: the cased "
+                "250k-token table is most of the parameters the optimizer updates; the paper trains it)."})
     seeds: list[int] = field(default_factory=lambda: [42], metadata={"help": "Student seeds (teacher: 42)."})
     group_by_length: bool = True
     data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
@@ -106,7 +116,8 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
     The folder is written atomically with a record of its settings; a folder whose record differs raises.
     """
     record = {"init": path, "epochs": args.teacher_epochs, "lr": args.teacher_lr, "seed": 42,
-              "train_sentences": len(train), "group_by_length": args.group_by_length, "smoke": args.smoke}
+              "train_sentences": len(train), "group_by_length": args.group_by_length, "smoke": args.smoke,
+              **({"freeze_embeddings": True} if args.freeze_embeddings else {})}
     saved = args.crf_teacher and os.path.join(args.crf_teacher, TEACHER_RECORD)
     if saved and os.path.isfile(saved):
         with open(saved) as f:
@@ -124,6 +135,7 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
             intermediate_size=32, **names))
     else:
         teacher = BertCRFForTokenClassification.from_pretrained(path, **names)
+    record["trainable_params"] = freeze_word_embeddings(teacher, args.freeze_embeddings)
     teacher_args = targs(args.output_dir, "teacher", args.teacher_epochs, args.teacher_lr, "none",
                          group_by_length=args.group_by_length)
     tt = DistillationTrainer(model=teacher, args=teacher_args, train_dataset=train, processing_class=tokenizer,
@@ -160,6 +172,7 @@ def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer,
             continue
         set_seed(seed)
         student = student_from_teacher(teacher, a.student_layers)
+        trainable = freeze_word_embeddings(student, a.freeze_embeddings)
         kd = "none" if method == "vanilla" else method.removesuffix("_cached")
         from_cache = method.endswith("_cached")
         timer = PhaseTimer()
@@ -179,7 +192,7 @@ def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer,
                                      "student_forward_s": first["student_forward_s"],
                                      "student_backward_s": first["rest_s"],
                                      "precision": ev["eval_precision"], "recall": ev["eval_recall"],
-                                     "f1": ev["eval_f1"]}
+                                     "f1": ev["eval_f1"], "trainable_params": trainable}
         print(f"[efficient_kd] seed {seed} {method}: F1 {100 * ev['eval_f1']:.2f}, first epoch "
               f"{first['epoch_s']:.1f}s (teacher {first['teacher_s']:.1f}s)", flush=True)
         write(result, a, command, seed)
@@ -209,7 +222,8 @@ def main(argv: list[str]) -> dict:
     data = {"train": train, "test": test, "cached": cached, "cache_s": time.perf_counter() - t0,
             "teacher_record": {"precision": ev["eval_precision"], "recall": ev["eval_recall"], "f1": ev["eval_f1"],
                                "train_s": record.get("train_s"), "init": a.teacher_base, "epochs": a.teacher_epochs,
-                               "layers": teacher.config.num_hidden_layers}}
+                               "layers": teacher.config.num_hidden_layers,
+                               "freeze_embeddings": record.get("freeze_embeddings", False)}}
     for seed in a.seeds:
         run_seed(a, seed, teacher, data, tokenizer, metrics, command)
     return aggregate([f"{a.results_name}_seed{s}" for s in a.seeds], a.results_name, argv, a.results_dir)
