@@ -68,7 +68,7 @@ def _settings(demo: DemoArguments) -> dict:
     return {k: getattr(demo, k) for k in ("max_train_samples", "transfer_samples", "kd_loss", "temperature",
                                           "labeled_temperature", "kd_weight", "patience", "student_epochs",
                                           "transfer_epochs",
-                                          "student_layers", "student_learning_rate")}
+                                          "student_layers", "student_learning_rate", "bf16")}
 
 
 def stage_teacher(demo: DemoArguments, tag: str | None = None) -> None:

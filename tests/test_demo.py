@@ -51,6 +51,13 @@ def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):
     again = run_demo(args)
     assert again["teacher"]["f1"] == r["teacher"]["f1"]
     assert "reusing" in capsys.readouterr().out
+    # bf16 autocast: a teacher of other settings (trained apart), students trained under autocast
+    bf16 = DemoArguments(**{**vars(args), "bf16": True, "output_dir": str(tmp_path / "bf16"), "teacher_epochs": 1})
+    r16 = run_demo(bf16)
+    assert 0.0 <= r16["student_no_kd"]["f1"] <= 1.0
+    saved = json.loads((tmp_path / "bf16" / "teacher" / "model" / "demo_teacher.json").read_text())
+    assert saved["settings"]["bf16"] is True and "bf16" not in _demo._teacher_record(args, str(teacher_dir))
+    assert r16["student_no_kd"]["bf16"] is True and r["student_no_kd"]["bf16"] is False
     args.teacher_epochs = 3
     try:
         run_demo(args)
