@@ -563,7 +563,11 @@ def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, 
         features[col] = datasets.Value("int64")
     features[CACHE_LOGITS] = (datasets.Array2D(shape=(None, width), dtype="float32") if level == "word"
                               else datasets.Sequence(datasets.Value("float32"), length=width))
-    return student.map(move, with_indices=True, features=features, desc="transfer teacher cache")
+    # the fingerprint from the inputs' own: hashing ``move`` would pickle its closure, every row's logits
+    fingerprint = hashlib.sha256(f"transfer_teacher_cache/1|{getattr(cached, '_fingerprint', '')}|"
+                                 f"{getattr(student, '_fingerprint', '')}|{level}".encode()).hexdigest()[:32]
+    return student.map(move, with_indices=True, features=features, desc="transfer teacher cache",
+                       new_fingerprint=fingerprint)
 
 
 # ------------------------------------------------------------------------------- sharing on the Hub
