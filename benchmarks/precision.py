@@ -1,0 +1,119 @@
+"""float32 against bfloat16 autocast on CPU, side by side in one process: training steps and teacher forwards.
+
+The demo's student (all-MiniLM-L6-v2's first 2 layers, token classification) trains on CoNLL-2003 train
+sentences through ``DistillationTrainer`` (length-grouped batches of 32, the demo's optimizer), once per
+precision, the two alternating for ``--repeats`` rounds so that load on the machine falls on both; the full
+teacher runs forward over the same sentences (batches of 64, as the teacher cache does). Reported: the median
+seconds of each and the ratio fp32 / bf16. Writes ``benchmarks/results/precision.json`` + ``.md``.
+
+    HF_DISTILL_DATA_DIR=../shared/data OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/precision.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+from common import RESULTS, default_teacher_path
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from hf_distill import DistillationCollator, DistillationTrainer, DistillationTrainingArguments, load_dataset
+from hf_distill.base import write_json_atomic
+from hf_distill.data import tokenize_and_align
+from hf_distill.students import student_from_teacher
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"))
+
+
+def time_training(teacher, rows, tokenizer, bf16: bool, seed: int) -> float:
+    """Seconds of one epoch of the demo student over ``rows`` (no evaluation, no saving)."""
+    student = student_from_teacher(teacher, [0, 1])
+    args = DistillationTrainingArguments(
+        output_dir="outputs/precision_bench", num_train_epochs=1, per_device_train_batch_size=32,
+        learning_rate=2e-4, warmup_ratio=0.1, weight_decay=0.01, kd_loss="none", group_by_length=True,
+        report_to="none", save_strategy="no", disable_tqdm=True, logging_steps=10_000, seed=seed, bf16=bf16,
+        use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=False)
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=rows, processing_class=tokenizer)
+    start = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - start
+
+
+def time_forward(teacher, rows, tokenizer, bf16: bool) -> float:
+    """Seconds of the teacher's forward over ``rows`` in batches of 64 sorted by length (as the cache does)."""
+    collate = DistillationCollator(tokenizer)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    batches = [collate([{k: rows[i][k] for k in ("input_ids", "attention_mask")} for i in order[b:b + 64]])
+               for b in range(0, len(order), 64)]
+    teacher.eval()
+    start = time.perf_counter()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for batch in batches:
+            teacher(**batch)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str]) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--teacher", default=None, help="Encoder folder (default: all-MiniLM-L6-v2).")
+    p.add_argument("--sentences", type=int, default=1280, help="CoNLL-2003 train sentences per measurement.")
+    p.add_argument("--repeats", type=int, default=3, help="Alternating rounds per precision.")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--output", default=os.path.join(RESULTS, "precision"))
+    p.add_argument("--note", default="", help="A line on the conditions (e.g. another job sharing the core).")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    path = a.teacher or default_teacher_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    raw = load_dataset("conll2003")
+    labels = raw["train"].features["ner_tags"].feature.names
+    rows = tokenize_and_align(raw["train"].select(range(a.sentences)), tokenizer)
+    teacher = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    times: dict[str, list[float]] = {k: [] for k in ("train_fp32", "train_bf16", "forward_fp32", "forward_bf16")}
+    time_training(teacher, rows.select(range(64)), tokenizer, False, 0)  # warm-up: first-call costs aside
+    for r in range(a.repeats):
+        for bf16 in ((False, True) if r % 2 == 0 else (True, False)):
+            name = "bf16" if bf16 else "fp32"
+            times[f"train_{name}"].append(time_training(teacher, rows, tokenizer, bf16, seed=r))
+            times[f"forward_{name}"].append(time_forward(teacher, rows, tokenizer, bf16))
+            print(f"[precision] round {r + 1}: {name} train {times[f'train_{name}'][-1]:.2f}s, teacher forward "
+                  f"{times[f'forward_{name}'][-1]:.2f}s", flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out = {"sentences": a.sentences, "repeats": a.repeats, "threads": a.threads, "cpu_flags": _cpu_flags(),
+           "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
+           "seconds": times, "median_s": med,
+           "train_speedup": med["train_fp32"] / med["train_bf16"],
+           "forward_speedup": med["forward_fp32"] / med["forward_bf16"],
+           "note": a.note, "command": "python benchmarks/precision.py " + " ".join(argv)}
+    write_json_atomic(a.output + ".json", out)
+    md = ["# float32 against bfloat16 autocast on CPU", "", f"Command: `{out['command']}`", "",
+          f"{a.sentences} CoNLL-2003 train sentences, {a.threads} thread(s), {a.repeats} alternating rounds per "
+          f"precision (median shown); CPU flags: {', '.join(out['cpu_flags']) or 'none found'}; torch "
+          f"{torch.__version__}." + (f" {a.note}" if a.note else ""), "",
+          "| measurement | fp32 s | bf16 s | fp32 / bf16 |", "|---|---|---|---|",
+          f"| one training epoch of the demo student (2 layers, batches of 32) | {med['train_fp32']:.2f} | "
+          f"{med['train_bf16']:.2f} | {out['train_speedup']:.2f}x |",
+          f"| teacher forward (6 layers, batches of 64) | {med['forward_fp32']:.2f} | {med['forward_bf16']:.2f} | "
+          f"{out['forward_speedup']:.2f}x |", "",
+          "Speed only: what bf16 does to F1 is measured by training runs, not here."]
+    with open(a.output + ".md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
