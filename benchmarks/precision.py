@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -97,7 +98,7 @@ def main(argv: list[str]) -> dict:
            "seconds": times, "median_s": med,
            "train_speedup": med["train_fp32"] / med["train_bf16"],
            "forward_speedup": med["forward_fp32"] / med["forward_bf16"],
-           "note": a.note, "command": "python benchmarks/precision.py " + " ".join(argv)}
+           "note": a.note, "command": "python benchmarks/precision.py " + shlex.join(argv)}
     write_json_atomic(a.output + ".json", out)
     md = ["# float32 against bfloat16 autocast on CPU", "", f"Command: `{out['command']}`", "",
           f"{a.sentences} CoNLL-2003 train sentences, {a.threads} thread(s), {a.repeats} alternating rounds per "
