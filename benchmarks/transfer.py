@@ -193,11 +193,34 @@ def _variant(folder: str) -> dict:
             "command": r.get("command")}
 
 
+EMOTION_SCORES = ("mlp_acc", "mlp_kd_acc", "mlp_kd_transfer_acc")
+
+
+def _seed_runs(main: dict, folders: list[str]) -> list[dict]:
+    """Per-seed accuracies of the main setting: its own run and the runs in ``folders``, which must have been
+    run with the same settings apart from ``seed`` (and their output folder)."""
+    def same(c):
+        return {k: v for k, v in c.items() if k not in ("seed", "output_dir")}
+
+    runs = [main]
+    for folder in folders:
+        with open(os.path.join(folder, "results.json")) as f:
+            runs.append(json.load(f))
+        if same(runs[-1]["config"]) != same(main["config"]):
+            raise SystemExit(f"{folder} was run with other settings than the main emotion run (apart from seed)")
+    seeds = [x["config"]["seed"] for x in runs]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"two emotion runs have the same seed: {seeds}")
+    return [{"seed": x["config"]["seed"], "mlp_acc": x["mlp"]["accuracy"], "mlp_kd_acc": x["mlp_kd"]["accuracy"],
+             "mlp_kd_transfer_acc": x["mlp_kd_transfer"]["accuracy"]} for x in runs]
+
+
 def stage_emotion(recipe_argv: list[str], run: bool = True, folder: str = EMOTION_DIR,
-                  variants: list[str] | None = None) -> dict:
+                  variants: list[str] | None = None, seed_folders: list[str] | None = None) -> dict:
     """Run the emotion recipe (a separate script: benchmarks never import recipes) and merge its results.
     ``variants``: result folders of other recipe settings, listed beside it (the main one is chosen by the
-    validation accuracy of MLP + KD + transfer)."""
+    validation accuracy of MLP + KD + transfer). ``seed_folders``: the main setting run with other seeds; the
+    accuracies (and the targets) are then means over the seeds."""
     import subprocess
 
     recipe = os.path.join(os.path.dirname(HERE), "recipes", "emotion_mlp", "distill_emotion.py")
@@ -214,6 +237,10 @@ def stage_emotion(recipe_argv: list[str], run: bool = True, folder: str = EMOTIO
     emotion = {"tfidf_lr_acc": r["tfidf_lr"]["accuracy"], "mlp_acc": r["mlp"]["accuracy"],
                "teacher_acc": r["teacher"]["accuracy"], "mlp_kd_acc": r["mlp_kd"]["accuracy"],
                "mlp_kd_transfer_acc": r["mlp_kd_transfer"]["accuracy"], "details": r, "variants": found}
+    if seed_folders:
+        per_seed = _seed_runs(r, seed_folders)
+        emotion.update({k: statistics.mean(p[k] for p in per_seed) for k in EMOTION_SCORES})
+        emotion["seeds"] = per_seed
     path = os.path.join(RESULTS, "transfer.json")
     out = json.load(open(path)) if os.path.isfile(path) else {}
     out["emotion"] = emotion
@@ -252,7 +279,18 @@ def _emotion_md(e: dict) -> list[str]:
                  f"{v.get('shape', '5000 x 16, hidden 16')} "
                  f"({v.get('params', 80374):,}) | {100 * v['dev_acc']:.2f} / {100 * v['test_acc']:.2f} | "
                  f"{100 * v['kd_dev_acc']:.2f} / {100 * v['kd_test_acc']:.2f} |" for v in e["variants"]]
-    rows += ["", "| target | measured | met |", "|---|---|---|"]
+    seeds = e.get("seeds") or []
+    if len(seeds) > 1:
+        rows += ["", f"The same setting over {len(seeds)} seeds (each seed draws its own augmented copies and student "
+                 "initialization; the table above is the first seed's run):", "",
+                 "| seed | MLP, no KD | MLP + KD | MLP + KD + transfer |", "|---|---|---|---|"]
+        rows += [f"| {p['seed']} | {100 * p['mlp_acc']:.2f} | {100 * p['mlp_kd_acc']:.2f} | "
+                 f"{100 * p['mlp_kd_transfer_acc']:.2f} |" for p in seeds]
+        cells = [f"{100 * statistics.mean(p[k] for p in seeds):.2f} ± {100 * statistics.stdev(p[k] for p in seeds):.2f}"
+                 for k in EMOTION_SCORES]
+        rows.append(f"| mean ± s.d. | {' | '.join(cells)} |")
+    on = f" (means over {len(seeds)} seeds)" if len(seeds) > 1 else ""
+    rows += ["", f"| target{on} | measured | met |", "|---|---|---|"]
     kt = e["mlp_kd_transfer_acc"]
     for label, diff, need in (("MLP + KD + transfer ≥ TF-IDF + LR", kt - e["tfidf_lr_acc"], 0.0),
                               ("MLP + KD + transfer ≥ MLP + 2 points", kt - e["mlp_acc"], 0.02),
@@ -366,6 +404,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--emotion_dir", default=EMOTION_DIR, help="emotion: the recipe's output folder")
     p.add_argument("--emotion_variants", nargs="*", default=[], help="emotion: other settings' output folders, "
                                                                     "listed beside it")
+    p.add_argument("--emotion_seeds", nargs="*", default=[], help="emotion: output folders of the main setting run "
+                                                                  "with other --seed values (means over seeds)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     p.add_argument("--threads", type=int, default=None)
@@ -374,7 +414,8 @@ def main(argv: list[str]) -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.stage == "emotion":
-        stage_emotion(demo_argv, run=not a.merge_only, folder=a.emotion_dir, variants=a.emotion_variants)
+        stage_emotion(demo_argv, run=not a.merge_only, folder=a.emotion_dir, variants=a.emotion_variants,
+                      seed_folders=a.emotion_seeds)
         return
     (demo,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(
         args=["--output_dir", "outputs/transfer", "--quiet", "false", *demo_argv])
