@@ -112,7 +112,12 @@ def main(argv: list[str]) -> dict:
                                                    seed=targs.seed)
         print(f"transfer set: {report}", flush=True)
         train = mix_transfer(train, tokenize_and_align(transfer_rows, tokenizer))
-    cached = cache_teacher_outputs(teacher, train, tokenizer=tokenizer,
+    # hidden-state matches (--hidden_matches T:S:kind) read the teacher layers they need from the cache too
+    hidden_layers = sorted({t for t, _, _ in targs.hidden_match_specs})
+    if hidden_layers and recipe.student in WORD_LEVEL:
+        raise SystemExit(f"--hidden_matches: the word-level student {recipe.student!r} does not read the teacher's "
+                         "sub-words, so its states cannot be matched position by position; use a sub-word student")
+    cached = cache_teacher_outputs(teacher, train, tokenizer=tokenizer, hidden_layers=hidden_layers or None,
                                    cache_dir=os.path.join(targs.output_dir, "teacher_cache"))
     metrics = TokenClassificationMetrics(labels)
     if use_dev:  # train to convergence: evaluate every epoch, keep the best checkpoint
@@ -145,12 +150,14 @@ def main(argv: list[str]) -> dict:
 
     trainer = DistillationTrainer(model=student, args=targs, train_dataset=student_train, eval_dataset=student_dev,
                                   processing_class=student_tok, compute_metrics=metrics,
+                                  teacher_model=teacher if hidden_layers else None,  # sizes the projections
                                   callbacks=[EarlyStoppingCallback(recipe.patience)] if use_dev else None)
     start = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - start
     student_metrics = trainer.evaluate(student_eval)
-    eval_args = dataclasses.replace(targs, eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    eval_args = dataclasses.replace(targs, eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+                                    hidden_matches=[])
     teacher_eval = DistillationTrainer(model=teacher, args=eval_args, processing_class=tokenizer,
                                        compute_metrics=metrics).evaluate(evalset)
     model_dir = os.path.join(targs.output_dir, "model")

@@ -66,6 +66,25 @@ def test_distill_ner_with_transfer_set_and_early_stopping(tmp_path, tokenizer, d
     assert info["labeled_examples"] == 40 and info["transfer_examples"] == 30
 
 
+def test_distill_ner_hidden_matches_read_cached_teacher_states(tmp_path, tokenizer, data_dir):
+    from conftest import tiny_bert
+
+    teacher_dir = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=2, hidden=32, seed=0).save_pretrained(teacher_dir)
+    tokenizer.save_pretrained(teacher_dir)
+    recipe = _load(ROOT / "recipes" / "distill_ner.py")
+    argv = ["--teacher", str(teacher_dir), "--data_dir", str(data_dir), "--max_train_samples", "24",
+            "--patience", "0", "--num_train_epochs", "1", "--per_device_train_batch_size", "8",
+            "--output_dir", str(tmp_path / "out"), "--report_to", "none", "--kd_loss", "kl",
+            "--hidden_matches", "2:0:mse", "--use_cpu", "true"]
+    record = recipe.main([*argv, "--student", "bilstm", "--student_config", '{"embedding_dim": 8, "hidden_size": 4}'])
+    assert 0.0 <= record["metrics"]["f1"] <= 1.0
+    (meta,) = (tmp_path / "out" / "teacher_cache").glob("*/hf_distill_cache.json")
+    assert json.loads(meta.read_text())["hidden_layers"] == [2]
+    with pytest.raises(SystemExit, match="word-level student"):
+        recipe.main([*argv, "--student", "char_lstm"])
+
+
 def test_swedish_ner_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     recipe = _load(ROOT / "recipes" / "swedish_ner" / "distill_swedish.py")
     out = recipe.main(["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir),
