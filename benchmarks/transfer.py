@@ -212,7 +212,7 @@ def _seed_runs(main: dict, folders: list[str]) -> list[dict]:
     if len(set(seeds)) != len(seeds):
         raise SystemExit(f"two emotion runs have the same seed: {seeds}")
     return [{"seed": x["config"]["seed"], "mlp_acc": x["mlp"]["accuracy"], "mlp_kd_acc": x["mlp_kd"]["accuracy"],
-             "mlp_kd_transfer_acc": x["mlp_kd_transfer"]["accuracy"]} for x in runs]
+             "mlp_kd_transfer_acc": x["mlp_kd_transfer"]["accuracy"], "command": x.get("command")} for x in runs]
 
 
 def stage_emotion(recipe_argv: list[str], run: bool = True, folder: str = EMOTION_DIR,
