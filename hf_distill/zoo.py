@@ -64,6 +64,9 @@ class ZooArguments:
         "help": "How the teacher's outputs are cached: 'torch', 'onnxruntime' (its ONNX export, checked against "
                 "PyTorch) or 'onnxruntime-int8' (dynamically quantized: faster on CPU, refused below 99% argmax "
                 "agreement with PyTorch)."})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "Folder of the teacher caches (default: output_dir/teacher_cache). Caches are keyed by teacher, "
+                "rows and options, so zoo runs over the same rows can share one folder and label them once."})
     compare_no_kd: bool = field(default=False, metadata={"help": "Also train each student without KD."})
     transfer: str | None = field(default=None, metadata={"help": "Unlabeled text for KD only (a transfer-set "
                                                                    "source: file, 'name:split'...)."})
@@ -483,7 +486,7 @@ def run_zoo(args: ZooArguments) -> dict:
         mixed = mix_transfer(train, task.encode(rows, tokenizer))
     data = {"train": train, "dev": task.encode(dev_raw, tokenizer), "teacher": teacher,
             "cached": cache_teacher_outputs(teacher, mixed, tokenizer=tokenizer, backend=args.cache_backend,
-                                            cache_dir=os.path.join(args.output_dir, "teacher_cache"))}
+                                            cache_dir=args.cache_dir or os.path.join(args.output_dir, "teacher_cache"))}
     data["keep"] = kept_ids(args, tokenizer, mixed, data["dev"])
     if data["keep"] is not None:
         say(f"trimmed vocabulary: {len(data['keep'])} of {len(tokenizer)} sub-words occur in the training and dev "

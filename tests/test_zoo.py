@@ -130,9 +130,11 @@ def test_zoo_on_text_classification(tmp_path, tokenizer, data_dir):
         teacher=str(tmp_path / "teacher"), dataset="emotion", data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2', 'c=cnn:{"embedding_dim": 8}@1e-2'],
         max_train_samples=64, max_dev_samples=32, max_eval_samples=32, epochs=1, patience=1, bench_runs=2,
-        quantize=False, max_f1_drop=100.0)
+        quantize=False, max_f1_drop=100.0, cache_dir=str(tmp_path / "shared_cache"))
     out = run_zoo(args)
     assert out["task"] == "sequence" and out["metric"] == "macro_f1"
+    # the teacher cache lives in the shared folder, not the zoo's own
+    assert any((tmp_path / "shared_cache").iterdir()) and not (tmp_path / "zoo" / "teacher_cache").exists()
     for r in out["students"]:
         assert 0.0 <= r["f1"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
         assert r["f1_pytorch"] is not None

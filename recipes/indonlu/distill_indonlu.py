@@ -173,7 +173,9 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
                                 "students": _specs(a, task, setting),
                                 "transfer_length": a.ulb_length if over.get("transfer") else None,
                                 "transfer_max_rows": a.ulb_max_rows if over.get("transfer") else None,
-                                "output_dir": os.path.join(folder, group, f"seed{seed}")})
+                                "output_dir": os.path.join(folder, group, f"seed{seed}"),
+                                # one cache folder per task: the settings over the same rows label them once
+                                "cache_dir": os.path.join(folder, "teacher_cache")})
             result = run_zoo(z)
             out["teacher"] = result["teacher"]
             out["runs"].setdefault(group, {})[seed] = result
