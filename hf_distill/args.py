@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
 from .losses import HIDDEN_LOSSES, KD_LOSSES
+
+_MIXED_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
+#: the mixed precision of the launcher (``accelerate launch``, its config), before any arguments object set it
+_LAUNCH_MIXED_PRECISION = os.environ.get(_MIXED_PRECISION_ENV)
 
 KD_SCHEDULES = ("constant", "linear_decay", "zero_last_epoch", "kd_only_until_last_epoch")
 
@@ -73,6 +78,14 @@ class DistillationTrainingArguments(TrainingArguments):
     kbest_k: int = field(default=3, metadata={"help": "K of the teacher's K-best sequences (kd_loss=kbest)."})
 
     def __post_init__(self):
+        if not (self.fp16 or self.bf16):
+            # TrainingArguments writes its mixed precision into the process environment, where every later
+            # arguments object (and its Trainer) would inherit it: an fp32 run after a bf16 one in the same
+            # process would silently train in bf16. Start from what the launcher asked for instead.
+            if _LAUNCH_MIXED_PRECISION is None:
+                os.environ.pop(_MIXED_PRECISION_ENV, None)
+            else:
+                os.environ[_MIXED_PRECISION_ENV] = _LAUNCH_MIXED_PRECISION
         super().__post_init__()
         if self.kd_loss not in kd_loss_names():
             raise ValueError(f"kd_loss={self.kd_loss!r}: choose one of {kd_loss_names()} (or register a new one "

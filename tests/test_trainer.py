@@ -269,6 +269,15 @@ def test_cached_hidden_states_of_a_sequence_classifier_are_padded(tmp_path, toke
         online.compute_loss(student, plain).item(), abs=1e-5)
 
 
+def test_an_fp32_run_after_a_bf16_one_in_the_same_process_stays_fp32(tmp_path, monkeypatch):
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    student = tiny_bert(50, layers=1, hidden=16)
+    bf16 = DistillationTrainer(model=student, args=_args(tmp_path, bf16=True))
+    assert bf16.accelerator.mixed_precision == "bf16"
+    fp32 = DistillationTrainer(model=student, args=_args(tmp_path))  # transformers left "bf16" in os.environ
+    assert fp32.accelerator.mixed_precision == "no"
+
+
 def test_hidden_match_projection_is_trained(tmp_path, tokenizer, tokenized, teacher):
     student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=10)
     args = _args(tmp_path, kd_loss="none", hidden_matches=["1:1:cosine"], max_steps=3, learning_rate=1e-2)
