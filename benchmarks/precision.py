@@ -45,7 +45,7 @@ def time_training(teacher, rows, tokenizer, bf16: bool, seed: int) -> float:
         output_dir="outputs/precision_bench", num_train_epochs=1, per_device_train_batch_size=32,
         learning_rate=2e-4, warmup_ratio=0.1, weight_decay=0.01, kd_loss="none", group_by_length=True,
         report_to="none", save_strategy="no", disable_tqdm=True, logging_steps=10_000, seed=seed, bf16=bf16,
-        use_cpu=not torch.cuda.is_available(), dataloader_pin_memory=False)
+        dataloader_pin_memory=False)
     trainer = DistillationTrainer(model=student, args=args, train_dataset=rows, processing_class=tokenizer)
     start = time.perf_counter()
     trainer.train()

@@ -14,6 +14,13 @@ _MIXED_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
 #: the mixed precision of the launcher (``accelerate launch``, its config), before any arguments object set it
 _LAUNCH_MIXED_PRECISION = os.environ.get(_MIXED_PRECISION_ENV)
 
+def _accelerator_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())
+
+
 KD_SCHEDULES = ("constant", "linear_decay", "zero_last_epoch", "kd_only_until_last_epoch")
 
 
@@ -86,6 +93,8 @@ class DistillationTrainingArguments(TrainingArguments):
                 os.environ.pop(_MIXED_PRECISION_ENV, None)
             else:
                 os.environ[_MIXED_PRECISION_ENV] = _LAUNCH_MIXED_PRECISION
+        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and not _accelerator_available():
+            self.use_cpu = True  # bf16 autocast on a CPU-only machine: transformers refuses it unless use_cpu
         super().__post_init__()
         if self.kd_loss not in kd_loss_names():
             raise ValueError(f"kd_loss={self.kd_loss!r}: choose one of {kd_loss_names()} (or register a new one "

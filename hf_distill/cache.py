@@ -172,10 +172,9 @@ def _shard_columns(run, inputs_only, keys, start: int, stop: int, batch_size: in
         logits = run(_pad_batch([rows[i] for i in idx], keys))
         logits, hidden = logits if isinstance(logits, tuple) else (logits, {})
         token_level = logits.ndim == 3
-        for layer, states in hidden.items():  # per real token of each row, as the logits of token tasks
-            for j, i in enumerate(idx):
-                hidden_rows[layer][i] = states[j, : len(rows[i]["input_ids"])].astype(np_dtype)
         for j, i in enumerate(idx):
+            for layer, states in hidden.items():  # per real token of the row, as the logits of token tasks
+                hidden_rows[layer][i] = states[j, : len(rows[i]["input_ids"])].astype(np_dtype)
             row = logits[j, : len(rows[i]["input_ids"])] if token_level else logits[j]
             if top_k is not None:
                 k = min(top_k, row.shape[-1])

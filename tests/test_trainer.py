@@ -276,6 +276,9 @@ def test_an_fp32_run_after_a_bf16_one_in_the_same_process_stays_fp32(tmp_path, m
     assert bf16.accelerator.mixed_precision == "bf16"
     fp32 = DistillationTrainer(model=student, args=_args(tmp_path))  # transformers left "bf16" in os.environ
     assert fp32.accelerator.mixed_precision == "no"
+    if not torch.cuda.is_available():  # bf16 on a CPU-only machine needs no use_cpu=True from the caller
+        args = DistillationTrainingArguments(output_dir=str(tmp_path / "cpu"), report_to="none", bf16=True)
+        assert args.use_cpu and args.bf16
 
 
 def test_hidden_match_projection_is_trained(tmp_path, tokenizer, tokenized, teacher):

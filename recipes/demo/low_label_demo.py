@@ -117,7 +117,6 @@ def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, see
         disable_tqdm=True,
         group_by_length=args.group_by_length,
         bf16=args.bf16,
-        use_cpu=args.bf16 and not torch.cuda.is_available(),  # bf16 on CPU: transformers asks for use_cpu
         **stop,
         **kd,
     )
