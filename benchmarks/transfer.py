@@ -67,8 +67,8 @@ def _prefix(tag: str | None) -> str:
 def _settings(demo: DemoArguments) -> dict:
     return {k: getattr(demo, k) for k in ("max_train_samples", "transfer_samples", "kd_loss", "temperature",
                                           "labeled_temperature", "kd_weight", "patience", "student_epochs",
-                                          "transfer_epochs",
-                                          "student_layers", "student_learning_rate", "bf16")}
+                                          "transfer_epochs", "student_layers", "student_learning_rate", "bf16",
+                                          "freeze_student_embeddings")}
 
 
 def stage_teacher(demo: DemoArguments, tag: str | None = None) -> None:

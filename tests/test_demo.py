@@ -6,8 +6,11 @@ import json
 import subprocess
 import sys
 
+import torch
 from conftest import tiny_bert
+from transformers import AutoModelForTokenClassification
 
+from hf_distill.args import fast_bf16_available
 from hf_distill.cli import load_demo, main
 
 _demo = load_demo()  # the demo lives in recipes/demo/, beside the package
@@ -22,12 +25,19 @@ def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):
     args = DemoArguments(data_dir=str(data_dir), teacher=str(teacher_dir), output_dir=str(tmp_path / "out"),
                          max_train_samples=64, transfer_samples=48, max_dev_samples=32, max_eval_samples=32,
                          teacher_epochs=2, student_epochs=2, transfer_epochs=1, patience=1, batch_size=16,
-                         measure_online_epoch=True, latency_runs=3, results_file=str(tmp_path / "results.json"))
+                         measure_online_epoch=True, latency_runs=3, results_file=str(tmp_path / "results.json"),
+                         bf16=False)
+    assert DemoArguments().bf16 is fast_bf16_available()  # default: bf16 where the hardware runs it natively
     r = run_demo(args)
     for name in ("teacher", "student_no_kd", "student_kd", "student_kd_transfer"):
         assert 0.0 <= r[name]["f1"] <= 1.0 and r[name]["params"] > 0 and r[name]["latency_ms"] > 0
         assert 1 <= r[name]["epochs_run"] and r[name]["best_epoch"] in range(1, r[name]["epochs_run"] + 1)
     assert r["student_no_kd"]["params"] < r["teacher"]["params"]
+    # the students' word embeddings stay the teacher's (frozen by default)
+    assert r["student_kd"]["trainable_params"] == r["student_kd"]["params"] - len(tokenizer) * 32
+    student = AutoModelForTokenClassification.from_pretrained(r["student_kd_transfer"]["model_dir"])
+    teacher = AutoModelForTokenClassification.from_pretrained(r["teacher"]["model_dir"])
+    assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
     # labeled-only KD at labeled_temperature (default 2), KD + transfer at temperature (default 1)
     assert (r["student_kd"]["temperature"], r["student_kd_transfer"]["temperature"]) == (2.0, 1.0)
     assert r["student_no_kd"]["temperature"] is None

@@ -22,7 +22,7 @@ from .small_bert import (
     small_bert,
     small_bert_config,
 )
-from .truncated import count_parameters, student_from_teacher
+from .truncated import count_parameters, freeze_word_embeddings, student_from_teacher
 from .window import WindowConfig, WindowForTokenClassification
 
 _AUTO = {"token": AutoModelForTokenClassification, "sequence": AutoModelForSequenceClassification}
@@ -66,6 +66,7 @@ __all__ = [
     "WindowForTokenClassification",
     "build_student",
     "count_parameters",
+    "freeze_word_embeddings",
     "small_bert",
     "small_bert_config",
     "student_from_teacher",

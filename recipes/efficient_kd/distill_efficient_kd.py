@@ -39,7 +39,7 @@ from hf_distill import (
 )
 from hf_distill.base import write_json_atomic
 from hf_distill.runs import PhaseTimer, parse_recipe_args
-from hf_distill.students import BertCRFConfig, BertCRFForTokenClassification
+from hf_distill.students import BertCRFConfig, BertCRFForTokenClassification, freeze_word_embeddings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
@@ -61,13 +61,6 @@ def targs(out, name, epochs, lr, kd_loss, schedule="constant", kd_weight="1.0", 
 
 
 TEACHER_RECORD = "structured_kd_teacher.json"
-
-
-def freeze_word_embeddings(model, freeze: bool) -> int:
-    """With ``freeze``, stop training ``model``'s word-embedding table; returns its trainable parameter count."""
-    if freeze:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 @dataclass
