@@ -143,16 +143,19 @@ def aggregate_variant(command: str, tag: str) -> dict:
     return out
 
 
-def stage_aggregate(command: str, tag: str | None = None) -> dict:
-    if tag:
+def stage_aggregate(command: str, tag: str | None = None, main: bool = False) -> dict:
+    """The main ``conll2003`` section from the untagged runs, or from ``tag``'s runs with ``main`` (a setting
+    that became the demo's defaults); without ``main`` a tagged setting is a variant beside the main one."""
+    if tag and not main:
         return aggregate_variant(command, tag)
-    with open(os.path.join(RUNS_DIR, "conll2003_teacher.json")) as f:
+    prefix = _prefix(tag)
+    with open(os.path.join(RUNS_DIR, f"{prefix}_teacher.json")) as f:
         teacher = json.load(f)
     seeds = []
     for seed in SEEDS:
         row = {"seed": seed}
         for run in RUNS:
-            path = os.path.join(RUNS_DIR, f"conll2003_seed{seed}_{run}.json")
+            path = os.path.join(RUNS_DIR, f"{prefix}_seed{seed}_{run}.json")
             if os.path.isfile(path):
                 with open(path) as f:
                     row[run] = json.load(f)
@@ -164,14 +167,34 @@ def stage_aggregate(command: str, tag: str | None = None) -> dict:
         "labeled": teacher["labeled_sentences"], "transfer": teacher["transfer_sentences"],
         "teacher_f1": teacher["teacher"]["f1"],
         "seeds": [{"seed": s["seed"], **{r: s[r]["f1"] for r in RUNS if r in s}} for s in seeds],
-        "mean": mean, "sd": sd, "complete_seeds": len(complete),
+        "mean": mean, "sd": sd, "complete_seeds": len(complete), "run_files": f"transfer_runs/{prefix}_*.json",
         "details": {"teacher": teacher, "runs": seeds},
     }
     path = os.path.join(RESULTS, "transfer.json")
     out = json.load(open(path)) if os.path.isfile(path) else {}
     out["conll2003"] = conll
+    if tag:
+        out.get("variants", {}).pop(tag, None)
     out.setdefault("commands", {})["conll2003"] = command
     out["command"] = " && ".join(out["commands"].values())
+    write_json_atomic(path, out)
+    render(out)
+    return out
+
+
+def archive_main(label: str, note: str) -> dict:
+    """Move the main ``conll2003`` section and its variants (same teacher) to ``previous[label]``: the record of
+    earlier demo defaults, before another setting's runs become the main section."""
+    path = os.path.join(RESULTS, "transfer.json")
+    with open(path) as f:
+        out = json.load(f)
+    if "conll2003" not in out:
+        raise SystemExit(f"{path} has no conll2003 section to archive")
+    if label in out.get("previous", {}):
+        raise SystemExit(f"{path} already has previous[{label!r}]: choose another label")
+    out.setdefault("previous", {})[label] = {
+        "note": note, "conll2003": out.pop("conll2003"), "variants": out.pop("variants", {}),
+        "command": out.get("commands", {}).get("conll2003")}
     write_json_atomic(path, out)
     render(out)
     return out
@@ -315,15 +338,21 @@ def _f(x) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
-def render(out: dict) -> None:
-    """transfer.md from transfer.json."""
-    md = ["# Does distillation pay? Transfer sets", ""]
-    c = out.get("conll2003")
+def _settings_text(c: dict) -> str:
+    st = _run_settings(c, "kd_transfer") or _run_settings(c, "kd")
+    precision = "bf16 autocast" if st.get("bf16") else "float32"
+    emb = "frozen" if st.get("freeze_student_embeddings") else "trained"
+    return f"Training in {precision}; the student's word embeddings (copied from the teacher) {emb}."
+
+
+def _conll_md(c: dict, variants: dict, command: str, heading: str) -> list[str]:
+    """The Markdown of one CoNLL-2003 low-label section: per-seed table, targets, runs, variants."""
+    md = []
     if c:
         t = c["details"]["teacher"]
         md += [
-            "## CoNLL-2003, low-label setting (the demo's defaults)", "",
-            f"Command: `{out['commands']['conll2003']}`", "",
+            heading, "",
+            f"Command: `{command}`", "",
             f"Teacher: all-MiniLM-L6-v2 fine-tuned on the first {c['labeled']} train sentences (early stopping on "
             f"dev, {t['teacher'].get('epochs_run')} epochs, best {t['teacher'].get('best_epoch')}): test F1 "
             f"{_f(c['teacher_f1'])}. Student: the teacher's first 2 layers. Transfer set: the other "
@@ -333,7 +362,8 @@ def render(out: dict) -> None:
             f"{_temperatures(_run_settings(c, 'kd_transfer'))[1]:g} on labeled + transfer rows (the demo's "
             "`labeled_temperature` and `temperature`). Every student trains "
             "to convergence: early stopping on dev F1 (patience 2), best checkpoint restored; test F1 is "
-            "seqeval strict IOB2 on the full test split. One torch thread per run, two runs at a time.", "",
+            "seqeval strict IOB2 on the full test split. One torch thread per run, two runs at a time. "
+            + _settings_text(c), "",
             "| seed | no KD | KD (labeled only) | KD + transfer |", "|---|---|---|---|",
         ]
         for s in c["seeds"]:
@@ -361,12 +391,12 @@ def render(out: dict) -> None:
                     x = s[r]
                     md.append(f"| {r} ({s['seed']}) | {x['train_rows']} | {x['epochs_run']} ({x['best_epoch']}) "
                               f"| {x['train_s']:.0f} | {x['train_cpu_s']:.0f} | {x.get('latency_ms', 0):.2f} |")
-    if c and out.get("variants"):
+    if c and variants:
         md += ["", "### KD on the labeled rows only: other settings (same teacher, same seeds)", "",
                "| variant | settings | no KD (default) | KD | KD per seed | KD + transfer | KD − no KD |",
                "|---|---|---|---|---|---|---|"]
         base = c["mean"]
-        for tag, v in sorted(out["variants"].items()):
+        for tag, v in sorted(variants.items()):
             st = v.get("settings") or {}
             m = v["mean"]
             diff = m["kd"] - base["no_kd"] if "kd" in m and base else None
@@ -383,10 +413,23 @@ def render(out: dict) -> None:
                                      if str(sd) in map(str, v["seeds"]["kd_transfer"])) + ")"
                          if "kd_transfer" in v["seeds"] else "") + " | "
                       f"{'-' if diff is None else f'{100 * diff:+.2f}'} |")
+    return md
+
+
+def render(out: dict) -> None:
+    """transfer.md from transfer.json."""
+    md = ["# Does distillation pay? Transfer sets", ""]
+    md += _conll_md(out.get("conll2003"), out.get("variants"), out.get("commands", {}).get("conll2003"),
+                    "## CoNLL-2003, low-label setting (the demo's defaults)")
     e = out.get("emotion")
     if e:
         md += ["", "## emotion (sequence classification, after Intel's blog)", "",
                f"Command: `{out['commands']['emotion']}`", "", *_emotion_md(e)]
+    for label, prev in out.get("previous", {}).items():
+        md += ["", *_conll_md(prev["conll2003"], prev.get("variants"), prev.get("command"),
+                              f"## CoNLL-2003, low-label setting: earlier defaults ({label})")]
+        if prev.get("note"):
+            md += ["", prev["note"]]
     with open(os.path.join(RESULTS, "transfer.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))
@@ -410,6 +453,11 @@ def main(argv: list[str]) -> None:
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--tag", default=None, help="name of a variant setting (its own run files; demo flags after --)")
+    p.add_argument("--main", action="store_true", help="aggregate: the tagged runs are the main section (a setting "
+                                                       "that became the demo's defaults)")
+    p.add_argument("--archive", default=None, metavar="LABEL", help="aggregate: first move the main section and "
+                                                                    "its variants to previous[LABEL]")
+    p.add_argument("--archive_note", default="", help="aggregate: what distinguished the archived setting")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -429,7 +477,9 @@ def main(argv: list[str]) -> None:
     elif a.stage == "worker":
         stage_worker(demo, a.seeds, a.runs, a.tag)
     else:
-        stage_aggregate(command, a.tag)
+        if a.archive:
+            archive_main(a.archive, a.archive_note)
+        stage_aggregate(command, a.tag, main=a.main)
 
 
 if __name__ == "__main__":
