@@ -171,6 +171,10 @@ def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert not torch.equal(fresh.state_dict()[key], teacher.state_dict()[key])
     again = recipe.main(argv)  # finished runs are skipped, their results kept
     assert again["conll2003"]["student"] == out["conll2003"]["student"]
+    # bf16 is another setting: the variant runs again, under autocast, and its key says so
+    bf16 = recipe.main([*argv, "--bf16", "true", "--datasets", "emotion", "--variants", "student"])
+    run = next(r for r in bf16["emotion"]["runs"] if r["variant"] == "student")
+    assert '"bf16": true' in run["key"] and 0.0 <= bf16["emotion"]["student"] <= 1.0
 
 
 def test_recorded_commands_drop_an_option_with_its_value_only():
