@@ -380,9 +380,14 @@ def _conll_md(c: dict, variants: dict, command: str, heading: str) -> list[str]:
             for label, diff, need in rows:
                 md.append(f"| {label} | {100 * diff:+.2f} | {'yes' if diff >= need else 'no'} |")
             gap, noise = m["kd"] - m["no_kd"], max(sd.get("kd", 0), sd.get("no_kd", 0))
+            paired = [s["kd"] - s["no_kd"] for s in c["seeds"] if "kd" in s and "no_kd" in s]
+            wins = (f" KD is above no KD on {sum(d > 0 for d in paired)} of {len(paired)} seeds (paired "
+                    f"differences {', '.join(f'{100 * d:+.2f}' for d in paired)}).") if paired else ""
             if abs(gap) < noise:
                 md += ["", f"KD on the labeled rows only is within the seed noise of no KD ({100 * gap:+.2f} F1, "
-                       f"s.d. up to {100 * noise:.2f}): the gain comes from the transfer rows."]
+                       f"s.d. up to {100 * noise:.2f}): the gain comes from the transfer rows.{wins}"]
+            else:
+                md += ["", f"KD on the labeled rows only: {100 * gap:+.2f} F1 over no KD.{wins}"]
         md += ["", "| run (seed) | rows | epochs run (best) | train wall s | train CPU s | latency ms |",
                "|---|---|---|---|---|---|"]
         for s in c["details"]["runs"]:
