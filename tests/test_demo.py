@@ -55,6 +55,9 @@ def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):
     table = format_table(r)
     assert table.count("\n") == 5 and "student_kd_transfer" in table
     assert "hf-distill bench" in next_steps(r)
+    gain = 100 * (r["student_kd_transfer"]["f1"] - r["student_no_kd"]["f1"])
+    assert f"KD + transfer - no KD: {gain:+.2f} F1" in _demo.comparison(r)
+    assert _demo.comparison({"teacher": r["teacher"]}) == ""  # no student run: nothing to compare
 
     # a second run reuses the saved teacher; other teacher settings in the same folder are refused
     args.runs, args.measure_online_epoch = ["no_kd"], False

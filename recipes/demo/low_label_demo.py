@@ -322,6 +322,21 @@ def format_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def comparison(results: dict) -> str:
+    """What KD bought in this run, in F1 points, and how far one run's differences can be trusted."""
+    f1 = {name: results[name]["f1"] for name in ("teacher", "student_no_kd", "student_kd", "student_kd_transfer")
+          if isinstance(results.get(name), dict) and "f1" in results[name]}
+    pairs = [("KD (labeled only) - no KD", "student_kd", "student_no_kd"),
+             ("KD + transfer - no KD", "student_kd_transfer", "student_no_kd"),
+             ("KD + transfer - KD (labeled only)", "student_kd_transfer", "student_kd"),
+             ("KD + transfer - teacher", "student_kd_transfer", "teacher")]
+    lines = [f"{label}: {100 * (f1[a] - f1[b]):+.2f} F1" for label, a, b in pairs if a in f1 and b in f1]
+    if not lines:
+        return ""
+    return ("\n".join(lines) + "\nOne seed: differences under about 0.7 F1 are within the seed-to-seed spread "
+            "(benchmarks/results/transfer.md has three seeds of each).")
+
+
 def next_steps(results: dict) -> str:
     """Where each model was saved and the command to measure one."""
     lines = [f"- {name}: {r['model_dir']}" for name, r in results.items() if isinstance(r, dict) and "model_dir" in r]
