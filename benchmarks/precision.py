@@ -1,4 +1,5 @@
-"""float32 against bfloat16 autocast on CPU, side by side in one process: training steps and teacher forwards.
+"""float32 against bfloat16 autocast on CPU, side by side in one process: training steps and teacher forwards;
+and bf16 training with the student's word embeddings frozen (the demo's default).
 
 The demo's student (all-MiniLM-L6-v2's first 2 layers, token classification) trains on CoNLL-2003 train
 sentences through ``DistillationTrainer`` (length-grouped batches of 32, the demo's optimizer), once per
@@ -26,7 +27,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 from hf_distill import DistillationCollator, DistillationTrainer, DistillationTrainingArguments, load_dataset
 from hf_distill.base import write_json_atomic
 from hf_distill.data import tokenize_and_align
-from hf_distill.students import student_from_teacher
+from hf_distill.students import freeze_word_embeddings, student_from_teacher
 
 
 def _cpu_flags() -> list[str]:
@@ -38,9 +39,11 @@ def _cpu_flags() -> list[str]:
     return sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"))
 
 
-def time_training(teacher, rows, tokenizer, bf16: bool, seed: int) -> float:
-    """Seconds of one epoch of the demo student over ``rows`` (no evaluation, no saving)."""
+def time_training(teacher, rows, tokenizer, bf16: bool, seed: int, freeze: bool = False) -> float:
+    """Seconds of one epoch of the demo student over ``rows`` (no evaluation, no saving); ``freeze``: its word
+    embeddings fixed, as the demo's default."""
     student = student_from_teacher(teacher, [0, 1])
+    freeze_word_embeddings(student, freeze)
     args = DistillationTrainingArguments(
         output_dir="outputs/precision_bench", num_train_epochs=1, per_device_train_batch_size=32,
         learning_rate=2e-4, warmup_ratio=0.1, weight_decay=0.01, kd_loss="none", group_by_length=True,
@@ -66,6 +69,32 @@ def time_forward(teacher, rows, tokenizer, bf16: bool) -> float:
     return time.perf_counter() - start
 
 
+def render(out: dict, output: str) -> None:
+    """``output``.md from the results dict."""
+    med = out["median_s"]
+    rows = [("one training epoch of the demo student (2 layers, batches of 32)", "fp32", "bf16", "train_fp32",
+             "train_bf16"),
+            ("teacher forward (6 layers, batches of 64)", "fp32", "bf16", "forward_fp32", "forward_bf16"),
+            ("the student's epoch, its word embeddings frozen", "bf16", "bf16 + frozen", "train_bf16",
+             "train_bf16_frozen"),
+            ("the student's epoch: the demo's defaults against float32 with trained embeddings", "fp32",
+             "bf16 + frozen", "train_fp32", "train_bf16_frozen")]
+    md = ["# float32 against bfloat16 autocast on CPU, and frozen student embeddings", "",
+          f"Command: `{out['command']}`", "",
+          f"{out['sentences']} CoNLL-2003 train sentences, {out['threads']} thread(s), {out['repeats']} alternating "
+          f"rounds per setting (median shown); CPU flags: {', '.join(out['cpu_flags']) or 'none found'}; torch "
+          f"{out['torch']}." + (f" {out['note']}" if out.get("note") else ""), "",
+          "| measurement | before | s | after | s | speed-up |", "|---|---|---|---|---|---|"]
+    for label, before, after, k0, k1 in rows:
+        if k0 in med and k1 in med:
+            md.append(f"| {label} | {before} | {med[k0]:.2f} | {after} | {med[k1]:.2f} | {med[k0] / med[k1]:.2f}x |")
+    md += ["", "Speed only: what bf16 and frozen embeddings do to F1 is measured by training runs "
+               "(`benchmarks/results/transfer.md`), not here."]
+    with open(output + ".md", "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def main(argv: list[str]) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", default=None, help="Encoder folder (default: all-MiniLM-L6-v2).")
@@ -83,36 +112,29 @@ def main(argv: list[str]) -> dict:
     rows = tokenize_and_align(raw["train"].select(range(a.sentences)), tokenizer)
     teacher = AutoModelForTokenClassification.from_pretrained(
         path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-    times: dict[str, list[float]] = {k: [] for k in ("train_fp32", "train_bf16", "forward_fp32", "forward_bf16")}
+    times: dict[str, list[float]] = {k: [] for k in ("train_fp32", "train_bf16", "train_bf16_frozen",
+                                                     "forward_fp32", "forward_bf16")}
     time_training(teacher, rows.select(range(64)), tokenizer, False, 0)  # warm-up: first-call costs aside
+    modes = [("fp32", False, False), ("bf16", True, False), ("bf16_frozen", True, True)]
     for r in range(a.repeats):
-        for bf16 in ((False, True) if r % 2 == 0 else (True, False)):
-            name = "bf16" if bf16 else "fp32"
-            times[f"train_{name}"].append(time_training(teacher, rows, tokenizer, bf16, seed=r))
-            times[f"forward_{name}"].append(time_forward(teacher, rows, tokenizer, bf16))
-            print(f"[precision] round {r + 1}: {name} train {times[f'train_{name}'][-1]:.2f}s, teacher forward "
-                  f"{times[f'forward_{name}'][-1]:.2f}s", flush=True)
+        for name, bf16, freeze in (modes if r % 2 == 0 else modes[::-1]):
+            times[f"train_{name}"].append(time_training(teacher, rows, tokenizer, bf16, seed=r, freeze=freeze))
+            line = f"[precision] round {r + 1}: {name} train {times[f'train_{name}'][-1]:.2f}s"
+            if not freeze:
+                times[f"forward_{name}"].append(time_forward(teacher, rows, tokenizer, bf16))
+                line += f", teacher forward {times[f'forward_{name}'][-1]:.2f}s"
+            print(line, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     out = {"sentences": a.sentences, "repeats": a.repeats, "threads": a.threads, "cpu_flags": _cpu_flags(),
            "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
            "seconds": times, "median_s": med,
            "train_speedup": med["train_fp32"] / med["train_bf16"],
+           "frozen_embeddings_speedup": med["train_bf16"] / med["train_bf16_frozen"],
+           "demo_default_speedup": med["train_fp32"] / med["train_bf16_frozen"],
            "forward_speedup": med["forward_fp32"] / med["forward_bf16"],
            "note": a.note, "command": "python benchmarks/precision.py " + shlex.join(argv)}
     write_json_atomic(a.output + ".json", out)
-    md = ["# float32 against bfloat16 autocast on CPU", "", f"Command: `{out['command']}`", "",
-          f"{a.sentences} CoNLL-2003 train sentences, {a.threads} thread(s), {a.repeats} alternating rounds per "
-          f"precision (median shown); CPU flags: {', '.join(out['cpu_flags']) or 'none found'}; torch "
-          f"{torch.__version__}." + (f" {a.note}" if a.note else ""), "",
-          "| measurement | fp32 s | bf16 s | fp32 / bf16 |", "|---|---|---|---|",
-          f"| one training epoch of the demo student (2 layers, batches of 32) | {med['train_fp32']:.2f} | "
-          f"{med['train_bf16']:.2f} | {out['train_speedup']:.2f}x |",
-          f"| teacher forward (6 layers, batches of 64) | {med['forward_fp32']:.2f} | {med['forward_bf16']:.2f} | "
-          f"{out['forward_speedup']:.2f}x |", "",
-          "Speed only: what bf16 does to F1 is measured by training runs, not here."]
-    with open(a.output + ".md", "w") as f:
-        f.write("\n".join(md) + "\n")
-    print("\n".join(md))
+    render(out, a.output)
     return out
 
 

@@ -79,10 +79,10 @@ class DemoArguments:
     bf16: bool | None = field(default=None, metadata={
         "help": "Train teacher and students under bfloat16 autocast (weights stay float32). Default: on where "
                 "the hardware runs bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU), where a student "
-                "step is about 1.4x and a teacher step 1.8x faster (benchmarks/results/precision.md)."})
+                "epoch is about 1.5x and a teacher forward 1.7x faster (benchmarks/results/precision.md)."})
     freeze_student_embeddings: bool = field(default=True, metadata={
         "help": "Keep the students' word-embedding table (copied from the teacher; most of their weights) "
-                "fixed: a CPU training step is about 1.3x faster."})
+                "fixed: a student epoch is about 1.25x faster (benchmarks/results/precision.md)."})
     group_by_length: bool = field(default=True, metadata={"help": "Batches of similar lengths (less padding)."})
     seed: int = field(default=42, metadata={"help": "Seed of the teacher and the data slices."})
     student_seeds: list[int] = field(default_factory=list, metadata={"help": "Student seeds (default: seed)."})
