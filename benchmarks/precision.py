@@ -25,18 +25,14 @@ from common import RESULTS, default_teacher_path
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from hf_distill import DistillationCollator, DistillationTrainer, DistillationTrainingArguments, load_dataset
+from hf_distill.args import cpu_flags
 from hf_distill.base import write_json_atomic
 from hf_distill.data import tokenize_and_align
 from hf_distill.students import freeze_word_embeddings, student_from_teacher
 
 
 def _cpu_flags() -> list[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"))
+    return sorted(f for f in cpu_flags() if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"))
 
 
 def time_training(teacher, rows, tokenizer, bf16: bool, seed: int, freeze: bool = False) -> float:

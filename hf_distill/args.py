@@ -28,12 +28,17 @@ def fast_bf16_available() -> bool:
 
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
+    flags = cpu_flags()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+            return next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return []
 
 
 KD_SCHEDULES = ("constant", "linear_decay", "zero_last_epoch", "kd_only_until_last_epoch")
