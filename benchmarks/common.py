@@ -11,6 +11,13 @@ ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 
 
+def speed_cpu_flags() -> list[str]:
+    """The CPU flags that decide bf16 and vector speed, for the benchmark reports."""
+    from hf_distill.args import cpu_flags
+
+    return sorted(f for f in cpu_flags() if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"))
+
+
 def load_demo():
     """The demo recipe (``recipes/demo/low_label_demo.py``) as a module: benchmarks run its phases."""
     from hf_distill.cli import load_demo as load

@@ -16,8 +16,7 @@ import os
 import shlex
 import sys
 
-from common import RESULTS, load_demo
-from precision import _cpu_flags
+from common import RESULTS, load_demo, speed_cpu_flags
 
 from hf_distill.base import write_json_atomic
 
@@ -72,7 +71,7 @@ def main(argv: list[str]) -> dict:
         demo = load_demo()
         args = demo.DemoArguments(output_dir=a.output_dir, results_file=os.path.join(a.output_dir, "results.json"))
         results = demo.run_demo(args)
-    out = {**summarize(results), "cpu_flags": _cpu_flags(), "note": a.note,
+    out = {**summarize(results), "cpu_flags": speed_cpu_flags(), "note": a.note,
            "command": "python benchmarks/demo_time.py " + shlex.join(argv)}
     write_json_atomic(a.output + ".json", out)
     with open(a.output + ".md", "w") as f:

@@ -21,18 +21,13 @@ import sys
 import time
 
 import torch
-from common import RESULTS, default_teacher_path
+from common import RESULTS, default_teacher_path, speed_cpu_flags
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from hf_distill import DistillationCollator, DistillationTrainer, DistillationTrainingArguments, load_dataset
-from hf_distill.args import cpu_flags
 from hf_distill.base import write_json_atomic
 from hf_distill.data import tokenize_and_align
 from hf_distill.students import freeze_word_embeddings, student_from_teacher
-
-
-def _cpu_flags() -> list[str]:
-    return sorted(f for f in cpu_flags() if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"))
 
 
 def time_training(teacher, rows, tokenizer, bf16: bool, seed: int, freeze: bool = False) -> float:
@@ -121,7 +116,7 @@ def main(argv: list[str]) -> dict:
                 line += f", teacher forward {times[f'forward_{name}'][-1]:.2f}s"
             print(line, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    out = {"sentences": a.sentences, "repeats": a.repeats, "threads": a.threads, "cpu_flags": _cpu_flags(),
+    out = {"sentences": a.sentences, "repeats": a.repeats, "threads": a.threads, "cpu_flags": speed_cpu_flags(),
            "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
            "seconds": times, "median_s": med,
            "train_speedup": med["train_fp32"] / med["train_bf16"],

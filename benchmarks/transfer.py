@@ -184,7 +184,8 @@ def stage_aggregate(command: str, tag: str | None = None, main: bool = False) ->
 
 def archive_main(label: str, note: str) -> dict:
     """Move the main ``conll2003`` section and its variants (same teacher) to ``previous[label]``: the record of
-    earlier demo defaults, before another setting's runs become the main section."""
+    earlier demo defaults, before another setting's runs become the main section (the aggregate that follows
+    renders the report)."""
     path = os.path.join(RESULTS, "transfer.json")
     with open(path) as f:
         out = json.load(f)
@@ -196,7 +197,6 @@ def archive_main(label: str, note: str) -> dict:
         "note": note, "conll2003": out.pop("conll2003"), "variants": out.pop("variants", {}),
         "command": out.get("commands", {}).get("conll2003")}
     write_json_atomic(path, out)
-    render(out)
     return out
 
 

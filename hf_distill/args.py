@@ -14,6 +14,7 @@ _MIXED_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
 #: the mixed precision of the launcher (``accelerate launch``, its config), before any arguments object set it
 _LAUNCH_MIXED_PRECISION = os.environ.get(_MIXED_PRECISION_ENV)
 
+
 def _accelerator_available() -> bool:
     import torch
 

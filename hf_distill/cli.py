@@ -89,9 +89,8 @@ def load_demo():
 
 def _demo(argv: list[str]) -> int:
     demo = load_demo()
-    DemoArguments, format_table, next_steps, run_demo = (demo.DemoArguments, demo.format_table, demo.next_steps,
-                                                         demo.run_demo)
-    comparison = demo.comparison
+    DemoArguments, format_table, next_steps, run_demo, comparison = (
+        demo.DemoArguments, demo.format_table, demo.next_steps, demo.run_demo, demo.comparison)
 
     args = parse(DemoArguments, argv, "hf-distill demo")
     t = args.teacher
@@ -104,8 +103,9 @@ def _demo(argv: list[str]) -> int:
           f"{results['transfer_sentences']}; dev: {results['dev_sentences']}; test: {results['test_sentences']}; "
           f"teacher caching: {results['cache_s']:.1f} s; torch threads: {results['threads']}")
     print(f"total: {results['wall_s'] / 60:.1f} min wall, {results['cpu_s'] / 60:.1f} min CPU\n")
-    if comparison(results):
-        print(comparison(results) + "\n")
+    gains = comparison(results)
+    if gains:
+        print(gains + "\n")
     print(next_steps(results))
     return 0
 

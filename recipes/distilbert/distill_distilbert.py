@@ -154,10 +154,10 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
     settings = {k: getattr(a, k) for k in ("layers", "temperature", "cosine_weight", "cache_hidden", "learning_rate",
                                            "no_init_learning_rate", "epochs", "patience", "batch_size",
                                            "max_length", "max_train_samples", "max_eval_samples", "smoke")}
-    key = json.dumps({"settings": settings, "teacher": data["teacher_path"], "variant": variant, "seed": seed},
-                     sort_keys=True, default=str)
+    fields = {"settings": settings, "teacher": data["teacher_path"], "variant": variant, "seed": seed}
     if a.bf16:  # in the key only when on, so results of runs before the option existed stay valid
-        key = json.dumps({**json.loads(key), "bf16": True}, sort_keys=True)
+        fields["bf16"] = True
+    key = json.dumps(fields, sort_keys=True, default=str)
     result_path = os.path.join(folder, "result.json")
     if os.path.isfile(result_path):
         with open(result_path) as f:
