@@ -97,3 +97,23 @@ def test_bad_shapes_are_named():
         crf.log_partition(torch.zeros(2, 3, 3), torch.ones(2, 4))
     with pytest.raises(ValueError, match="at least one position"):
         crf.log_partition(torch.zeros(1, 3, 3), torch.tensor([[0, 1, 1]]))
+
+
+def test_bf16_emissions_run_the_dynamic_programs_in_float32():
+    """Under bf16 autocast the emissions arrive in bfloat16; log Z, scores and marginals are computed in float32."""
+    crf = LinearChainCRF(4)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_(0, 1)
+    g = torch.Generator().manual_seed(0)
+    emissions = (torch.randn(2, 30, 4, generator=g) * 8).to(torch.bfloat16)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    reference = emissions.float()
+    log_z = crf.log_partition(emissions, mask)
+    assert log_z.dtype == torch.float32
+    assert torch.allclose(log_z, crf.log_partition(reference, mask))
+    tags = torch.randint(0, 4, (2, 30), generator=g)
+    assert torch.allclose(crf.nll(emissions, tags, mask), crf.nll(reference, tags, mask))
+    unary, _ = crf.marginals(emissions, mask)
+    assert unary.dtype == torch.float32 and torch.allclose(unary, crf.marginals(reference, mask)[0])
+    assert crf.viterbi(emissions, mask) == crf.viterbi(reference, mask)

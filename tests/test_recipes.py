@@ -250,6 +250,21 @@ def test_efficient_kd_recipe_can_freeze_the_word_embeddings(tmp_path, tokenizer_
         assert r["trainable_params"] == sum(p.numel() for p in student.parameters()) - table
 
 
+def test_efficient_kd_recipe_trains_under_bf16_and_records_it(tmp_path, tokenizer_dir, data_dir):
+    recipe = _load(ROOT / "recipes" / "efficient_kd" / "distill_efficient_kd.py")
+    argv = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
+            str(tmp_path), "--crf_teacher", str(tmp_path / "crf_teacher"), "--max_train_samples", "16",
+            "--max_eval_samples", "8", "--teacher_epochs", "1", "--student_epochs", "1", "--student_layers", "0",
+            "--seeds", "1", "--methods", "vanilla", "structural", "--bf16", "true"]
+    recipe.main(argv)
+    assert json.loads((tmp_path / "crf_teacher" / recipe.TEACHER_RECORD).read_text())["bf16"] is True
+    run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
+    assert run["teacher"]["bf16"] is True and run["settings"]["bf16"] is True
+    assert all(0.0 <= r["f1"] <= 1.0 for r in run["methods"].values())
+    with pytest.raises(ValueError, match="holds a teacher trained with"):  # an fp32 run refuses the bf16 teacher
+        recipe.main([a for a in argv if a not in ("--bf16",)][:-1])
+
+
 def test_fine_tune_teacher_refuses_a_run_folder_of_other_settings(tmp_path, tokenizer_dir, data_dir):
     from hf_distill import load_dataset
     from hf_distill.runs import TaskSpec, fine_tune_teacher

@@ -33,6 +33,12 @@ def iob2_allowed_transitions(labels: list[str]) -> tuple[torch.Tensor, torch.Ten
     return allowed, start
 
 
+def full_precision(emissions: torch.Tensor) -> torch.Tensor:
+    """Emissions in float32 when they come in a 16-bit type (bf16 autocast): the log-space dynamic programs
+    lose too much precision in 16 bits."""
+    return emissions.float() if emissions.dtype in (torch.float16, torch.bfloat16) else emissions
+
+
 def check_mask(emissions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """The boolean mask of ``emissions`` (all ones when None); raises on a shape that does not fit."""
     if emissions.dim() != 3:
@@ -186,11 +192,11 @@ class LinearChainCRF(nn.Module):
     # ------------------------------------------------------------------ scoring
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """log Z(x) per sequence, shape (batch,)."""
-        return log_partition(emissions, *self.potentials(), check_mask(emissions, mask))
+        return log_partition(full_precision(emissions), *self.potentials(), check_mask(emissions, mask))
 
     def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Unnormalized score of ``tags`` (batch, time), shape (batch,); masked positions are ignored."""
-        return sequence_score(emissions, *self.potentials(), check_mask(emissions, mask), tags)
+        return sequence_score(full_precision(emissions), *self.potentials(), check_mask(emissions, mask), tags)
 
     def nll(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood per sequence, shape (batch,)."""
@@ -199,13 +205,13 @@ class LinearChainCRF(nn.Module):
     # ----------------------------------------------------------------- decoding
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> list[list[int]]:
         """The best tag sequence of each row (lists of its own length)."""
-        return viterbi(emissions, *self.potentials(), check_mask(emissions, mask))
+        return viterbi(full_precision(emissions), *self.potentials(), check_mask(emissions, mask))
 
     def kbest(self, emissions: torch.Tensor, mask: torch.Tensor | None = None, k: int = 3):
         """The ``k`` best sequences: tags (batch, k, time) and scores (batch, k), best first (see :func:`kbest`)."""
-        return kbest(emissions, *self.potentials(), check_mask(emissions, mask), k)
+        return kbest(full_precision(emissions), *self.potentials(), check_mask(emissions, mask), k)
 
     # ---------------------------------------------------------------- marginals
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor | None = None, create_graph: bool = False):
         """Unary and pairwise posterior marginals (see :func:`marginals`)."""
-        return marginals(emissions, *self.potentials(), check_mask(emissions, mask), create_graph)
+        return marginals(full_precision(emissions), *self.potentials(), check_mask(emissions, mask), create_graph)
