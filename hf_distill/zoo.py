@@ -266,7 +266,7 @@ def _training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr
         per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
         disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
         save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
-        greater_is_better=True, save_only_model=True, logging_steps=50, **settings)
+        greater_is_better=True, save_only_model=False, logging_steps=50, **settings)
 
 
 def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None,
@@ -289,6 +289,34 @@ def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, 
     best = trainer.hyperparameter_search(hp_space=space, backend="optuna", n_trials=args.search, direction="maximize",
                                          compute_objective=lambda metrics: metrics[f"eval_{task.metric}"])
     return {"objective": best.objective, **best.hyperparameters}
+
+
+def resume_point(folder: str, key: str, say) -> str | None:
+    """The last checkpoint of a killed run of this student with the same settings (``key``), else None.
+
+    The key is recorded before training starts; checkpoints left by a run with other settings are removed so
+    that they are neither resumed nor mistaken for this run's best."""
+    import shutil
+
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+    record = os.path.join(folder, "zoo_key.json")
+    same = False
+    if os.path.isfile(record):
+        with open(record) as f:
+            same = json.load(f).get("key") == key
+    last = get_last_checkpoint(folder) if os.path.isdir(folder) else None
+    if last and same:
+        say(f"{os.path.basename(folder)}: resuming from {os.path.basename(last)} (a killed run, same settings)")
+        return last
+    if last:
+        for entry in os.listdir(folder):
+            if entry.startswith(PREFIX_CHECKPOINT_DIR + "-"):
+                shutil.rmtree(os.path.join(folder, entry))
+        say(f"{os.path.basename(folder)}: checkpoints of a run with other settings removed, starting afresh")
+    os.makedirs(folder, exist_ok=True)
+    write_json_atomic(record, {"key": key})
+    return None
 
 
 def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_test, teacher_id, say) -> dict:
@@ -321,6 +349,7 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
     lr = searched.get("learning_rate", spec.learning_rate)
     over = {k: searched[k] for k in ("temperature", "kd_weight") if k in searched}
     student = _build(spec, teacher, tokenizer, task, data.get("keep"), words)
+    resume = resume_point(folder, key, say)
     progress = Progress(name)
     trainer = DistillationTrainer(model=student, args=_training_args(args, folder, task, kd, lr, **over),
                                   train_dataset=train, eval_dataset=source["dev"], processing_class=tokenizer,
@@ -328,7 +357,7 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
                                   callbacks=[progress, EarlyStoppingCallback(early_stopping_patience=args.patience)])
     trainer.remove_callback(PrinterCallback)
     start = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     train_s = time.perf_counter() - start
     model_dir = os.path.join(folder, "model")
     trainer.save_student(model_dir, teacher=args.teacher if not os.path.exists(args.teacher)
@@ -352,7 +381,7 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
            "latency_ms_pytorch": s["pytorch"]["latency_ms"], "latency_ms_onnx": s.get("onnx", {}).get("latency_ms"),
            "latency_ms_onnx_int8": s.get("onnx_int8", {}).get("latency_ms"),
            "params": s.get("params"), "embedding_share": s.get("embedding_share"), "flops": s.get("flops"),
-           "epochs_run": len(progress.epochs),
+           "epochs_run": round(trainer.state.epoch or 0), "resumed_from": resume and os.path.basename(resume),
            "best_dev_f1": trainer.state.best_metric, "train_s": train_s, "model_dir": model_dir,
            "learning_rate": lr, "searched": searched or None, "f1_extra_test": extra}
     write_json_atomic(result_path, row)

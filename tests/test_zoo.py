@@ -209,3 +209,45 @@ def test_zoo_runs_word_level_students_from_a_subword_teacher(tmp_path, tokenizer
     pieces = tokenizer(word, add_special_tokens=False)["input_ids"]
     want = teacher.get_input_embeddings().weight[pieces].mean(0).detach()
     torch.testing.assert_close(vectors[words.get_vocab()[word]], want)
+
+
+def test_a_killed_student_resumes_from_its_last_checkpoint(tmp_path, tokenizer, data_dir, capsys, monkeypatch):
+    from hf_distill import runs
+
+    teacher_dir = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS).save_pretrained(teacher_dir)
+    tokenizer.save_pretrained(teacher_dir)
+    args = ZooArguments(
+        teacher=str(teacher_dir), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
+        students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2'], max_train_samples=32,
+        max_dev_samples=16, max_eval_samples=16, epochs=3, patience=5, bench_runs=1, quantize=False,
+        max_f1_drop=100.0, latency_budget_ms=1e4)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_save(self, args, state, control, **kwargs):
+        raise Killed  # the process dies right after the first epoch's checkpoint is written
+
+    monkeypatch.setattr(runs.Progress, "on_save", kill_after_first_save, raising=False)
+    with pytest.raises(Killed):
+        run_zoo(args)
+    folder = tmp_path / "zoo" / "students" / "l"
+    first = sorted(p.name for p in folder.glob("checkpoint-*"))
+    assert len(first) == 1 and (folder / first[0] / "optimizer.pt").is_file()
+    monkeypatch.undo()
+    capsys.readouterr()
+    out = run_zoo(args)
+    assert f"resuming from {first[0]}" in capsys.readouterr().out
+    row = out["students"][0]
+    assert row["resumed_from"] == first[0] and row["epochs_run"] == 3
+    state = json.loads(next(folder.glob("checkpoint-*")).joinpath("trainer_state.json").read_text())
+    assert [round(e["epoch"]) for e in state["log_history"] if "eval_f1" in e] == [1, 2, 3]
+    # a run with other settings does not resume these checkpoints: it removes them and starts afresh
+    other = ZooArguments(**{**args.__dict__, "max_train_samples": 24})
+    monkeypatch.setattr(runs.Progress, "on_save", kill_after_first_save, raising=False)
+    with pytest.raises(Killed):
+        run_zoo(other)
+    assert "checkpoints of a run with other settings removed" in capsys.readouterr().out
+    (left,) = folder.glob("checkpoint-*")
+    assert json.loads((left / "trainer_state.json").read_text())["epoch"] == 1.0
