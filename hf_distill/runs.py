@@ -167,12 +167,14 @@ class TaskSpec:
 
 
 def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: float, learning_rate: float,
-                      patience: int, settings: dict, batch_size: int = 32, smoke: bool = False) -> str:
+                      patience: int, settings: dict, batch_size: int = 32, smoke: bool = False,
+                      bf16: bool = False) -> str:
     """The teacher for ``task``: ``base`` (a pretrained encoder) fine-tuned once with early stopping on
     ``raw["validation"]`` and saved to ``folder/model`` with ``settings``; a later call with the same settings
     reuses it, one with other settings raises (never overwriting a teacher). A fine-tuning killed midway
     resumes from its last epoch checkpoint (``folder/run``) when the settings match. ``smoke``: a tiny random
-    BERT with ``base``'s tokenizer (tests)."""
+    BERT with ``base``'s tokenizer (tests). ``bf16``: fine-tune under bfloat16 autocast (callers put it in
+    ``settings``)."""
     import json
     import os
 
@@ -210,7 +212,7 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=task.metric, save_only_model=False, report_to="none", disable_tqdm=True,
-        group_by_length=True, seed=0, logging_steps=50)
+        group_by_length=True, seed=0, logging_steps=50, bf16=bf16)
     trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
                                   train_dataset=task.encode(raw["train"], tokenizer),
                                   eval_dataset=task.encode(raw["validation"], tokenizer),

@@ -100,6 +100,9 @@ class ZooArguments:
     bench_runs: int = field(default=50, metadata={"help": "Single-sentence forward passes timed per model."})
     quantize: bool = field(default=True, metadata={"help": "Also export and bench an int8 ONNX model."})
     threads: int = field(default=1, metadata={"help": "Threads while timing."})
+    bf16: bool = field(default=False, metadata={
+        "help": "Train the students under bfloat16 autocast (faster on GPUs and on CPUs with native bf16; see "
+                "hf_distill.args.fast_bf16_available). Benches and exports stay in float32."})
 
     positional = ()
 
@@ -200,7 +203,7 @@ def _key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool) -> st
     keep.update({k: getattr(args, k) for k, default in (("label_column", None), ("text_column", "text"),
                                                         ("trim_vocabulary", "auto"),
                                                         ("cache_backend", "torch"), ("transfer_length", None),
-                                                        ("transfer_max_rows", None))
+                                                        ("transfer_max_rows", None), ("bf16", False))
                  if getattr(args, k) != default})
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -266,7 +269,7 @@ def _training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr
         per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
         disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
         save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
-        greater_is_better=True, save_only_model=False, logging_steps=50, **settings)
+        greater_is_better=True, save_only_model=False, logging_steps=50, bf16=args.bf16, **settings)
 
 
 def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None,
@@ -383,7 +386,7 @@ def distill_one(args, spec, kd, teacher, tokenizer, task: TaskSpec, data, raw_te
            "params": s.get("params"), "embedding_share": s.get("embedding_share"), "flops": s.get("flops"),
            "epochs_run": round(trainer.state.epoch or 0), "resumed_from": resume and os.path.basename(resume),
            "best_dev_f1": trainer.state.best_metric, "train_s": train_s, "model_dir": model_dir,
-           "learning_rate": lr, "searched": searched or None, "f1_extra_test": extra}
+           "learning_rate": lr, "searched": searched or None, "f1_extra_test": extra, "bf16": args.bf16}
     write_json_atomic(result_path, row)
     say(f"{name}: test {'F1' if task.kind == 'token' else 'macro-F1'} {100 * row['f1']:.2f} at "
         f"{row['latency_ms']:.2f} ms ({row['backend']})")

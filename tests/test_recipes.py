@@ -141,6 +141,17 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert "**Partial**" in (tmp_path / "indonlu.md").read_text()
     with pytest.raises(ValueError, match="--tasks"):
         recipe.IndoNLUArguments(tasks=["nerx"])
+    # bf16 students are another setting (trained again, named in the tables); a bf16 teacher is another teacher
+    small = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
+             str(tmp_path), "--tasks", "nergrit", "--students", "bilstm", "--settings", "kd_mse",
+             "--max_train_samples", "24", "--max_dev_samples", "12", "--max_eval_samples", "12", "--teacher_epochs",
+             "1", "--student_epochs", "1", "--patience", "1", "--bench_runs", "2", "--quantize", "false"]
+    recipe.main([*small, "--bf16", "true"])
+    row = json.loads((tmp_path / "nergrit" / "mse" / "seed42" / "students" / "bilstm" / "zoo_result.json").read_text())
+    assert row["bf16"] is True
+    assert "bfloat16 autocast (the others in float32): bilstm kd_mse." in (tmp_path / "indonlu.md").read_text()
+    with pytest.raises(FileExistsError, match="other settings"):
+        recipe.main([*small, "--teacher_bf16", "true"])
 
 
 def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):

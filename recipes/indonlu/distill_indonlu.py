@@ -88,6 +88,12 @@ class IndoNLUArguments:
     max_eval_samples: int | None = None
     bench_runs: int = 50
     quantize: bool = True
+    bf16: bool = field(default=False, metadata={
+        "help": "Train the students under bfloat16 autocast (a CPU-budget option where the CPU has native bf16; "
+                "it enters each student's settings key, and the tables name the runs trained so)."})
+    teacher_bf16: bool = field(default=False, metadata={
+        "help": "Fine-tune the teachers under bfloat16 autocast (recorded in the teacher's settings, so a "
+                "teacher fine-tuned in float32 is not reused for it)."})
     results_file: str | None = field(default=None, metadata={
         "help": "Default: benchmarks/results/indonlu.json (smoke runs: inside output_dir)."})
     smoke: bool = field(default=False, metadata={"help": "Tiny random teachers, a few rows (the test suite)."})
@@ -149,14 +155,16 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
     base = ZooArguments(teacher="", dataset=TASKS[task], data_dir=a.data_dir, temperature=a.temperature,
                         kd_weight="auto", max_train_samples=a.max_train_samples, max_dev_samples=a.max_dev_samples,
                         max_eval_samples=a.max_eval_samples, epochs=a.student_epochs, patience=a.patience,
-                        bench_runs=a.bench_runs, quantize=a.quantize,
+                        bench_runs=a.bench_runs, quantize=a.quantize, bf16=a.bf16,
                         extra_test=a.extra_test if task in TAGGING else None)
     raw = load_splits(base)
     settings = {k: getattr(a, k) for k in ("teacher_base", "teacher_epochs", "teacher_learning_rate", "patience",
                                            "max_train_samples", "max_dev_samples", "smoke")}
+    if a.teacher_bf16:  # in the settings only when on, so teachers fine-tuned before the option stay valid
+        settings["bf16"] = True
     teacher = fine_tune_teacher(a.teacher_base, raw, TaskSpec.of(raw["train"]), os.path.join(folder, "teacher"),
                                 epochs=a.teacher_epochs, learning_rate=a.teacher_learning_rate, patience=a.patience,
-                                settings={**settings, "dataset": TASKS[task]}, smoke=a.smoke)
+                                settings={**settings, "dataset": TASKS[task]}, smoke=a.smoke, bf16=a.teacher_bf16)
     # one zoo run per setting group: vanilla and kd_kl come from one run (compare_no_kd)
     groups = {"kl": ({"kd_loss": "kl", "compare_no_kd": "vanilla" in a.settings}, "kd_kl"),
               "mse": ({"kd_loss": "mse"}, "kd_mse"),
@@ -209,7 +217,7 @@ def _onnx_mb(row: dict) -> float | None:
 
 def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
     """The issue's schema: per task the teacher's score and, per student, the mean score of each setting."""
-    tasks, costs = {}, {}
+    tasks, costs, bf16 = {}, {}, {}
     for task, out in per_task.items():
         students: dict[str, dict] = {}
         for group, runs in out["runs"].items():
@@ -221,6 +229,8 @@ def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
                     continue
                 name = row["name"].removesuffix("-no-kd").replace("bilstm-att", "bilstm")
                 students.setdefault(name, {}).setdefault(setting, []).append(row["f1_pytorch"])
+                if row.get("bf16"):
+                    bf16.setdefault(task, []).append(f"{name} {setting}")
                 if setting == "vanilla":
                     costs.setdefault(task, {})[name] = {
                         "params": row["params"], "latency_ms_pytorch": row["latency_ms_pytorch"],
@@ -230,7 +240,8 @@ def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
                        "students": {n: {s: statistics.mean(v) for s, v in sets.items()}
                                     for n, sets in students.items()},
                        "seeds": {n: {s: len(v) for s, v in sets.items()} for n, sets in students.items()}}
-    return {"tasks": tasks, "costs": costs, "paper_claims": PAPER_CLAIMS, "settings": asdict(a), "command": command}
+    return {"tasks": tasks, "costs": costs, "bf16": {t: sorted(set(v)) for t, v in bf16.items()},
+            "paper_claims": PAPER_CLAIMS, "settings": asdict(a), "command": command}
 
 
 def render(out: dict) -> str:
@@ -252,6 +263,9 @@ def render(out: dict) -> str:
             md += [f"| {n} | {c['params'] / 1e6:.2f}M | {c['latency_ms_pytorch']:.2f} | "
                    f"{c['latency_ms_onnx'] if c['latency_ms_onnx'] is None else round(c['latency_ms_onnx'], 2)} | "
                    f"{'-' if c['onnx_mb'] is None else round(c['onnx_mb'], 1)} |" for n, c in cost.items()]
+        if out.get("bf16", {}).get(task):
+            md += ["", "Trained under bfloat16 autocast (the others in float32): "
+                   + ", ".join(out["bf16"][task]) + "."]
         md.append("")
     md += ["## The paper's claims checked here", ""] + [f"- {c}" for c in out["paper_claims"]]
     return "\n".join(md) + "\n"
