@@ -182,6 +182,16 @@ def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert not torch.equal(fresh.state_dict()[key], teacher.state_dict()[key])
     again = recipe.main(argv)  # finished runs are skipped, their results kept
     assert again["conll2003"]["student"] == out["conll2003"]["student"]
+    # another seed of one variant: the tables hold every finished run (both seeds, the other variants too)
+    more = recipe.main([*argv, "--datasets", "emotion", "--variants", "student", "--seeds", "7"])
+    e = more["emotion"]
+    assert e["seeds"]["student"] == [7, 42] and e["seeds"]["no_kl"] == [42]
+    seven = next(r["score"] for r in e["runs"] if r["variant"] == "student" and r["seed"] == 7)
+    assert e["student"] == pytest.approx((seven + out["emotion"]["student"]) / 2)
+    assert "(2)" in (tmp_path / "distilbert.md").read_text()
+    assert recipe.paired_differences(e["runs"])["no_kl"] == [(42, out["emotion"]["no_kl"] - out["emotion"]["student"])]
+    partial = recipe.main([*argv, "--partial", "true", "--datasets", "emotion"])  # tabulates, trains nothing
+    assert partial["emotion"]["seeds"] == e["seeds"] and "--partial" not in partial["command"]
     # bf16 is another setting: the variant runs again, under autocast, and its key says so
     bf16 = recipe.main([*argv, "--bf16", "true", "--datasets", "emotion", "--variants", "student"])
     run = next(r for r in bf16["emotion"]["runs"] if r["variant"] == "student")

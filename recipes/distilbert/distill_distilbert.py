@@ -74,6 +74,8 @@ class DistilBertArguments:
     results_file: str | None = field(default=None, metadata={
         "help": "Default: benchmarks/results/distilbert.json (smoke runs: inside output_dir)."})
     smoke: bool = field(default=False, metadata={"help": "A tiny random teacher, a few rows (the test suite)."})
+    partial: bool = field(default=False, metadata={
+        "help": "Train nothing: tabulate the runs finished so far with these settings (every variant and seed)."})
 
     def __post_init__(self):
         for name, given, allowed in (("datasets", self.datasets, DATASETS), ("variants", self.variants, VARIANTS)):
@@ -142,6 +144,33 @@ def main_score(task, scores: dict) -> float:
     return scores["f1"] if task.kind == "token" else scores["accuracy"]
 
 
+def run_fields(a, teacher_path: str) -> dict:
+    """What a run's key holds besides its variant and seed: the settings and the teacher."""
+    settings = {k: getattr(a, k) for k in ("layers", "temperature", "cosine_weight", "cache_hidden", "learning_rate",
+                                           "no_init_learning_rate", "epochs", "patience", "batch_size",
+                                           "max_length", "max_train_samples", "max_eval_samples", "smoke")}
+    fields = {"settings": settings, "teacher": teacher_path}
+    if a.bf16:  # in the key only when on, so results of runs before the option existed stay valid
+        fields["bf16"] = True
+    return json.loads(json.dumps(fields, default=str))
+
+
+def finished_runs(a, dataset: str, teacher_path: str) -> list[dict]:
+    """Every finished run of ``dataset`` in ``output_dir`` with these settings and teacher, whatever its variant
+    and seed: runs of earlier invocations (other seeds, other variants) count as much as this one's."""
+    import glob
+
+    want = run_fields(a, teacher_path)
+    runs = []
+    for path in sorted(glob.glob(os.path.join(a.output_dir, dataset, "*-seed*", "result.json"))):
+        with open(path) as f:
+            record = json.load(f)
+        fields = json.loads(record["key"])
+        if {k: v for k, v in fields.items() if k not in ("variant", "seed")} == want:
+            runs.append(record)
+    return sorted(runs, key=lambda r: (VARIANTS.index(r["variant"]), r["seed"]))
+
+
 def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> dict:
     """One student trained to convergence; resumable by its result file (same settings: skipped)."""
     from transformers import set_seed
@@ -151,13 +180,8 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
     from hf_distill.runs import train_to_convergence
 
     folder = os.path.join(a.output_dir, dataset, f"{variant}-seed{seed}")
-    settings = {k: getattr(a, k) for k in ("layers", "temperature", "cosine_weight", "cache_hidden", "learning_rate",
-                                           "no_init_learning_rate", "epochs", "patience", "batch_size",
-                                           "max_length", "max_train_samples", "max_eval_samples", "smoke")}
-    fields = {"settings": settings, "teacher": data["teacher_path"], "variant": variant, "seed": seed}
-    if a.bf16:  # in the key only when on, so results of runs before the option existed stay valid
-        fields["bf16"] = True
-    key = json.dumps(fields, sort_keys=True, default=str)
+    key = json.dumps({**run_fields(a, data["teacher_path"]), "variant": variant, "seed": seed}, sort_keys=True,
+                     default=str)
     result_path = os.path.join(folder, "result.json")
     if os.path.isfile(result_path):
         with open(result_path) as f:
@@ -214,18 +238,35 @@ def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
     data = {"train": encode(raw["train"]), "dev": encode(raw["validation"]), "test": encode(raw["test"]),
             "teacher_path": os.path.abspath(teacher_path) if os.path.exists(teacher_path) else teacher_path}
     hidden = [t + 1 for t in a.layers] if a.cache_hidden and set(a.variants) - {"no_cosine"} else None
-    if "no_cosine" in a.variants or hidden:
+    if not a.partial and ("no_cosine" in a.variants or hidden):
         data["cached"] = cache_teacher_outputs(teacher, data["train"], tokenizer=tokenizer, hidden_layers=hidden,
                                                cache_dir=os.path.join(a.output_dir, dataset, "teacher_cache"))
     t_scores = _score(teacher, data["test"], tokenizer, task)
-    runs = [run_variant(a, dataset, v, seed, teacher, tokenizer, task, data) for v in a.variants for seed in a.seeds]
+    if not a.partial:
+        for v in a.variants:
+            for seed in a.seeds:
+                run_variant(a, dataset, v, seed, teacher, tokenizer, task, data)
+    runs = finished_runs(a, dataset, data["teacher_path"])
     out = {"teacher": main_score(task, t_scores), "metric": "F1" if task.kind == "token" else "accuracy",
-           "teacher_path": data["teacher_path"], "teacher_params": sum(p.numel() for p in teacher.parameters())}
-    for v in a.variants:
+           "teacher_path": data["teacher_path"], "teacher_params": sum(p.numel() for p in teacher.parameters()),
+           "bf16": a.bf16, "seeds": {}}
+    for v in VARIANTS:
         scores = [r["score"] for r in runs if r["variant"] == v]
-        out[v] = statistics.mean(scores)
-        out[f"{v}_sd"] = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        if scores:
+            out[v] = statistics.mean(scores)
+            out[f"{v}_sd"] = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            out["seeds"][v] = [r["seed"] for r in runs if r["variant"] == v]
     out["runs"] = runs
+    return out
+
+
+def paired_differences(runs: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """Per ablation, (seed, its score minus the student's of that seed) for the seeds that have both."""
+    student = {r["seed"]: r["score"] for r in runs if r["variant"] == "student"}
+    out: dict[str, list[tuple[int, float]]] = {}
+    for r in runs:
+        if r["variant"] != "student" and r["seed"] in student:
+            out.setdefault(r["variant"], []).append((r["seed"], r["score"] - student[r["seed"]]))
     return out
 
 
@@ -233,7 +274,8 @@ def render(out: dict) -> str:
     md = ["# Task-specific DistilBERT (after Sanh et al. 2019)", "", f"Command: `{out['command']}`", "",
           "Student: every other teacher layer (half the depth), CE + KL + cosine hidden-state loss; ablations "
           "without the cosine term, without soft targets, and without the teacher initialization. Test split; "
-          "early stopping on validation; mean over seeds.", "",
+          "early stopping on validation; mean ± sample s.d. over the seeds in brackets (every finished run with "
+          "the data set's settings).", "",
           "| data set | metric | teacher | student | % of teacher | − cosine | − KL | − init |",
           "|---|---|---|---|---|---|---|---|"]
     for name in DATASETS:
@@ -242,18 +284,31 @@ def render(out: dict) -> str:
             continue
 
         def cell(v, d=d):
-            return f"{100 * d[v]:.2f}" if v in d else "-"
+            if v not in d:
+                return "-"
+            seeds = d.get("seeds", {}).get(v, [])
+            spread = f" ± {100 * d[v + '_sd']:.2f}" if len(seeds) > 1 else ""
+            return f"{100 * d[v]:.2f}{spread} ({len(seeds) or 1})"
 
         share = f"{100 * d['student'] / d['teacher']:.1f}" if "student" in d and d["teacher"] else "-"
         md.append(f"| {name} | {d['metric']} | {100 * d['teacher']:.2f} | {cell('student')} | {share} | "
                   f"{cell('no_cosine')} | {cell('no_kl')} | {cell('no_init')} |")
+    for name in DATASETS:
+        d = out.get(name)
+        diffs = paired_differences(d["runs"]) if d else {}
+        if any(len(v) > 1 for v in diffs.values()):
+            md += ["", f"{name}, each ablation minus the student of the same seed (points): " + "; ".join(
+                f"{v} " + ", ".join(f"{100 * x:+.2f} (seed {seed})" for seed, x in pairs)
+                for v, pairs in diffs.items()) + "."]
+        if d and d.get("bf16"):
+            md += ["", f"{name}: students trained under bfloat16 autocast."]
     md += ["", f"The paper (GLUE, general-purpose distillation): the student keeps {100 * PAPER['retained']:.0f}% "
            "of BERT-base; every ablation costs points, in the order " + " > ".join(PAPER["ablation_order"]) + "."]
     return "\n".join(md) + "\n"
 
 
 def main(argv: list[str]) -> dict:
-    from hf_distill.runs import parse_recipe_args, write_results
+    from hf_distill.runs import parse_recipe_args, without_option, write_results
 
     a = parse_recipe_args(DistilBertArguments, argv)
     path = a.results_file or (os.path.join(a.output_dir, "distilbert.json") if a.smoke
@@ -264,7 +319,8 @@ def main(argv: list[str]) -> dict:
             out = {k: v for k, v in json.load(f).items() if k in DATASETS}
     for dataset in a.datasets:
         out[dataset] = run_dataset(a, dataset)
-    out["command"] = "accelerate launch recipes/distilbert/distill_distilbert.py " + shlex.join(argv)
+    out["command"] = "accelerate launch recipes/distilbert/distill_distilbert.py " + shlex.join(
+        without_option(argv, "--partial"))
     out["settings"] = asdict(a)
     write_results(path, out, render(out))
     print(render(out))
