@@ -217,9 +217,10 @@ def _onnx_mb(row: dict) -> float | None:
 
 def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
     """The issue's schema: per task the teacher's score and, per student, the mean score of each setting."""
-    tasks, costs, bf16 = {}, {}, {}
+    tasks, costs, bf16, points = {}, {}, {}, {}
     for task, out in per_task.items():
         students: dict[str, dict] = {}
+        deployed: dict[str, list[tuple[float, float]]] = {}
         for group, runs in out["runs"].items():
             for row in (r for result in runs.values() for r in result["students"]):
                 kd = row["kd"]
@@ -229,6 +230,7 @@ def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
                     continue
                 name = row["name"].removesuffix("-no-kd").replace("bilstm-att", "bilstm")
                 students.setdefault(name, {}).setdefault(setting, []).append(row["f1_pytorch"])
+                deployed.setdefault(f"{name} {setting}", []).append((row["latency_ms"], row["f1"]))
                 if row.get("bf16"):
                     bf16.setdefault(task, []).append(f"{name} {setting}")
                 if setting == "vanilla":
@@ -240,8 +242,40 @@ def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
                        "students": {n: {s: statistics.mean(v) for s, v in sets.items()}
                                     for n, sets in students.items()},
                        "seeds": {n: {s: len(v) for s, v in sets.items()} for n, sets in students.items()}}
+        # the plot's points: each student and setting at its fastest backend (means over seeds)
+        points[task] = [{"name": n, "latency_ms": statistics.mean(x for x, _ in v),
+                         "f1": statistics.mean(y for _, y in v)} for n, v in sorted(deployed.items())]
     return {"tasks": tasks, "costs": costs, "bf16": {t: sorted(set(v)) for t, v in bf16.items()},
+            "average": average(tasks), "points": points,
             "paper_claims": PAPER_CLAIMS, "settings": asdict(a), "command": command}
+
+
+def average(tasks: dict) -> dict:
+    """Per student and setting, the mean score over the tasks that have it, with those tasks (the paper's
+    "average" column): only where more than one task has the setting."""
+    out: dict[str, dict] = {}
+    names = sorted({n for t in tasks.values() for n in t["students"]})
+    for name in names:
+        for setting in SETTINGS:
+            have = [t for t, v in tasks.items() if setting in v["students"].get(name, {})]
+            if len(have) > 1:
+                out.setdefault(name, {})[setting] = {
+                    "score": statistics.mean(tasks[t]["students"][name][setting] for t in have), "tasks": have}
+    return out
+
+
+def plot_tasks(out: dict, folder: str) -> list[str]:
+    """One F1-against-latency plot per task (every student and setting, the Pareto front joined), beside the
+    results: ``indonlu_<task>.png``."""
+    from hf_distill.zoo import pareto_front, plot
+
+    paths = []
+    for task, pts in out["points"].items():
+        t = out["tasks"][task]
+        path = os.path.join(folder, f"indonlu_{task}.png")
+        plot(pts, pareto_front(pts), {"f1": t["teacher"], "latency_ms": t["teacher_latency_ms"]}, path)
+        paths.append(path)
+    return paths
 
 
 def render(out: dict) -> str:
@@ -267,6 +301,15 @@ def render(out: dict) -> str:
             md += ["", "Trained under bfloat16 autocast (the others in float32): "
                    + ", ".join(out["bf16"][task]) + "."]
         md.append("")
+    if out.get("average"):
+        md += ["## Average over tasks", "", "| student | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
+        for name, sets in out["average"].items():
+            md.append(f"| {name} | " + " | ".join(
+                f"{100 * sets[s]['score']:.2f} ({len(sets[s]['tasks'])} tasks)" if s in sets else "-"
+                for s in order) + " |")
+        md.append("")
+    md += ["F1 against latency per task (every student and setting at its fastest backend): "
+           + ", ".join(f"`indonlu_{t}.png`" for t in out.get("points", {})), ""]
     md += ["## The paper's claims checked here", ""] + [f"- {c}" for c in out["paper_claims"]]
     return "\n".join(md) + "\n"
 
@@ -288,8 +331,9 @@ def main(argv: list[str]) -> dict:
     out = aggregate(a, per_task, command)
     if a.partial:
         out["partial"] = True
-    publish_results(out, render(out), "indonlu", results_file=a.results_file, output_dir=a.output_dir,
-                    smoke=a.smoke, results_dir=RESULTS)
+    path = publish_results(out, render(out), "indonlu", results_file=a.results_file, output_dir=a.output_dir,
+                           smoke=a.smoke, results_dir=RESULTS)
+    plot_tasks(out, os.path.dirname(os.path.abspath(path)))
     return out
 
 
