@@ -252,13 +252,18 @@ def test_efficient_kd_recipe_smoke_times_phases_through_a_callback(tmp_path, tok
     assert again["methods"]["vanilla"]["f1_per_seed"] == out["methods"]["vanilla"]["f1_per_seed"]
 
 
-def test_efficient_kd_recipe_can_freeze_the_word_embeddings(tmp_path, tokenizer_dir, data_dir):
-    recipe = _load(ROOT / "recipes" / "efficient_kd" / "distill_efficient_kd.py")
-    argv = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
+def _one_epoch_efficient_kd(tmp_path, tokenizer_dir, data_dir, *methods: str) -> list[str]:
+    """Options of a one-seed, one-epoch smoke run of the efficient-KD recipe over ``methods``."""
+    return ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
             str(tmp_path), "--crf_teacher", str(tmp_path / "crf_teacher"), "--max_train_samples", "16",
             "--max_eval_samples", "8", "--teacher_epochs", "1", "--student_epochs", "1", "--student_layers", "0",
-            "--seeds", "1", "--methods", "vanilla", "substructure_cached", "--freeze_embeddings", "true"]
-    recipe.main(argv)
+            "--seeds", "1", "--methods", *methods]
+
+
+def test_efficient_kd_recipe_can_freeze_the_word_embeddings(tmp_path, tokenizer_dir, data_dir):
+    recipe = _load(ROOT / "recipes" / "efficient_kd" / "distill_efficient_kd.py")
+    recipe.main([*_one_epoch_efficient_kd(tmp_path, tokenizer_dir, data_dir, "vanilla", "substructure_cached"),
+                 "--freeze_embeddings", "true"])
     record = json.loads((tmp_path / "crf_teacher" / recipe.TEACHER_RECORD).read_text())
     teacher = recipe.BertCRFForTokenClassification.from_pretrained(tmp_path / "crf_teacher")
     table = teacher.get_input_embeddings().weight.numel()
@@ -273,17 +278,14 @@ def test_efficient_kd_recipe_can_freeze_the_word_embeddings(tmp_path, tokenizer_
 
 def test_efficient_kd_recipe_trains_under_bf16_and_records_it(tmp_path, tokenizer_dir, data_dir):
     recipe = _load(ROOT / "recipes" / "efficient_kd" / "distill_efficient_kd.py")
-    argv = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
-            str(tmp_path), "--crf_teacher", str(tmp_path / "crf_teacher"), "--max_train_samples", "16",
-            "--max_eval_samples", "8", "--teacher_epochs", "1", "--student_epochs", "1", "--student_layers", "0",
-            "--seeds", "1", "--methods", "vanilla", "structural", "--bf16", "true"]
-    recipe.main(argv)
+    argv = _one_epoch_efficient_kd(tmp_path, tokenizer_dir, data_dir, "vanilla", "structural")
+    recipe.main([*argv, "--bf16", "true"])
     assert json.loads((tmp_path / "crf_teacher" / recipe.TEACHER_RECORD).read_text())["bf16"] is True
     run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
     assert run["teacher"]["bf16"] is True and run["settings"]["bf16"] is True
     assert all(0.0 <= r["f1"] <= 1.0 for r in run["methods"].values())
     with pytest.raises(ValueError, match="holds a teacher trained with"):  # an fp32 run refuses the bf16 teacher
-        recipe.main([a for a in argv if a not in ("--bf16",)][:-1])
+        recipe.main(argv)
 
 
 def test_fine_tune_teacher_refuses_a_run_folder_of_other_settings(tmp_path, tokenizer_dir, data_dir):
