@@ -104,6 +104,9 @@ class DistillationTrainingArguments(TrainingArguments):
     )
     hidden_weight: float = field(default=1.0, metadata={"help": "Weight of each hidden-state term."})
     kbest_k: int = field(default=3, metadata={"help": "K of the teacher's K-best sequences (kd_loss=kbest)."})
+    crf_learning_rate: float | None = field(default=None, metadata={
+        "help": "Learning rate of a CRF head's transition scores (default: learning_rate). They start at zero and "
+                "barely move at an encoder's learning rate, so BERT-CRF setups often give them a larger one."})
 
     def __post_init__(self):
         if not (self.fp16 or self.bf16):
@@ -130,6 +133,9 @@ class DistillationTrainingArguments(TrainingArguments):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.kbest_k < 1:
             raise ValueError(f"kbest_k must be >= 1, got {self.kbest_k}")
+        if self.crf_learning_rate is not None and not (math.isfinite(self.crf_learning_rate)
+                                                       and self.crf_learning_rate > 0):
+            raise ValueError(f"crf_learning_rate must be a finite number > 0, got {self.crf_learning_rate}")
         self.kd_weight = str(self.kd_weight)
         if self.kd_weight != "auto":
             try:

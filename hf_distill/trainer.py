@@ -75,6 +75,21 @@ class DistillationTrainer(Trainer):
     def _crf(self, model):
         return getattr(self.accelerator.unwrap_model(model), "crf", None)
 
+    def create_optimizer(self):
+        """``Trainer.create_optimizer``; with ``crf_learning_rate``, the CRF head's parameters move to a group of
+        their own with that learning rate (no weight decay), scheduled like the others."""
+        optimizer = super().create_optimizer()
+        crf = self._crf(self.model)
+        rate = getattr(self.args, "crf_learning_rate", None)
+        if rate is None or crf is None or any(g.get("crf") for g in optimizer.param_groups):
+            return optimizer
+        ids = {id(p) for p in crf.parameters() if p.requires_grad}
+        for group in optimizer.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in ids]
+        optimizer.add_param_group({"params": [p for p in crf.parameters() if p.requires_grad], "lr": rate,
+                                   "weight_decay": 0.0, "crf": True})
+        return optimizer
+
     def _viterbi_predictions(self, logits, labels):
         """Label ids decoded through the student's CRF at labeled positions (for compute_metrics)."""
         logits = logits[0] if isinstance(logits, tuple) else logits

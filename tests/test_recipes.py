@@ -276,15 +276,17 @@ def test_efficient_kd_recipe_can_freeze_the_word_embeddings(tmp_path, tokenizer_
         assert r["trainable_params"] == sum(p.numel() for p in student.parameters()) - table
 
 
-def test_efficient_kd_recipe_trains_under_bf16_and_records_it(tmp_path, tokenizer_dir, data_dir):
+def test_efficient_kd_recipe_records_bf16_and_the_crf_learning_rate(tmp_path, tokenizer_dir, data_dir):
     recipe = _load(ROOT / "recipes" / "efficient_kd" / "distill_efficient_kd.py")
     argv = _one_epoch_efficient_kd(tmp_path, tokenizer_dir, data_dir, "vanilla", "structural")
-    recipe.main([*argv, "--bf16", "true"])
-    assert json.loads((tmp_path / "crf_teacher" / recipe.TEACHER_RECORD).read_text())["bf16"] is True
+    recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01"])
+    record = json.loads((tmp_path / "crf_teacher" / recipe.TEACHER_RECORD).read_text())
+    assert record["bf16"] is True and record["crf_learning_rate"] == 0.01
     run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
     assert run["teacher"]["bf16"] is True and run["settings"]["bf16"] is True
+    assert run["teacher"]["crf_learning_rate"] == 0.01
     assert all(0.0 <= r["f1"] <= 1.0 for r in run["methods"].values())
-    with pytest.raises(ValueError, match="holds a teacher trained with"):  # an fp32 run refuses the bf16 teacher
+    with pytest.raises(ValueError, match="holds a teacher trained with"):  # other settings refuse that teacher
         recipe.main(argv)
 
 

@@ -156,3 +156,22 @@ def test_zero_weight_kd_term_skips_the_teacher(tmp_path, tokenizer, tokenized, c
     assert calls == [1] and len(trainer._metrics["kd_structural_loss"]) == 1
     assert trainer._metrics["kd_weight"] == [1.0, 0.0]
     assert loss.item() == pytest.approx(trainer._metrics["task_loss"][-1])
+
+
+def test_crf_learning_rate_gives_the_crf_head_its_own_group(tmp_path, tokenizer, tokenized):
+    train = tokenized["train"].select(range(16))
+    student = _student(tokenizer)
+    before = {n: p.detach().clone() for n, p in student.named_parameters()}
+    trainer = DistillationTrainer(model=student, args=_args(tmp_path, kd_loss="none", learning_rate=1e-6,
+                                                            crf_learning_rate=1e-1, max_steps=2),
+                                  train_dataset=train, processing_class=tokenizer)
+    trainer.train()
+    crf_ids = {id(p) for p in student.crf.parameters()}
+    (group,) = [g for g in trainer.optimizer.param_groups if g.get("crf")]
+    assert {id(p) for p in group["params"]} == crf_ids and group["weight_decay"] == 0.0
+    assert all(id(p) not in crf_ids for g in trainer.optimizer.param_groups if not g.get("crf") for p in g["params"])
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in student.named_parameters()}
+    # Adam moves each weight by about its group's learning rate per step
+    assert moved["crf.transitions"] > 1e-2 and max(v for n, v in moved.items() if not n.startswith("crf.")) < 1e-4
+    with pytest.raises(ValueError, match="crf_learning_rate"):
+        _args(tmp_path, crf_learning_rate=0.0)

@@ -53,12 +53,13 @@ METHODS = ("vanilla", "kbest", "structural", "posterior", "substructure", "subst
 
 
 def targs(out, name, epochs, lr, kd_loss, schedule="constant", kd_weight="1.0", seed=42, group_by_length=False,
-          bf16=False):
+          bf16=False, crf_lr=None):
     return DistillationTrainingArguments(
         output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr, kd_loss=kd_loss,
         kd_weight_schedule=schedule, kd_weight=kd_weight, per_device_train_batch_size=32, per_device_eval_batch_size=64,
         warmup_ratio=0.1, logging_steps=100, save_strategy="no", report_to="none", disable_tqdm=True,
-        dataloader_pin_memory=False, seed=seed, group_by_length=group_by_length, bf16=bf16)
+        dataloader_pin_memory=False, seed=seed, group_by_length=group_by_length, bf16=bf16,
+        crf_learning_rate=crf_lr)
 
 
 TEACHER_RECORD = "structured_kd_teacher.json"
@@ -87,6 +88,9 @@ class EfficientKDArguments:
         "help": "Keep the word-embedding table of teacher and students frozen (a CPU-budget choice: the cased "
                 "250k-token table is most of the parameters the optimizer updates; the paper trains it)."})
     seeds: list[int] = field(default_factory=lambda: [42], metadata={"help": "Student seeds (teacher: 42)."})
+    crf_learning_rate: float | None = field(default=None, metadata={
+        "help": "Learning rate of the CRF transitions of teacher and students (default: their learning rate; "
+                "the transitions start at zero and barely move at 5e-5)."})
     bf16: bool = field(default=False, metadata={
         "help": "Train teacher and students under bfloat16 autocast (a CPU-budget option: about 1.5x faster where the "
                 "CPU has native bf16). The CRF's dynamic programs and the KD losses stay in float32."})
@@ -115,12 +119,13 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
     record = {"init": path, "epochs": args.teacher_epochs, "lr": args.teacher_lr, "seed": 42,
               "train_sentences": len(train), "group_by_length": args.group_by_length, "smoke": args.smoke,
               **({"freeze_embeddings": True} if args.freeze_embeddings else {}),
-              **({"bf16": True} if args.bf16 else {})}
+              **({"bf16": True} if args.bf16 else {}),
+              **({"crf_learning_rate": args.crf_learning_rate} if args.crf_learning_rate else {})}
     saved = args.crf_teacher and os.path.join(args.crf_teacher, TEACHER_RECORD)
     if saved and os.path.isfile(saved):
         with open(saved) as f:
             found = json.load(f)
-        off = {"freeze_embeddings": False, "bf16": False}  # recorded only when on
+        off = {"freeze_embeddings": False, "bf16": False, "crf_learning_rate": None}  # recorded only when set
         want, have = {**off, **record}, {**off, **found}
         if {k: have.get(k) for k in want} != want:
             raise ValueError(f"{args.crf_teacher} holds a teacher trained with {found}, not {record}; "
@@ -137,7 +142,7 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
         teacher = BertCRFForTokenClassification.from_pretrained(path, **names)
     record["trainable_params"] = freeze_word_embeddings(teacher, args.freeze_embeddings)
     teacher_args = targs(args.output_dir, "teacher", args.teacher_epochs, args.teacher_lr, "none",
-                         group_by_length=args.group_by_length, bf16=args.bf16)
+                         group_by_length=args.group_by_length, bf16=args.bf16, crf_lr=args.crf_learning_rate)
     tt = DistillationTrainer(model=teacher, args=teacher_args, train_dataset=train, processing_class=tokenizer,
                              compute_metrics=metrics)
     t0 = time.perf_counter()
@@ -179,7 +184,7 @@ def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer,
         tr = DistillationTrainer(
             model=student, args=targs(a.output_dir, f"{method}-seed{seed}", a.student_epochs, a.student_lr, kd,
                                       "constant" if kd == "none" else a.kd_schedule, a.kd_weight, seed,
-                                      a.group_by_length, a.bf16),
+                                      a.group_by_length, a.bf16, a.crf_learning_rate),
             train_dataset=data["cached"] if from_cache else data["train"],
             teacher_model=None if method == "vanilla" or from_cache else teacher,
             processing_class=tokenizer, compute_metrics=metrics, callbacks=[timer])
@@ -224,7 +229,8 @@ def main(argv: list[str]) -> dict:
                                "train_s": record.get("train_s"), "init": a.teacher_base, "epochs": a.teacher_epochs,
                                "layers": teacher.config.num_hidden_layers,
                                "freeze_embeddings": record.get("freeze_embeddings", False),
-                               "bf16": record.get("bf16", False)}}
+                               "bf16": record.get("bf16", False),
+                               "crf_learning_rate": record.get("crf_learning_rate")}}
     for seed in a.seeds:
         run_seed(a, seed, teacher, data, tokenizer, metrics, command)
     return aggregate([f"{a.results_name}_seed{s}" for s in a.seeds], a.results_name, argv, a.results_dir)
