@@ -248,6 +248,8 @@ def test_efficient_kd_recipe_smoke_times_phases_through_a_callback(tmp_path, tok
             online = method in ("kbest", "structural", "posterior", "substructure")
             assert (r["teacher_forward_s"] > 0) == online or method.endswith("_cached"), method
     assert "| substructure_cached |" in (tmp_path / "efficient_kd.md").read_text()
+    assert out["teacher_minus_vanilla"] == pytest.approx(out["teacher"]["f1"] - out["methods"]["vanilla"]["f1"])
+    assert "Teacher minus the student without KD" in (tmp_path / "efficient_kd.md").read_text()
     again = recipe.main(argv)  # every method of every seed finished before: nothing is retrained
     assert again["methods"]["vanilla"]["f1_per_seed"] == out["methods"]["vanilla"]["f1_per_seed"]
 

@@ -331,6 +331,8 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
     per_seed = [targets(r["methods"]) for r in runs]
     out["targets_met_per_seed"] = {t: sum(rows[i][2] for rows in per_seed) for i, (t, _, _) in enumerate(per_seed[0])}
     path = os.path.join(results_dir, results_name)
+    if "vanilla" in out["methods"]:
+        out["teacher_minus_vanilla"] = out["teacher"]["f1"] - out["methods"]["vanilla"]["f1"]
     write_json_atomic(path + ".json", out)
     t = out["teacher"]
     md = ["# Structured KD on CoNLL-2003 over seeds", "",
@@ -347,6 +349,10 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
                   f"| {' / '.join(f'{100 * v:.2f}' for v in r['f1_per_seed'])} | {diff} "
                   f"| {r['epoch_s']:.1f} ± {r['epoch_s_sd']:.1f} | {r['teacher_forward_s']:.1f} "
                   f"| {paper.get('f1', '')} | {paper.get('epoch_s', '')} |")
+    if "teacher_minus_vanilla" in out:
+        gap = 100 * out["teacher_minus_vanilla"]
+        md += ["", f"Teacher minus the student without KD: {gap:.2f} F1 (the paper's gap: about 2-3 F1; a gap "
+               "far from it calls for another student depth, `--student_layers`)."]
     md += ["", f"| target | on the means | met on the means | seeds where met (of {len(runs)}) |", "|---|---|---|---|"]
     md += [f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else 'no'} "
            f"| {out['targets_met_per_seed'].get(row['target'], '')} |" for row in out["targets_on_means"]]
