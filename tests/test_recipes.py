@@ -288,6 +288,15 @@ def test_efficient_kd_recipe_records_bf16_and_the_crf_learning_rate(tmp_path, to
     assert run["teacher"]["bf16"] is True and run["settings"]["bf16"] is True
     assert run["teacher"]["crf_learning_rate"] == 0.01
     assert all(0.0 <= r["f1"] <= 1.0 for r in run["methods"].values())
+    # a seed run by another invocation (other methods) joins the table; other settings do not
+    recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01", "--seeds", "2", "--methods", "vanilla"])
+    both = recipe.aggregate(["efficient_kd_seed1", "efficient_kd_seed2"], "both", [], str(tmp_path))
+    assert both["seeds"] == [1, 2] and list(both["methods"]) == ["vanilla"]
+    other = json.loads((tmp_path / "efficient_kd_seed2.json").read_text())
+    other["settings"]["student_lr"] = 1.0
+    (tmp_path / "efficient_kd_seed2.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="its settings or teacher differ"):
+        recipe.aggregate(["efficient_kd_seed1", "efficient_kd_seed2"], "both", [], str(tmp_path))
     with pytest.raises(ValueError, match="holds a teacher trained with"):  # other settings refuse that teacher
         recipe.main(argv)
 

@@ -300,6 +300,12 @@ def _without_seed(command: str) -> str:
     return " ".join(w for i, w in enumerate(words) if w not in ("--seed", "--results_name") and i not in drop)
 
 
+def _run_settings(run: dict):
+    """What must agree across the seeds of one table: the recorded settings (seeds, methods, names and folders
+    apart), so seeds run by separate invocations combine; older runs without them: the command sans seed."""
+    return run["settings"] if "settings" in run else _without_seed(run["command"])
+
+
 def aggregate(names: list[str], results_name: str, argv: list[str], results_dir: str = RESULTS) -> dict:
     """Mean and sample standard deviation over seeds, and the targets checked on the means and per seed."""
     runs = []
@@ -308,9 +314,9 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
             runs.append(json.load(f))
     base = runs[0]
     for name, r in zip(names, runs):
-        if _without_seed(r["command"]) != _without_seed(base["command"]) or r["teacher"] != base["teacher"]:
-            raise ValueError(f"{name}.json was not run like {names[0]}.json apart from --seed "
-                             "(its command or teacher differ)")
+        if _run_settings(r) != _run_settings(base) or r["teacher"] != base["teacher"]:
+            raise ValueError(f"{name}.json was not run like {names[0]}.json apart from its seed "
+                             "(its settings or teacher differ)")
     if len({r.get("seed", 42) for r in runs}) != len(runs):
         raise ValueError(f"two of {names} have the same seed")
     methods = [m for m in base["methods"] if all(m in r["methods"] for r in runs)]
@@ -328,7 +334,7 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
             row["f1_minus_vanilla"], row["f1_minus_vanilla_sd"] = _mean_sd(diff)
         out["methods"][m] = row
     out["targets_on_means"] = [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(out["methods"])]
-    per_seed = [targets(r["methods"]) for r in runs]
+    per_seed = [targets({m: r["methods"][m] for m in methods}) for r in runs]  # the methods every seed has
     out["targets_met_per_seed"] = {t: sum(rows[i][2] for rows in per_seed) for i, (t, _, _) in enumerate(per_seed[0])}
     path = os.path.join(results_dir, results_name)
     if "vanilla" in out["methods"]:
