@@ -63,6 +63,9 @@ def targs(out, name, epochs, lr, kd_loss, schedule="constant", kd_weight="1.0", 
 
 
 TEACHER_RECORD = "structured_kd_teacher.json"
+#: teacher settings recorded only when they differ from these values, so teachers saved before the options
+#: existed stay valid
+RECORDED_WHEN_SET = {"freeze_embeddings": False, "bf16": False, "crf_learning_rate": None}
 
 
 @dataclass
@@ -118,15 +121,12 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
     """
     record = {"init": path, "epochs": args.teacher_epochs, "lr": args.teacher_lr, "seed": 42,
               "train_sentences": len(train), "group_by_length": args.group_by_length, "smoke": args.smoke,
-              **({"freeze_embeddings": True} if args.freeze_embeddings else {}),
-              **({"bf16": True} if args.bf16 else {}),
-              **({"crf_learning_rate": args.crf_learning_rate} if args.crf_learning_rate else {})}
+              **{k: getattr(args, k) for k, off in RECORDED_WHEN_SET.items() if getattr(args, k) != off}}
     saved = args.crf_teacher and os.path.join(args.crf_teacher, TEACHER_RECORD)
     if saved and os.path.isfile(saved):
         with open(saved) as f:
             found = json.load(f)
-        off = {"freeze_embeddings": False, "bf16": False, "crf_learning_rate": None}  # recorded only when set
-        want, have = {**off, **record}, {**off, **found}
+        want, have = {**RECORDED_WHEN_SET, **record}, {**RECORDED_WHEN_SET, **found}
         if {k: have.get(k) for k in want} != want:
             raise ValueError(f"{args.crf_teacher} holds a teacher trained with {found}, not {record}; "
                              "pass another --crf_teacher folder")
@@ -228,9 +228,7 @@ def main(argv: list[str]) -> dict:
             "teacher_record": {"precision": ev["eval_precision"], "recall": ev["eval_recall"], "f1": ev["eval_f1"],
                                "train_s": record.get("train_s"), "init": a.teacher_base, "epochs": a.teacher_epochs,
                                "layers": teacher.config.num_hidden_layers,
-                               "freeze_embeddings": record.get("freeze_embeddings", False),
-                               "bf16": record.get("bf16", False),
-                               "crf_learning_rate": record.get("crf_learning_rate")}}
+                               **{k: record.get(k, off) for k, off in RECORDED_WHEN_SET.items()}}}
     for seed in a.seeds:
         run_seed(a, seed, teacher, data, tokenizer, metrics, command)
     return aggregate([f"{a.results_name}_seed{s}" for s in a.seeds], a.results_name, argv, a.results_dir)

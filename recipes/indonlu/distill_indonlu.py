@@ -264,18 +264,15 @@ def average(tasks: dict) -> dict:
     return out
 
 
-def plot_tasks(out: dict, folder: str) -> list[str]:
+def plot_tasks(out: dict, folder: str) -> None:
     """One F1-against-latency plot per task (every student and setting, the Pareto front joined), beside the
     results: ``indonlu_<task>.png``."""
     from hf_distill.zoo import pareto_front, plot
 
-    paths = []
     for task, pts in out["points"].items():
         t = out["tasks"][task]
         path = os.path.join(folder, f"indonlu_{task}.png")
         plot(pts, pareto_front(pts), {"f1": t["teacher"], "latency_ms": t["teacher_latency_ms"]}, path)
-        paths.append(path)
-    return paths
 
 
 def render(out: dict) -> str:
