@@ -288,10 +288,22 @@ def test_efficient_kd_recipe_records_bf16_and_the_crf_learning_rate(tmp_path, to
     assert run["teacher"]["bf16"] is True and run["settings"]["bf16"] is True
     assert run["teacher"]["crf_learning_rate"] == 0.01
     assert all(0.0 <= r["f1"] <= 1.0 for r in run["methods"].values())
-    # a seed run by another invocation (other methods) joins the table; other settings do not
+    # a seed run by another invocation (fewer methods) joins the table, its missing methods named per row
     recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01", "--seeds", "2", "--methods", "vanilla"])
     both = recipe.aggregate(["efficient_kd_seed1", "efficient_kd_seed2"], "both", [], str(tmp_path))
-    assert both["seeds"] == [1, 2] and list(both["methods"]) == ["vanilla"]
+    assert both["seeds"] == [1, 2] and list(both["methods"]) == ["vanilla", "structural"]
+    assert both["methods"]["vanilla"]["seeds"] == [1, 2] and both["methods"]["structural"]["seeds"] == [1]
+    assert "| structural |" in (tmp_path / "both.md").read_text() and "(seed 1)" in (tmp_path / "both.md").read_text()
+    assert all("structural" not in t["target"] for t in both["targets_on_means"])  # only methods of every seed
+    # a later invocation of other methods adds to a seed's file and keeps what it held
+    recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01", "--methods", "substructure_cached"])
+    run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
+    assert set(run["methods"]) == {"vanilla", "structural", "substructure_cached"}
+    # --partial trains nothing and tabulates the seeds found on disk
+    again = recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01", "--seeds", "1", "2", "3",
+                         "--partial", "true"])
+    assert again["seeds"] == [1, 2] and again["methods"]["vanilla"]["f1_per_seed"] == both["methods"]["vanilla"][
+        "f1_per_seed"]
     other = json.loads((tmp_path / "efficient_kd_seed2.json").read_text())
     other["settings"]["student_lr"] = 1.0
     (tmp_path / "efficient_kd_seed2.json").write_text(json.dumps(other))

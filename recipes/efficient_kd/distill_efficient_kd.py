@@ -106,6 +106,8 @@ class EfficientKDArguments:
     results_dir: str | None = field(default=None, metadata={
         "help": "Default: benchmarks/results (smoke runs: output_dir)."})
     smoke: bool = field(default=False, metadata={"help": "A tiny random CRF teacher, a few rows (the test suite)."})
+    partial: bool = field(default=False, metadata={
+        "help": "Train nothing: aggregate the seed files of --seeds found on disk (a run spread over sessions)."})
 
     def __post_init__(self):
         unknown = [m for m in self.methods if m not in METHODS]
@@ -170,7 +172,7 @@ def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer,
         with open(path) as f:
             done = json.load(f)
         if done.get("settings") == settings and done.get("teacher") == result["teacher"]:
-            result["methods"] = {m: r for m, r in done["methods"].items() if m in a.methods}
+            result["methods"] = dict(done["methods"])  # a run of fewer methods keeps the others' results
     for method in a.methods:
         if method in result["methods"]:
             print(f"[efficient_kd] seed {seed} {method}: finished before, skipped", flush=True)
@@ -208,6 +210,10 @@ def main(argv: list[str]) -> dict:
     a = parse_recipe_args(EfficientKDArguments, argv)
     a.results_dir = a.results_dir or (a.output_dir if a.smoke else RESULTS)
     command = "accelerate launch recipes/efficient_kd/distill_efficient_kd.py " + shlex.join(argv)
+    names = [f"{a.results_name}_seed{s}" for s in a.seeds]
+    if a.partial:
+        return aggregate([n for n in names if os.path.isfile(os.path.join(a.results_dir, n + ".json"))],
+                         a.results_name, argv, a.results_dir)
     set_seed(42)
     raw = load_dataset("conll2003", data_dir=a.data_dir)
     labels = raw["train"].features["ner_tags"].feature.names
@@ -231,7 +237,7 @@ def main(argv: list[str]) -> dict:
                                **{k: record.get(k, off) for k, off in RECORDED_WHEN_SET.items()}}}
     for seed in a.seeds:
         run_seed(a, seed, teacher, data, tokenizer, metrics, command)
-    return aggregate([f"{a.results_name}_seed{s}" for s in a.seeds], a.results_name, argv, a.results_dir)
+    return aggregate(names, a.results_name, argv, a.results_dir)
 
 
 def targets(methods: dict) -> list[tuple[str, str, bool]]:
@@ -298,6 +304,11 @@ def _without_seed(command: str) -> str:
     return " ".join(w for i, w in enumerate(words) if w not in ("--seed", "--results_name") and i not in drop)
 
 
+def _fewer(row: dict, seeds: list[int]) -> str:
+    return "" if len(row["seeds"]) == len(seeds) else f" (seed{'s' * (len(row['seeds']) > 1)} " + \
+        ", ".join(map(str, row["seeds"])) + ")"
+
+
 def _run_settings(run: dict):
     """What must agree across the seeds of one table: the recorded settings (seeds, methods, names and folders
     apart), so seeds run by separate invocations combine; older runs without them: the command sans seed."""
@@ -317,22 +328,25 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
                              "(its settings or teacher differ)")
     if len({r.get("seed", 42) for r in runs}) != len(runs):
         raise ValueError(f"two of {names} have the same seed")
-    methods = [m for m in base["methods"] if all(m in r["methods"] for r in runs)]
+    methods = list(dict.fromkeys(m for r in runs for m in r["methods"]))
     out = {"command": "accelerate launch recipes/efficient_kd/distill_efficient_kd.py " + " ".join(argv), "runs": names,
            "run_command": _without_seed(base["command"]), "seeds": [r.get("seed", 42) for r in runs],
            "teacher": base["teacher"], "methods": {}, "paper": PAPER}
-    for m in methods:
-        row = {}
+    for m in methods:  # a method some seeds lack is averaged over the seeds that have it, and says which
+        have = [r for r in runs if m in r["methods"]]
+        row = {"seeds": [r.get("seed", 42) for r in have]}
         for key in ("f1", "precision", "recall", "epoch_s", "teacher_forward_s", "student_forward_s",
                     "student_backward_s"):
-            row[key], row[key + "_sd"] = _mean_sd([r["methods"][m][key] for r in runs])
-        row["f1_per_seed"] = [r["methods"][m]["f1"] for r in runs]
-        if m != "vanilla" and "vanilla" in methods:
-            diff = [r["methods"][m]["f1"] - r["methods"]["vanilla"]["f1"] for r in runs]
+            row[key], row[key + "_sd"] = _mean_sd([r["methods"][m][key] for r in have])
+        row["f1_per_seed"] = [r["methods"][m]["f1"] for r in have]
+        paired = [r for r in have if "vanilla" in r["methods"]]
+        if m != "vanilla" and paired:
+            diff = [r["methods"][m]["f1"] - r["methods"]["vanilla"]["f1"] for r in paired]
             row["f1_minus_vanilla"], row["f1_minus_vanilla_sd"] = _mean_sd(diff)
         out["methods"][m] = row
-    out["targets_on_means"] = [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(out["methods"])]
-    per_seed = [targets({m: r["methods"][m] for m in methods}) for r in runs]  # the methods every seed has
+    everywhere = {m: row for m, row in out["methods"].items() if len(row["seeds"]) == len(runs)}
+    out["targets_on_means"] = [{"target": t, "measured": v, "met": ok} for t, v, ok in targets(everywhere)]
+    per_seed = [targets({m: r["methods"][m] for m in everywhere}) for r in runs]  # the methods every seed has
     out["targets_met_per_seed"] = {t: sum(rows[i][2] for rows in per_seed) for i, (t, _, _) in enumerate(per_seed[0])}
     path = os.path.join(results_dir, results_name)
     if "vanilla" in out["methods"]:
@@ -342,7 +356,9 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
     md = ["# Structured KD on CoNLL-2003 over seeds", "",
           f"Runs: {', '.join(f'`{n}.json`' for n in names)} (student seeds {', '.join(map(str, out['seeds']))}), "
           f"each `{out['run_command']} --seed S`; one CRF teacher for all (F1 {100 * t['f1']:.2f}). "
-          "Mean ± sample standard deviation over seeds; epoch times are each run's first (KD) epoch.", "",
+          "Mean ± sample standard deviation over seeds (a method not run on every seed: over those it ran on, "
+          "named in its row; the targets use the methods run on every seed); epoch times are each run's first "
+          "(KD) epoch.", "",
           "| method | F1 | F1 per seed | F1 − vanilla (paired) | epoch s | teacher fwd s | paper F1 | paper epoch s |",
           "|---|---|---|---|---|---|---|---|"]
     for m, r in out["methods"].items():
@@ -350,7 +366,7 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
         diff = (f"{100 * r['f1_minus_vanilla']:+.2f} ± {100 * r['f1_minus_vanilla_sd']:.2f}"
                 if "f1_minus_vanilla" in r else "")
         md.append(f"| {m} | {100 * r['f1']:.2f} ± {100 * r['f1_sd']:.2f} "
-                  f"| {' / '.join(f'{100 * v:.2f}' for v in r['f1_per_seed'])} | {diff} "
+                  f"| {' / '.join(f'{100 * v:.2f}' for v in r['f1_per_seed'])}{_fewer(r, out['seeds'])} | {diff} "
                   f"| {r['epoch_s']:.1f} ± {r['epoch_s_sd']:.1f} | {r['teacher_forward_s']:.1f} "
                   f"| {paper.get('f1', '')} | {paper.get('epoch_s', '')} |")
     if "teacher_minus_vanilla" in out:
