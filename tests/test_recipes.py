@@ -304,6 +304,8 @@ def test_efficient_kd_recipe_records_bf16_and_the_crf_learning_rate(tmp_path, to
                          "--partial", "true"])
     assert again["seeds"] == [1, 2] and again["methods"]["vanilla"]["f1_per_seed"] == both["methods"]["vanilla"][
         "f1_per_seed"]
+    with pytest.raises(FileNotFoundError, match="efficient_kd_seed9.json"):  # nothing to tabulate: said so
+        recipe.main([*argv, "--seeds", "9", "--partial", "true"])
     other = json.loads((tmp_path / "efficient_kd_seed2.json").read_text())
     other["settings"]["student_lr"] = 1.0
     (tmp_path / "efficient_kd_seed2.json").write_text(json.dumps(other))

@@ -212,8 +212,10 @@ def main(argv: list[str]) -> dict:
     command = "accelerate launch recipes/efficient_kd/distill_efficient_kd.py " + shlex.join(argv)
     names = [f"{a.results_name}_seed{s}" for s in a.seeds]
     if a.partial:
-        return aggregate([n for n in names if os.path.isfile(os.path.join(a.results_dir, n + ".json"))],
-                         a.results_name, argv, a.results_dir)
+        found = [n for n in names if os.path.isfile(os.path.join(a.results_dir, n + ".json"))]
+        if not found:
+            raise FileNotFoundError(f"--partial: none of {[n + '.json' for n in names]} is in {a.results_dir}")
+        return aggregate(found, a.results_name, argv, a.results_dir)
     set_seed(42)
     raw = load_dataset("conll2003", data_dir=a.data_dir)
     labels = raw["train"].features["ner_tags"].feature.names
