@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def test_swedish_ner_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert "**Partial**" in (tmp_path / "swedish_ner.md").read_text()
 
 
-def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
+def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
     recipe = _load(ROOT / "recipes" / "indonlu" / "distill_indonlu.py")
     out = recipe.main(["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir),
                        "--output_dir", str(tmp_path), "--tasks", "nergrit", "emot", "--students", "bilstm",
@@ -152,6 +153,21 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     assert "bfloat16 autocast (the others in float32): bilstm kd_mse." in (tmp_path / "indonlu.md").read_text()
     with pytest.raises(FileExistsError, match="other settings"):
         recipe.main([*small, "--teacher_bf16", "true"])
+    # every finished student's record is archived beside the results (a later session may start on a machine
+    # without output_dir): with the emot folder gone, the archive alone gives the same table
+    assert (tmp_path / "indonlu_runs" / "emot" / "ulb" / "seed42" / "students" / "bilstm-att" /
+            "zoo_result.json").is_file()
+    shutil.rmtree(tmp_path / "emot")
+    again = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "emot"])
+    assert again["tasks"]["emot"] == out["tasks"]["emot"]
+    assert again["costs"]["emot"] == partial["costs"]["emot"]
+    # archived records of another teacher than the one on disk are left out, and said so
+    shutil.rmtree(tmp_path / "nergrit" / "kl")
+    archived = tmp_path / "indonlu_runs" / "nergrit" / "kl" / "seed42" / "teacher.json"
+    archived.write_text(json.dumps({**json.loads(archived.read_text()), "teacher_id": 1}))
+    other = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "nergrit"])
+    assert set(other["tasks"]["nergrit"]["students"]["bilstm"]) == {"kd_mse", "kd_ulb", "kd_ulb_emb"}
+    assert "nergrit/kl/seed42: recorded with another teacher" in capsys.readouterr().out
 
 
 def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):

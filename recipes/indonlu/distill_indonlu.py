@@ -190,29 +190,89 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
     return out
 
 
+def results_path(a: IndoNLUArguments) -> str:
+    """Where ``publish_results`` writes ``indonlu.json`` for these arguments."""
+    return a.results_file or os.path.join(a.output_dir if a.smoke else RESULTS, "indonlu.json")
+
+
+def archive_dir(a: IndoNLUArguments) -> str:
+    """The zoo records kept beside the results (``indonlu_runs/<task>/<group>/seed<k>/``, the zoo's own layout
+    without the models): the run is spread over sessions, and a later session may start on another machine
+    without ``output_dir``, so every finished student's record is committed with the tables."""
+    return os.path.join(os.path.dirname(os.path.abspath(results_path(a))), "indonlu_runs")
+
+
+def _same_teacher(x: dict, y: dict) -> bool:
+    if x.get("teacher_id") is not None and y.get("teacher_id") is not None:
+        return x["teacher_id"] == y["teacher_id"]
+    return x.get("f1") == y.get("f1")  # a record rebuilt without the fingerprint: the same test score
+
+
 def finished_runs(a: IndoNLUArguments) -> dict:
-    """``run_task``'s results from the zoo records on disk (students finished so far; nothing is trained)."""
+    """``run_task``'s results from the zoo records (students finished so far; nothing is trained): those in
+    ``output_dir`` and those archived beside the results. A record on disk wins over its archived copy;
+    archived records of another teacher than the one on disk are left out, and said so."""
     import glob
 
     from hf_distill.zoo import finished_students
 
     per_task = {}
     for task in a.tasks:
-        out = {"teacher": None, "runs": {}}
-        for folder in sorted(glob.glob(os.path.join(a.output_dir, task, "*", "seed*"))):
-            teacher, rows = finished_students(folder)
-            if rows and teacher is not None:
-                group, seed = os.path.basename(os.path.dirname(folder)), int(os.path.basename(folder)[4:])
-                out["teacher"] = teacher
-                out["runs"].setdefault(group, {})[seed] = {"students": rows}
-        if out["runs"]:
-            per_task[task] = out
+        found: dict[tuple[str, int], tuple[dict, dict]] = {}
+        for root in (archive_dir(a), a.output_dir):  # the disk last: it wins
+            for folder in sorted(glob.glob(os.path.join(root, task, "*", "seed*"))):
+                teacher, rows = finished_students(folder)
+                if rows and teacher is not None:
+                    key = (os.path.basename(os.path.dirname(folder)), int(os.path.basename(folder)[4:]))
+                    old = found.get(key, (teacher, {}))[1]
+                    found[key] = (teacher, {**old, **{r["name"]: r for r in rows}})
+        if not found:
+            continue
+        disk = [t for (group, seed), (t, _) in found.items()
+                if os.path.isfile(os.path.join(a.output_dir, task, group, f"seed{seed}", "teacher.json"))]
+        ref = disk[0] if disk else next(iter(found.values()))[0]
+        out = {"teacher": ref, "runs": {}}
+        for (group, seed), (teacher, rows) in sorted(found.items()):
+            if not _same_teacher(teacher, ref):
+                print(f"[indonlu] {task}/{group}/seed{seed}: recorded with another teacher (test score "
+                      f"{teacher.get('f1')} vs {ref.get('f1')}): left out", flush=True)
+                continue
+            out["runs"].setdefault(group, {})[seed] = {"students": list(rows.values())}
+        per_task[task] = out
     return per_task
 
 
+def archive_runs(a: IndoNLUArguments) -> int:
+    """Copy the records of every finished student under ``output_dir`` (teacher.json, zoo_result.json with
+    the ONNX size added) into ``archive_dir``, atomically; returns how many were written."""
+    import glob
+    import json
+
+    from hf_distill.zoo import finished_students
+
+    written = 0
+    for task in a.tasks:
+        for folder in sorted(glob.glob(os.path.join(a.output_dir, task, "*", "seed*"))):
+            teacher, rows = finished_students(folder)
+            if not rows or teacher is None:
+                continue
+            dest = os.path.join(archive_dir(a), os.path.relpath(folder, a.output_dir))
+            files = {"teacher.json": teacher}
+            files.update({os.path.join("students", r["name"], "zoo_result.json"): {**r, "onnx_mb": _onnx_mb(r)}
+                          for r in rows})
+            for name, record in files.items():
+                path = os.path.join(dest, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path + ".tmp", "w") as f:
+                    json.dump(record, f, indent=1)
+                os.replace(path + ".tmp", path)
+                written += 1
+    return written
+
+
 def _onnx_mb(row: dict) -> float | None:
-    path = os.path.join(row["model_dir"], "onnx", "model.onnx")
-    return os.path.getsize(path) / 1e6 if os.path.isfile(path) else None
+    path = os.path.join(row.get("model_dir") or "", "onnx", "model.onnx")
+    return os.path.getsize(path) / 1e6 if os.path.isfile(path) else row.get("onnx_mb")
 
 
 def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
@@ -316,14 +376,17 @@ def main(argv: list[str]) -> dict:
 
     a = parse_recipe_args(IndoNLUArguments, argv)
     if a.partial:
-        per_task = finished_runs(a)
-        if not per_task:
-            raise SystemExit(f"no finished student under {a.output_dir}/<task>/<setting>/seed*/students yet")
         argv = without_option(argv, "--partial")
     else:
         a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
         unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None
-        per_task = {task: run_task(a, task, unlabeled) for task in a.tasks}
+        for task in a.tasks:
+            run_task(a, task, unlabeled)
+    archive_runs(a)
+    per_task = finished_runs(a)  # every finished student of these tasks: this run's, earlier runs' and archived
+    if not per_task:
+        raise SystemExit(f"no finished student under {a.output_dir}/<task>/<setting>/seed*/students or "
+                         f"{archive_dir(a)} yet")
     command = "accelerate launch recipes/indonlu/distill_indonlu.py " + shlex.join(argv)
     out = aggregate(a, per_task, command)
     if a.partial:
