@@ -161,6 +161,8 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
     again = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "emot"])
     assert again["tasks"]["emot"] == out["tasks"]["emot"]
     assert again["costs"]["emot"] == partial["costs"]["emot"]
+    assert again["tasks"]["emot"]["teacher_recipe"]["settings"]["teacher_epochs"] == 1.0
+    assert "fine-tuned up to 1 epochs (learning rate 5e-05" in (tmp_path / "indonlu.md").read_text()
     # archived records of another teacher than the one on disk are left out, and said so
     shutil.rmtree(tmp_path / "nergrit" / "kl")
     archived = tmp_path / "indonlu_runs" / "nergrit" / "kl" / "seed42" / "teacher.json"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
@@ -238,8 +239,21 @@ def finished_runs(a: IndoNLUArguments) -> dict:
                       f"{teacher.get('f1')} vs {ref.get('f1')}): left out", flush=True)
                 continue
             out["runs"].setdefault(group, {})[seed] = {"students": list(rows.values())}
+        out["teacher_recipe"] = _teacher_recipe(a, task)
         per_task[task] = out
     return per_task
+
+
+def _teacher_recipe(a: IndoNLUArguments, task: str) -> dict | None:
+    """How the task's teacher was fine-tuned (``fine_tune_teacher``'s record): on disk, else archived."""
+    import json
+
+    for path in (os.path.join(a.output_dir, task, "teacher", "model", "recipe_teacher.json"),
+                 os.path.join(archive_dir(a), task, "teacher_recipe.json")):
+        if os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f)
+    return None
 
 
 def archive_runs(a: IndoNLUArguments) -> int:
@@ -252,6 +266,12 @@ def archive_runs(a: IndoNLUArguments) -> int:
 
     written = 0
     for task in a.tasks:
+        recipe = os.path.join(a.output_dir, task, "teacher", "model", "recipe_teacher.json")
+        if os.path.isfile(recipe):
+            os.makedirs(os.path.join(archive_dir(a), task), exist_ok=True)
+            shutil.copyfile(recipe, os.path.join(archive_dir(a), task, "teacher_recipe.json.tmp"))
+            os.replace(os.path.join(archive_dir(a), task, "teacher_recipe.json.tmp"),
+                       os.path.join(archive_dir(a), task, "teacher_recipe.json"))
         for folder in sorted(glob.glob(os.path.join(a.output_dir, task, "*", "seed*"))):
             teacher, rows = finished_students(folder)
             if not rows or teacher is None:
@@ -299,6 +319,7 @@ def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
                         "latency_ms_onnx": row["latency_ms_onnx"], "onnx_mb": _onnx_mb(row)}
         tasks[task] = {"teacher": out["teacher"]["f1"], "teacher_latency_ms": out["teacher"]["latency_ms"],
                        "metric": "seqeval F1" if task in TAGGING else "macro-F1",
+                       "teacher_recipe": out.get("teacher_recipe"),
                        "students": {n: {s: statistics.mean(v) for s, v in sets.items()}
                                     for n, sets in students.items()},
                        "seeds": {n: {s: len(v) for s, v in sets.items()} for n, sets in students.items()}}
@@ -335,15 +356,28 @@ def plot_tasks(out: dict, folder: str) -> None:
         plot(pts, pareto_front(pts), {"f1": t["teacher"], "latency_ms": t["teacher_latency_ms"]}, path)
 
 
+def _teacher_line(recipe: dict | None) -> list[str]:
+    if not recipe:
+        return []
+    s = recipe["settings"]
+    dev = f"; best dev {100 * recipe['best_dev']:.2f}" if recipe.get("best_dev") is not None else ""
+    return [f"Teacher: `{os.path.basename(str(s['teacher_base']).rstrip('/'))}` fine-tuned up to "
+            f"{s['teacher_epochs']:g} epochs (learning rate {s['teacher_learning_rate']:g}, early stopping after "
+            f"{s['patience']} epochs without gain), {'bfloat16 autocast' if s.get('bf16') else 'float32'}{dev}.", ""]
+
+
 def render(out: dict) -> str:
     order = [s for s in SETTINGS if s in out["settings"]["settings"]]
-    md = ["# IndoNLU student benchmark (after Nityasya et al. 2022)", "", f"Command: `{out['command']}`", "",
+    md = ["# IndoNLU student benchmark (after Nityasya et al. 2022)", "",
+          f"Command (the last invocation; each task's teacher is described under its heading): `{out['command']}`",
+          "",
           "Scores on each task's test split: seqeval F1 (tagging) or macro-F1 (classification), PyTorch, mean "
           f"over seeds {out['settings']['seeds']}.", "",
           *(["**Partial**: the run is spread over sessions; only the students finished so far are tabulated.",
              ""] if out.get("partial") else [])]
     for task, t in out["tasks"].items():
         md += [f"## {task} ({t['metric']}; teacher {100 * t['teacher']:.2f})", "",
+               *_teacher_line(t.get("teacher_recipe")),
                "| student | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
         for name, sets in t["students"].items():
             md.append(f"| {name} | " + " | ".join(f"{100 * sets[s]:.2f}" if s in sets else "-" for s in order) + " |")
