@@ -372,7 +372,7 @@ def render(out: dict) -> str:
           f"Command (the last invocation; each task's teacher is described under its heading): `{out['command']}`",
           "",
           "Scores on each task's test split: seqeval F1 (tagging) or macro-F1 (classification), PyTorch, mean "
-          f"over seeds {out['settings']['seeds']}.", "",
+          "over the seeds run: one unless a cell names how many.", "",
           *(["**Partial**: the run is spread over sessions; only the students finished so far are tabulated.",
              ""] if out.get("partial") else [])]
     for task, t in out["tasks"].items():
@@ -380,7 +380,10 @@ def render(out: dict) -> str:
                *_teacher_line(t.get("teacher_recipe")),
                "| student | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
         for name, sets in t["students"].items():
-            md.append(f"| {name} | " + " | ".join(f"{100 * sets[s]:.2f}" if s in sets else "-" for s in order) + " |")
+            n = t["seeds"][name]
+            md.append(f"| {name} | " + " | ".join(
+                (f"{100 * sets[s]:.2f}" + (f" ({n[s]} seeds)" if n[s] > 1 else "")) if s in sets else "-"
+                for s in order) + " |")
         cost = out["costs"].get(task)
         if cost:
             md += ["", "| student | params | CPU latency ms (PyTorch) | ONNX latency ms | ONNX MB |",
