@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import statistics
 import sys
 from dataclasses import asdict, dataclass, field
@@ -147,8 +146,8 @@ def _specs(a: IndoNLUArguments, task: str, setting: str) -> list[str]:
     return specs
 
 
-def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
-    """The teacher and every setting's zoo runs of one task, for every seed."""
+def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> None:
+    """The teacher and every setting's zoo runs of one task, for every seed (results: the zoo records)."""
     from hf_distill.runs import TaskSpec, fine_tune_teacher
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
@@ -173,7 +172,6 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
               "ulb_emb": ({"kd_loss": a.ulb_kd_loss, "transfer": unlabeled}, "kd_ulb_emb")}
     wanted = {"kl": "kd_kl" in a.settings or "vanilla" in a.settings, "mse": "kd_mse" in a.settings,
               "ulb": "kd_ulb" in a.settings, "ulb_emb": "kd_ulb_emb" in a.settings}
-    out = {"teacher": None, "runs": {}}
     for group, (over, setting) in groups.items():
         if not wanted[group]:
             continue
@@ -185,10 +183,7 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> dict:
                                 "output_dir": os.path.join(folder, group, f"seed{seed}"),
                                 # one cache folder per task: the settings over the same rows label them once
                                 "cache_dir": os.path.join(folder, "teacher_cache")})
-            result = run_zoo(z)
-            out["teacher"] = result["teacher"]
-            out["runs"].setdefault(group, {})[seed] = result
-    return out
+            run_zoo(z)  # its records are what finished_runs tabulates
 
 
 def results_path(a: IndoNLUArguments) -> str:
@@ -210,7 +205,7 @@ def _same_teacher(x: dict, y: dict) -> bool:
 
 
 def finished_runs(a: IndoNLUArguments) -> dict:
-    """``run_task``'s results from the zoo records (students finished so far; nothing is trained): those in
+    """The results of ``run_task`` from the zoo records (students finished so far; nothing is trained): those in
     ``output_dir`` and those archived beside the results. A record on disk wins over its archived copy;
     archived records of another teacher than the one on disk are left out, and said so."""
     import glob
@@ -220,6 +215,7 @@ def finished_runs(a: IndoNLUArguments) -> dict:
     per_task = {}
     for task in a.tasks:
         found: dict[tuple[str, int], tuple[dict, dict]] = {}
+        on_disk = set()
         for root in (archive_dir(a), a.output_dir):  # the disk last: it wins
             for folder in sorted(glob.glob(os.path.join(root, task, "*", "seed*"))):
                 teacher, rows = finished_students(folder)
@@ -227,11 +223,11 @@ def finished_runs(a: IndoNLUArguments) -> dict:
                     key = (os.path.basename(os.path.dirname(folder)), int(os.path.basename(folder)[4:]))
                     old = found.get(key, (teacher, {}))[1]
                     found[key] = (teacher, {**old, **{r["name"]: r for r in rows}})
+                    if root == a.output_dir:
+                        on_disk.add(key)
         if not found:
             continue
-        disk = [t for (group, seed), (t, _) in found.items()
-                if os.path.isfile(os.path.join(a.output_dir, task, group, f"seed{seed}", "teacher.json"))]
-        ref = disk[0] if disk else next(iter(found.values()))[0]
+        ref = found[min(on_disk or found)][0]  # the task's teacher: the first group's on disk, else archived
         out = {"teacher": ref, "runs": {}}
         for (group, seed), (teacher, rows) in sorted(found.items()):
             if not _same_teacher(teacher, ref):
@@ -256,38 +252,32 @@ def _teacher_recipe(a: IndoNLUArguments, task: str) -> dict | None:
     return None
 
 
-def archive_runs(a: IndoNLUArguments) -> int:
+def archive_runs(a: IndoNLUArguments) -> None:
     """Copy the records of every finished student under ``output_dir`` (teacher.json, zoo_result.json with
-    the ONNX size added) into ``archive_dir``, atomically; returns how many were written."""
+    the ONNX size added) and the teacher's fine-tuning record into ``archive_dir``, each written atomically."""
     import glob
     import json
 
+    from hf_distill.base import write_json_atomic
     from hf_distill.zoo import finished_students
 
-    written = 0
     for task in a.tasks:
+        files = {}
         recipe = os.path.join(a.output_dir, task, "teacher", "model", "recipe_teacher.json")
         if os.path.isfile(recipe):
-            os.makedirs(os.path.join(archive_dir(a), task), exist_ok=True)
-            shutil.copyfile(recipe, os.path.join(archive_dir(a), task, "teacher_recipe.json.tmp"))
-            os.replace(os.path.join(archive_dir(a), task, "teacher_recipe.json.tmp"),
-                       os.path.join(archive_dir(a), task, "teacher_recipe.json"))
+            with open(recipe) as f:
+                files["teacher_recipe.json"] = json.load(f)
         for folder in sorted(glob.glob(os.path.join(a.output_dir, task, "*", "seed*"))):
             teacher, rows = finished_students(folder)
-            if not rows or teacher is None:
-                continue
-            dest = os.path.join(archive_dir(a), os.path.relpath(folder, a.output_dir))
-            files = {"teacher.json": teacher}
-            files.update({os.path.join("students", r["name"], "zoo_result.json"): {**r, "onnx_mb": _onnx_mb(r)}
-                          for r in rows})
-            for name, record in files.items():
-                path = os.path.join(dest, name)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path + ".tmp", "w") as f:
-                    json.dump(record, f, indent=1)
-                os.replace(path + ".tmp", path)
-                written += 1
-    return written
+            if rows and teacher is not None:
+                rel = os.path.relpath(folder, os.path.join(a.output_dir, task))
+                files[os.path.join(rel, "teacher.json")] = teacher
+                files.update({os.path.join(rel, "students", r["name"], "zoo_result.json"):
+                              {**r, "onnx_mb": _onnx_mb(r)} for r in rows})
+        for name, record in files.items():
+            path = os.path.join(archive_dir(a), task, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_json_atomic(path, record)
 
 
 def _onnx_mb(row: dict) -> float | None:
