@@ -18,6 +18,8 @@ import time
 from common import RESULTS, load_demo
 from transformers import HfArgumentParser
 
+from hf_distill.base import write_json_atomic
+
 DEFAULTS = ["--max_train_samples", "0", "--transfer_samples", "0", "--runs", "no_kd", "kd",
             "--student_seeds", "42", "43", "44", "--measure_online_epoch", "true", "--output_dir", "outputs/foundation"]
 
@@ -70,10 +72,7 @@ def from_runs(tag: str = "full") -> dict:
                         if v},
         "fixed_epochs": fixed,
     }
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, path)
+    write_json_atomic(path, out)
     md = ["# Foundation benchmark: CoNLL-2003, full train labeled, trained to convergence", "",
           f"Command: `{out['command']}`", "",
           f"Teacher: {out['teacher']} ({out['teacher_epochs']} epochs, best {out['teacher_best_epoch']}): test F1 "
@@ -137,10 +136,7 @@ def main(argv: list[str]) -> None:
     out["cpu_ratio_kd_cached_over_no_kd"] = out["epoch_cpu_s_kd_cached"] / out["epoch_cpu_s_no_kd"]
     out["cpu_ratio_kd_online_over_no_kd"] = out["epoch_cpu_s_kd_online"] / out["epoch_cpu_s_no_kd"]
     os.makedirs(RESULTS, exist_ok=True)
-    tmp = os.path.join(RESULTS, "foundation.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, os.path.join(RESULTS, "foundation.json"))
+    write_json_atomic(os.path.join(RESULTS, "foundation.json"), out)
     render(out)
 
 

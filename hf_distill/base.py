@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import tempfile
 from pathlib import Path
 
 #: label id of positions and rows without a gold label (PyTorch's cross-entropy ``ignore_index``)
@@ -18,12 +19,23 @@ EFFICIENCY_FILE = "efficiency.json"
 CRF_FILE = "crf.json"
 
 
-def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
-    """Write ``data`` as JSON through a temporary file and a rename (never a half-written file)."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) through a temporary file and a rename: never a half-written file, and two processes
+    writing the same path at once each rename their own temporary file (the last one wins, whole)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write ``data`` as JSON, atomically (:func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def task_of(obj) -> str:

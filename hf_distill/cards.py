@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .base import DISTILLATION_FILE, task_of, write_json_atomic  # noqa: F401  (re-exported)
+from .base import DISTILLATION_FILE, task_of, write_json_atomic, write_text_atomic  # noqa: F401  (re-exported)
 
 CARD_FILE = "README.md"
 # A source checkout or editable install reads the repository's model_cards/; a wheel installs the same
@@ -184,7 +184,5 @@ def write_card(model_dir: str | os.PathLike, repo_id: str | None = None, overwri
     card = render_card(model_dir, repo_id, **kwargs)
     if existing is not None and not is_generated_card(existing):
         shutil.copy2(path, path.with_name(CARD_FILE + ".bak"))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(_marked(str(card)), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, _marked(str(card)))
     return path

@@ -291,14 +291,11 @@ def write_results(path: str, out: dict, markdown: str) -> None:
     """``out`` as JSON at ``path`` and ``markdown`` beside it (``.md``), both written atomically."""
     import os
 
-    from .base import write_json_atomic
+    from .base import write_json_atomic, write_text_atomic
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     write_json_atomic(path, out)
-    md = os.path.splitext(path)[0] + ".md"
-    with open(md + ".tmp", "w") as f:
-        f.write(markdown)
-    os.replace(md + ".tmp", md)
+    write_text_atomic(os.path.splitext(path)[0] + ".md", markdown)
 
 
 class PhaseTimer(TrainerCallback):

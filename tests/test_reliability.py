@@ -207,6 +207,40 @@ def test_temp_folders_of_killed_writers_are_removed(tmp_path):
 
 
 # ------------------------------------------------------------------------------ rows against models
+def test_atomic_writes_from_two_processes_at_once_leave_one_whole_file(tmp_path):
+    # two runs sharing an output folder wrote one fixed ".tmp" name: the second rename found it gone
+    import multiprocessing
+
+    target = tmp_path / "texts.txt"
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.starmap(_write_many, [(str(target), "a"), (str(target), "b")])
+    assert target.read_text() in ("a" * 10000 + "\n", "b" * 10000 + "\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["texts.txt"]
+
+
+def _write_many(path: str, char: str) -> None:
+    from hf_distill.base import write_text_atomic
+
+    for _ in range(200):
+        write_text_atomic(path, char * 10000 + "\n")
+
+
+def test_failed_atomic_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    from hf_distill import base
+
+    target = tmp_path / "result.json"
+    base.write_json_atomic(target, {"f1": 0.9})
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(base.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        base.write_json_atomic(target, {"f1": 0.5})
+    assert json.loads(target.read_text()) == {"f1": 0.9}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
 def test_labels_beyond_the_label_set_are_refused_before_training(tmp_path, tokenizer, tokenized):
     bad = tokenized["train"].select(range(4)).map(lambda ex: {"labels": [9 if x == 0 else x for x in ex["labels"]]})
     student = tiny_bert(len(tokenizer), layers=1, hidden=16)

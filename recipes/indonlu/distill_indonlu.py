@@ -114,6 +114,7 @@ def unlabeled_texts(a: IndoNLUArguments) -> str:
     """One file of the six tasks' training texts (word lists joined by spaces), labels dropped, deduplicated;
     the rows of each task's own validation and test splits are removed later, per task, by the zoo."""
     from hf_distill import load_dataset
+    from hf_distill.base import write_text_atomic
 
     path = os.path.join(a.output_dir, "unlabeled_train_texts.txt")
     seen, lines = set(), []
@@ -128,10 +129,7 @@ def unlabeled_texts(a: IndoNLUArguments) -> str:
                 seen.add(text)
                 lines.append(text)
     os.makedirs(a.output_dir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
