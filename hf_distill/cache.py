@@ -27,6 +27,7 @@ import datasets
 import numpy as np
 import torch
 
+from .base import write_json_atomic
 from .signals import (
     CACHE_COLUMNS,
     CACHE_CRF,
@@ -421,9 +422,7 @@ def cache_teacher_outputs(
         _wait_for([os.path.join(path, CACHE_META)], f"the main process to publish {path}", wait_timeout)
         return load_cache(path, meta)
     _wait_for(part_dirs, "the other processes' parts", wait_timeout)
-    with open(os.path.join(partial, CACHE_META + ".tmp"), "w") as f:
-        json.dump({**meta, "files": _file_hashes(partial), "build": build}, f)
-    os.replace(os.path.join(partial, CACHE_META + ".tmp"), os.path.join(partial, CACHE_META))
+    write_json_atomic(os.path.join(partial, CACHE_META), {**meta, "files": _file_hashes(partial), "build": build})
     if os.path.exists(path):  # a concurrent writer finished first: check its cache as any other
         shutil.rmtree(partial, ignore_errors=True)
         return load_cache(path, meta)
