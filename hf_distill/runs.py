@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from transformers import EarlyStoppingCallback, PrinterCallback, TrainerCallback
 
 from .args import DistillationTrainingArguments
+from .base import IGNORE_INDEX
 from .metrics import TokenClassificationMetrics
 from .trainer import DistillationTrainer
 
@@ -166,15 +167,43 @@ class TaskSpec:
         return TokenClassificationMetrics(self.labels) if self.kind == "token" else classification_metrics
 
 
+class TeacherDidNotLearnError(RuntimeError):
+    """A fine-tuned teacher scores no better on dev than predicting the most frequent label everywhere."""
+
+
+def constant_prediction_score(task: TaskSpec, train, dev) -> float:
+    """The dev score (``task.metric``) of predicting the most frequent training label at every position or row:
+    the floor a fine-tuned teacher must clear (entity F1 0 when that label is ``O``). ``train`` and ``dev`` are
+    encoded (a ``labels`` column, -100 where unscored)."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    def padded(rows):
+        rows = [np.asarray(r).reshape(-1) for r in rows]
+        out = np.full((len(rows), max(len(r) for r in rows)), IGNORE_INDEX)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = r
+        return out
+
+    gold_train = padded(train["labels"])
+    counts = np.bincount(gold_train[gold_train != IGNORE_INDEX], minlength=len(task.labels))
+    gold = padded(dev["labels"])
+    if task.kind == "sequence":
+        gold = gold[:, 0]
+    predicted = np.full(gold.shape, int(counts.argmax()))
+    return float(task.compute_metrics()(EvalPrediction(predictions=predicted, label_ids=gold))[task.metric])
+
+
 def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: float, learning_rate: float,
                       patience: int, settings: dict, batch_size: int = 32, smoke: bool = False,
-                      bf16: bool = False) -> str:
+                      bf16: bool = False, require_progress: bool | None = None) -> str:
     """The teacher for ``task``: ``base`` (a pretrained encoder) fine-tuned once with early stopping on
     ``raw["validation"]`` and saved to ``folder/model`` with ``settings``; a later call with the same settings
     reuses it, one with other settings raises (never overwriting a teacher). A fine-tuning killed midway
     resumes from its last epoch checkpoint (``folder/run``) when the settings match. ``smoke``: a tiny random
     BERT with ``base``'s tokenizer (tests). ``bf16``: fine-tune under bfloat16 autocast (callers put it in
-    ``settings``)."""
+    ``settings``). ``require_progress`` (default: unless ``smoke``): raise :class:`TeacherDidNotLearnError`, saving
+    nothing, when the best dev score does not beat :func:`constant_prediction_score`."""
     import json
     import os
 
@@ -232,6 +261,15 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     os.makedirs(os.path.join(folder, "run"), exist_ok=True)
     write_json_atomic(run_record, settings)
     trainer.train(resume_from_checkpoint=resume)
+    if require_progress if require_progress is not None else not smoke:
+        floor = constant_prediction_score(task, trainer.train_dataset, trainer.eval_dataset)
+        best = trainer.state.best_metric
+        if best is None or best <= floor + 1e-9:
+            raise TeacherDidNotLearnError(
+                f"the teacher fine-tuned in {folder} reached dev {task.metric} {best} after {trainer.state.global_step}"
+                f" steps ({epochs:g} epochs, learning rate {learning_rate:g}): no better than predicting the most "
+                f"frequent label everywhere ({floor:.4f}). Nothing was saved to {model_dir}; fine-tune longer or "
+                f"with a higher learning rate (e.g. more teacher epochs), after deleting {folder}/run")
     trainer.save_student(model_dir, role="teacher")
     write_json_atomic(record_path, {"settings": settings, "best_dev": trainer.state.best_metric,
                                     "metric": task.metric})
