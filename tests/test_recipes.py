@@ -131,6 +131,8 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
     config = json.loads((tmp_path / "emot" / "ulb_emb" / "seed42" / "students" / "bilstm-att" / "model" /
                          "config.json").read_text())
     assert config["use_attention"] and config["embedding_dim"] == 16
+    assert set(out["costs"]["emot"]) == {"bilstm", "bert-tiny", "bilstm-B"}  # -B: its own size and latency
+    assert out["costs"]["emot"]["bilstm-B"]["params"] != out["costs"]["emot"]["bilstm"]["params"]
     # the unlabeled set merges the six tasks' training texts; each task's evaluation rows are removed from it
     lines = (tmp_path / "unlabeled_train_texts.txt").read_text().splitlines()
     assert len(lines) > 24 * 4
