@@ -11,6 +11,7 @@ finished with the same spec, teacher and settings is skipped, so a killed run co
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from .base import write_json_atomic
+from .base import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     from .runs import TaskSpec
@@ -653,7 +654,7 @@ def plot(rows: list[dict], front: list[str], teacher: dict, path: str) -> None:
     ax.set_ylabel("test F1")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, image.getvalue())
