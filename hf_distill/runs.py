@@ -67,6 +67,26 @@ class Progress(TrainerCallback):
                  f"wall {elapsed:.0f}s  CPU {sum(self.cpu_epochs):.0f}s  at most {eta:.0f}s left")
 
 
+class EarlyStoppingAboveFloor(EarlyStoppingCallback):
+    """Early stopping whose patience starts once the dev metric beats ``floor`` (the score of a trivial
+    predictor, :func:`constant_prediction_score`): epochs at the floor before any epoch above it are a slow start
+    (a tagger predicting ``O`` everywhere during warmup), not a plateau, so they do not use up the patience."""
+
+    def __init__(self, patience: int, floor: float):
+        super().__init__(early_stopping_patience=patience)
+        self.floor = floor
+
+    def _at_floor(self, args, value) -> bool:
+        return value <= self.floor + 1e-9 if args.greater_is_better else value >= self.floor - 1e-9
+
+    def check_metric_value(self, args, state, control, metric_value):
+        started = state.best_metric is not None and not self._at_floor(args, state.best_metric)
+        if not started and self._at_floor(args, metric_value):
+            self.early_stopping_patience_counter = 0
+            return
+        super().check_metric_value(args, state, control, metric_value)
+
+
 def train_to_convergence(model, targs, train, tokenizer, teacher=None, dev=None, label_names=None, patience: int = 2,
                          phase: str = "train", quiet: bool = False, compute_metrics=None) -> dict:
     """Train (with early stopping on ``dev`` when given) and return wall/CPU times and epochs to the best.
@@ -202,7 +222,8 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     reuses it, one with other settings raises (never overwriting a teacher). A fine-tuning killed midway
     resumes from its last epoch checkpoint (``folder/run``) when the settings match. ``smoke``: a tiny random
     BERT with ``base``'s tokenizer (tests). ``bf16``: fine-tune under bfloat16 autocast (callers put it in
-    ``settings``). ``require_progress`` (default: unless ``smoke``): raise :class:`TeacherDidNotLearnError`, saving
+    ``settings``). Early stopping's patience starts once the dev score beats the constant-prediction floor.
+    ``require_progress`` (default: unless ``smoke``): raise :class:`TeacherDidNotLearnError`, saving
     nothing, when the best dev score does not beat :func:`constant_prediction_score`."""
     import json
     import os
@@ -242,11 +263,11 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=task.metric, save_only_model=False, report_to="none", disable_tqdm=True,
         group_by_length=True, seed=0, logging_steps=50, bf16=bf16)
-    trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer,
-                                  train_dataset=task.encode(raw["train"], tokenizer),
-                                  eval_dataset=task.encode(raw["validation"], tokenizer),
-                                  compute_metrics=task.compute_metrics(),
-                                  callbacks=[Progress("teacher"), EarlyStoppingCallback(patience)])
+    train, dev = task.encode(raw["train"], tokenizer), task.encode(raw["validation"], tokenizer)
+    floor = constant_prediction_score(task, train, dev)
+    trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer, train_dataset=train,
+                                  eval_dataset=dev, compute_metrics=task.compute_metrics(),
+                                  callbacks=[Progress("teacher"), EarlyStoppingAboveFloor(patience, floor)])
     trainer.remove_callback(PrinterCallback)
     run_record = os.path.join(folder, "run", "teacher_settings.json")
     resume = None
@@ -262,7 +283,6 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     write_json_atomic(run_record, settings)
     trainer.train(resume_from_checkpoint=resume)
     if require_progress if require_progress is not None else not smoke:
-        floor = constant_prediction_score(task, trainer.train_dataset, trainer.eval_dataset)
         best = trainer.state.best_metric
         if best is None or best <= floor + 1e-9:
             raise TeacherDidNotLearnError(

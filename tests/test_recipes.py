@@ -360,10 +360,38 @@ def test_fine_tune_teacher_refuses_a_teacher_no_better_than_a_constant(tmp_path,
     dev = raw["validation"].select(range(8))
     dev = dev.map(lambda r: {"ner_tags": [0] * len(r["ner_tags"])}, features=dev.features)  # no entity to find
     raw = {"train": raw["train"].select(range(8)), "validation": dev}
-    with pytest.raises(TeacherDidNotLearnError, match=r"dev f1 0\.0 after \d+ steps .*most frequent label"):
-        fine_tune_teacher(str(tokenizer_dir), raw, TaskSpec.of(raw["train"]), str(tmp_path / "t"), epochs=1,
+    # one step per epoch; epochs at the floor do not use up the patience of 1, so all 3 epochs run
+    with pytest.raises(TeacherDidNotLearnError, match=r"dev f1 0\.0 after 3 steps .*most frequent label"):
+        fine_tune_teacher(str(tokenizer_dir), raw, TaskSpec.of(raw["train"]), str(tmp_path / "t"), epochs=3,
                           learning_rate=1e-3, patience=1, settings={}, smoke=True, require_progress=True)
     assert not (tmp_path / "t" / "model").exists()
+
+
+def test_early_stopping_patience_starts_above_the_floor():
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from hf_distill.runs import EarlyStoppingAboveFloor
+
+    def stops_after(scores, floor=0.0, patience=2, greater_is_better=True):
+        callback = EarlyStoppingAboveFloor(patience, floor)
+        args = SimpleNamespace(metric_for_best_model="f1", greater_is_better=greater_is_better)
+        state = SimpleNamespace(best_metric=None)
+        better = max if greater_is_better else min
+        for epoch, score in enumerate(scores, 1):
+            control = TrainerControl()
+            callback.on_evaluate(args, state, control, metrics={"eval_f1": score})
+            if control.should_training_stop:
+                return epoch
+            state.best_metric = score if state.best_metric is None else better(state.best_metric, score)
+        return None
+
+    assert stops_after([0, 0, 0, 0, 0]) is None  # a slow start: never counted
+    assert stops_after([0, 0, 0, 0.3, 0.2, 0.25]) == 6  # counted from the first epoch above the floor
+    assert stops_after([0.3, 0.2, 0.25]) == 3  # as transformers' EarlyStoppingCallback above the floor
+    assert stops_after([0.5, 0.5, 0.6, 0.55, 0.5], floor=0.5) == 5  # back at the floor after a gain counts
+    assert stops_after([2.0, 2.0, 1.0, 1.5, 1.2], floor=2.0, greater_is_better=False) == 5  # a loss
 
 
 def test_fine_tune_teacher_refuses_a_run_folder_of_other_settings(tmp_path, tokenizer_dir, data_dir):
