@@ -25,6 +25,7 @@ class Progress(TrainerCallback):
         self.epochs: list[float] = []
         self.cpu_epochs: list[float] = []
         self._t0 = self._c0 = self._start = 0.0
+        self._first_epoch = 0
         self._loss: float | None = None
         self.dev_f1: list[float] = []
 
@@ -34,7 +35,11 @@ class Progress(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
-        self.say(f"training: up to {args.num_train_epochs:g} epochs, {state.max_steps} steps")
+        self._first_epoch = round(state.epoch or 0)  # after a resume: the epochs done before it
+        key = f"eval_{(args.metric_for_best_model or 'f1').removeprefix('eval_')}"
+        self.dev_f1 = [e[key] for e in state.log_history if key in e]
+        self.say(f"training: up to {args.num_train_epochs:g} epochs, {state.max_steps} steps"
+                 + (f", resuming after epoch {self._first_epoch}" if self._first_epoch else ""))
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self._t0, self._c0 = time.perf_counter(), time.process_time()
@@ -54,7 +59,7 @@ class Progress(TrainerCallback):
         done = round(state.epoch or 0)
         total = math.ceil(args.num_train_epochs)
         elapsed = time.perf_counter() - self._start
-        eta = elapsed / max(done, 1) * (total - done)
+        eta = elapsed / max(done - self._first_epoch, 1) * (total - done)
         key = (args.metric_for_best_model or "f1").removeprefix("eval_")
         f1 = metrics.get(f"eval_{key}")
         if f1 is not None:
@@ -85,6 +90,10 @@ class EarlyStoppingAboveFloor(EarlyStoppingCallback):
             self.early_stopping_patience_counter = 0
             return
         super().check_metric_value(args, state, control, metric_value)
+
+    def state(self) -> dict:  # what Trainer saves in a checkpoint and rebuilds the callback from on resume
+        return {"args": {"patience": self.early_stopping_patience, "floor": self.floor},
+                "attributes": {"early_stopping_patience_counter": self.early_stopping_patience_counter}}
 
 
 def train_to_convergence(model, targs, train, tokenizer, teacher=None, dev=None, label_names=None, patience: int = 2,
@@ -262,7 +271,7 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01,
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
         metric_for_best_model=task.metric, save_only_model=False, report_to="none", disable_tqdm=True,
-        group_by_length=True, seed=0, logging_steps=50, bf16=bf16)
+        group_by_length=True, seed=0, logging_steps=50, bf16=bf16, restore_callback_states_from_checkpoint=True)
     train, dev = task.encode(raw["train"], tokenizer), task.encode(raw["validation"], tokenizer)
     floor = constant_prediction_score(task, train, dev)
     trainer = DistillationTrainer(model=teacher, args=targs, processing_class=tokenizer, train_dataset=train,

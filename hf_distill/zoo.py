@@ -270,7 +270,8 @@ def _training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr
         per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
         disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
         save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
-        greater_is_better=True, save_only_model=False, logging_steps=50, bf16=args.bf16, **settings)
+        greater_is_better=True, save_only_model=False, logging_steps=50, bf16=args.bf16,
+        restore_callback_states_from_checkpoint=True, **settings)  # a resumed run keeps its early-stopping count
 
 
 def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None,

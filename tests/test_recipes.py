@@ -392,6 +392,12 @@ def test_early_stopping_patience_starts_above_the_floor():
     assert stops_after([0.3, 0.2, 0.25]) == 3  # as transformers' EarlyStoppingCallback above the floor
     assert stops_after([0.5, 0.5, 0.6, 0.55, 0.5], floor=0.5) == 5  # back at the floor after a gain counts
     assert stops_after([2.0, 2.0, 1.0, 1.5, 1.2], floor=2.0, greater_is_better=False) == 5  # a loss
+    # a checkpoint stores the callback so that Trainer can rebuild it on resume (type(callback)(**args))
+    saved = EarlyStoppingAboveFloor(3, 0.25)
+    saved.early_stopping_patience_counter = 2
+    rebuilt = EarlyStoppingAboveFloor(**saved.state()["args"])
+    assert (rebuilt.early_stopping_patience, rebuilt.floor) == (3, 0.25)
+    assert saved.state()["attributes"] == {"early_stopping_patience_counter": 2}
 
 
 def test_fine_tune_teacher_refuses_a_run_folder_of_other_settings(tmp_path, tokenizer_dir, data_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import CONLL_LABELS, tiny_bert
@@ -243,6 +244,23 @@ def test_a_killed_student_resumes_from_its_last_checkpoint(tmp_path, tokenizer, 
     assert row["resumed_from"] == first[0] and row["epochs_run"] == 3
     state = json.loads(next(folder.glob("checkpoint-*")).joinpath("trainer_state.json").read_text())
     assert [round(e["epoch"]) for e in state["log_history"] if "eval_f1" in e] == [1, 2, 3]
+    # the early-stopping count is part of what resumes: killed with 4 of 5 epochs of patience used and a best no
+    # later epoch can beat, the resumed run stops after one more epoch
+    shutil.rmtree(folder / "model")
+    (folder / "zoo_result.json").unlink()
+    for checkpoint in folder.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    monkeypatch.setattr(runs.Progress, "on_save", kill_after_first_save, raising=False)
+    with pytest.raises(Killed):
+        run_zoo(args)
+    monkeypatch.undo()
+    (checkpoint,) = folder.glob("checkpoint-*")
+    state_file = checkpoint / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state["best_metric"] = 2.0
+    state["stateful_callbacks"]["EarlyStoppingCallback"]["attributes"]["early_stopping_patience_counter"] = 4
+    state_file.write_text(json.dumps(state))
+    assert run_zoo(args)["students"][0]["epochs_run"] == 2
     # a run with other settings does not resume these checkpoints: it removes them and starts afresh
     other = ZooArguments(**{**args.__dict__, "max_train_samples": 24})
     monkeypatch.setattr(runs.Progress, "on_save", kill_after_first_save, raising=False)
