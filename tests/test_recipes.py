@@ -144,6 +144,11 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
     assert "**Partial**" in (tmp_path / "indonlu.md").read_text()
     with pytest.raises(ValueError, match="--tasks"):
         recipe.IndoNLUArguments(tasks=["nerx"])
+    per_task = recipe.IndoNLUArguments(teacher_epochs=5, teacher_epochs_per_task=["nergrit=20", "terma=7.5"])
+    assert [recipe.teacher_epochs(per_task, t) for t in ("nergrit", "terma", "nerp")] == [20.0, 7.5, 5]
+    for bad in ("nergrit:20", "nerx=3", "nergrit=many"):
+        with pytest.raises(ValueError, match="TASK=EPOCHS"):
+            recipe.IndoNLUArguments(teacher_epochs_per_task=[bad])
     # bf16 students are another setting (trained again, named in the tables); a bf16 teacher is another teacher
     small = ["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir), "--output_dir",
              str(tmp_path), "--tasks", "nergrit", "--students", "bilstm", "--settings", "kd_mse",

@@ -73,6 +73,10 @@ class IndoNLUArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
     output_dir: str = "outputs/recipes/indonlu"
     teacher_epochs: float = 5.0
+    teacher_epochs_per_task: list[str] = field(default_factory=list, metadata={
+        "help": "TASK=EPOCHS pairs that override --teacher_epochs for a task (config.json: nergrit=20 terma=10): "
+                "5 epochs of a small training set are few optimizer steps (NERGrit: 265, after which its teacher "
+                "still predicted O everywhere)."})
     teacher_learning_rate: float = 5e-5
     student_epochs: float = 30.0
     patience: int = 3
@@ -106,6 +110,10 @@ class IndoNLUArguments:
             unknown = [x for x in given if x not in allowed]
             if unknown:
                 raise ValueError(f"--{name} {unknown}: choose from {list(allowed)}")
+        for pair in self.teacher_epochs_per_task:
+            task, _, epochs = pair.partition("=")
+            if task not in TASKS or not epochs.replace(".", "", 1).isdigit():
+                raise ValueError(f"--teacher_epochs_per_task {pair!r}: expected TASK=EPOCHS with TASK of {list(TASKS)}")
         if self.ulb_length in ("none", ""):
             self.ulb_length = None
 
@@ -133,6 +141,12 @@ def unlabeled_texts(a: IndoNLUArguments) -> str:
     return path
 
 
+def teacher_epochs(a: IndoNLUArguments, task: str) -> float:
+    """``task``'s teacher epochs: its ``--teacher_epochs_per_task`` value, else ``--teacher_epochs``."""
+    per_task = dict(pair.split("=", 1) for pair in a.teacher_epochs_per_task)
+    return float(per_task[task]) if task in per_task else a.teacher_epochs
+
+
 def _specs(a: IndoNLUArguments, task: str, setting: str) -> list[str]:
     specs = []
     for s in a.students:
@@ -156,12 +170,14 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> None:
                         bench_runs=a.bench_runs, quantize=a.quantize, bf16=a.bf16,
                         extra_test=a.extra_test if task in TAGGING else None)
     raw = load_splits(base)
-    settings = {k: getattr(a, k) for k in ("teacher_base", "teacher_epochs", "teacher_learning_rate", "patience",
+    settings = {k: getattr(a, k) for k in ("teacher_base", "teacher_learning_rate", "patience",
                                            "max_train_samples", "max_dev_samples", "smoke")}
+    settings["teacher_epochs"] = teacher_epochs(a, task)
     if a.teacher_bf16:  # in the settings only when on, so teachers fine-tuned before the option stay valid
         settings["bf16"] = True
     teacher = fine_tune_teacher(a.teacher_base, raw, TaskSpec.of(raw["train"]), os.path.join(folder, "teacher"),
-                                epochs=a.teacher_epochs, learning_rate=a.teacher_learning_rate, patience=a.patience,
+                                epochs=settings["teacher_epochs"], learning_rate=a.teacher_learning_rate,
+                                patience=a.patience,
                                 settings={**settings, "dataset": TASKS[task]}, smoke=a.smoke, bf16=a.teacher_bf16)
     # one zoo run per setting group: vanilla and kd_kl come from one run (compare_no_kd)
     groups = {"kl": ({"kd_loss": "kl", "compare_no_kd": "vanilla" in a.settings}, "kd_kl"),
