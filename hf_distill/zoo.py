@@ -464,6 +464,18 @@ def load_splits(args) -> dict:
     return raw
 
 
+def dev_overlap_warning(raw, text_column: str = "text") -> str | None:
+    """A warning when most validation rows also occur in train (IndoNLU TermA: all 1,000): early stopping and
+    model selection then reward memorizing train, and dev scores are not held-out scores."""
+    from .data.transfer import rows_also_in
+
+    shared, total = rows_also_in(raw["validation"], raw["train"], text_column), len(raw["validation"])
+    if total and shared * 2 > total:
+        return (f"warning: {shared} of {total} validation rows also occur in the training split; early stopping "
+                "selects on rows the students have seen, so dev scores overstate; only the test scores are held out")
+    return None
+
+
 def _load_teacher(path: str, task: TaskSpec):
     """The fine-tuned teacher; refuses one whose head is not the task's or whose labels are not the data's."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
@@ -504,6 +516,9 @@ def run_zoo(args: ZooArguments) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
     raw = load_splits(args)
     task = TaskSpec.of(raw["train"], args.label_column, args.text_column)
+    overlap = dev_overlap_warning(raw, task.text_column)
+    if overlap:
+        say(overlap)
     if task.kind == "sequence" and list(args.students) == list(PRESETS):  # the default zoo, for classification
         specs = [s for s in specs if s.family not in TAGGING_ONLY]
     teacher = _load_teacher(args.teacher, task)

@@ -38,6 +38,25 @@ def test_recommendations_and_constraints_no_student_meets():
     assert "no student runs under 0.1 ms per sentence; the fastest is a at 0.20 ms" in text
 
 
+def test_a_validation_split_inside_train_is_warned_about():
+    # IndoNLU TermA: all 1,000 validation sentences are training sentences too
+    import datasets
+
+    from hf_distill.zoo import dev_overlap_warning
+
+    def split(rows):
+        return datasets.Dataset.from_dict({"tokens": rows})
+
+    train = split([["Kamar", "bersih"], ["AC", "rusak"], ["Sarapan", "enak"]])
+    inside = {"train": train, "validation": split([["kamar", "bersih"], ["AC", "rusak"], ["Baru", "sekali"]])}
+    assert dev_overlap_warning(inside).startswith("warning: 2 of 3 validation rows also occur in the training")
+    apart = {"train": train, "validation": split([["Kamar", "kotor"], ["AC", "rusak"]])}
+    assert dev_overlap_warning(apart) is None  # 1 of 2: not most of them
+    texts = {"train": datasets.Dataset.from_dict({"text": ["a b", "c"]}),
+             "validation": datasets.Dataset.from_dict({"text": ["a  b"]})}
+    assert "1 of 1 validation rows" in dev_overlap_warning(texts)
+
+
 def test_student_specs_parse_and_bad_ones_are_named():
     spec = StudentSpec.parse('lstm-64=bilstm:{"hidden_size": 64}@1e-3')
     assert (spec.name, spec.family, spec.config, spec.learning_rate) == ("lstm-64", "bilstm", {"hidden_size": 64}, 1e-3)

@@ -167,6 +167,13 @@ def row_key(row) -> str:
     return " ".join(str(w) for w in words).casefold()
 
 
+def rows_also_in(split, reference, text_column: str = "text") -> int:
+    """How many rows of ``split`` have the text (:func:`row_key`) of a row of ``reference``: a validation split
+    inside the training split scores memorization, not generalization."""
+    seen = {row_key(r) for r in read_unlabeled(reference, text_column)}
+    return sum(row_key(r) in seen for r in read_unlabeled(split, text_column))
+
+
 def _subword_lengths(rows: Sequence, tokenizer) -> tuple[np.ndarray, np.ndarray]:
     """Sub-word counts (no special tokens) and counts of unknown sub-words, per row."""
     if not rows:
