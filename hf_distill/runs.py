@@ -33,10 +33,14 @@ class Progress(TrainerCallback):
         if not self.quiet:
             print(f"[{self.phase}] {text}", file=self.stream, flush=True)
 
+    @staticmethod
+    def _metric(args) -> str:
+        return (args.metric_for_best_model or "f1").removeprefix("eval_")
+
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
         self._first_epoch = round(state.epoch or 0)  # after a resume: the epochs done before it
-        key = f"eval_{(args.metric_for_best_model or 'f1').removeprefix('eval_')}"
+        key = f"eval_{self._metric(args)}"
         self.dev_f1 = [e[key] for e in state.log_history if key in e]
         self.say(f"training: up to {args.num_train_epochs:g} epochs, {state.max_steps} steps"
                  + (f", resuming after epoch {self._first_epoch}" if self._first_epoch else ""))
@@ -60,7 +64,7 @@ class Progress(TrainerCallback):
         total = math.ceil(args.num_train_epochs)
         elapsed = time.perf_counter() - self._start
         eta = elapsed / max(done - self._first_epoch, 1) * (total - done)
-        key = (args.metric_for_best_model or "f1").removeprefix("eval_")
+        key = self._metric(args)
         f1 = metrics.get(f"eval_{key}")
         if f1 is not None:
             self.dev_f1.append(f1)

@@ -110,10 +110,7 @@ class IndoNLUArguments:
             unknown = [x for x in given if x not in allowed]
             if unknown:
                 raise ValueError(f"--{name} {unknown}: choose from {list(allowed)}")
-        for pair in self.teacher_epochs_per_task:
-            task, _, epochs = pair.partition("=")
-            if task not in TASKS or not epochs.replace(".", "", 1).isdigit():
-                raise ValueError(f"--teacher_epochs_per_task {pair!r}: expected TASK=EPOCHS with TASK of {list(TASKS)}")
+        per_task_epochs(self.teacher_epochs_per_task)  # refuses a malformed pair now, not after a teacher trained
         if self.ulb_length in ("none", ""):
             self.ulb_length = None
 
@@ -141,10 +138,20 @@ def unlabeled_texts(a: IndoNLUArguments) -> str:
     return path
 
 
+def per_task_epochs(pairs: list[str]) -> dict[str, float]:
+    """``["nergrit=20", ...]`` as ``{"nergrit": 20.0, ...}``; a pair not TASK=EPOCHS is named."""
+    out = {}
+    for pair in pairs:
+        task, _, epochs = pair.partition("=")
+        if task not in TASKS or not epochs.replace(".", "", 1).isdigit():
+            raise ValueError(f"--teacher_epochs_per_task {pair!r}: expected TASK=EPOCHS with TASK of {list(TASKS)}")
+        out[task] = float(epochs)
+    return out
+
+
 def teacher_epochs(a: IndoNLUArguments, task: str) -> float:
     """``task``'s teacher epochs: its ``--teacher_epochs_per_task`` value, else ``--teacher_epochs``."""
-    per_task = dict(pair.split("=", 1) for pair in a.teacher_epochs_per_task)
-    return float(per_task[task]) if task in per_task else a.teacher_epochs
+    return per_task_epochs(a.teacher_epochs_per_task).get(task, a.teacher_epochs)
 
 
 def _specs(a: IndoNLUArguments, task: str, setting: str) -> list[str]:
