@@ -137,6 +137,8 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
     lines = (tmp_path / "unlabeled_train_texts.txt").read_text().splitlines()
     assert len(lines) > 24 * 4
     assert "| bert-tiny |" in (tmp_path / "indonlu.md").read_text()
+    assert out["claims"][0]["cells"] == 2 * (4 + 3)  # KD cells per task: the BiLSTM's 4, BERT-Tiny's 3
+    assert "KD cells beat the same student's vanilla score" in (tmp_path / "indonlu.md").read_text()
     # --partial tabulates what is on disk (nothing trained): the same scores
     partial = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks",
                            "nergrit", "emot", "--students", "bilstm", "bert-tiny"])
@@ -422,3 +424,33 @@ def test_fine_tune_teacher_refuses_a_run_folder_of_other_settings(tmp_path, toke
     assert list((tmp_path / "u" / "run").glob("checkpoint-*/optimizer.pt"))  # resumable if killed
     assert fine_tune_teacher(str(tokenizer_dir), raw, TaskSpec.of(raw["train"]), str(tmp_path / "u"), epochs=1,
                              learning_rate=1e-3, patience=1, settings={"lr": 2.0}, smoke=True) == model_dir
+
+
+def test_indonlu_claims_are_counted_from_the_table():
+    recipe = _load(ROOT / "recipes" / "indonlu" / "distill_indonlu.py")
+    tasks = {"nerp": {"teacher": 0.80, "teacher_latency_ms": 20.0, "students": {
+                 "cnn": {"vanilla": 0.70, "kd_kl": 0.72, "kd_mse": 0.71, "kd_ulb": 0.75, "kd_ulb_emb": 0.77},
+                 "bert-tiny": {"vanilla": 0.60, "kd_kl": 0.59}}},
+             "smsa": {"teacher": 0.90, "teacher_latency_ms": 30.0, "students": {
+                 "bilstm": {"vanilla": 0.80, "kd_kl": 0.82, "kd_mse": 0.84, "kd_ulb": 0.83}}}}
+    costs = {"nerp": {"cnn": {"latency_ms_onnx": 0.5}, "cnn-B": {"latency_ms_onnx": 1.0}},
+             "smsa": {"bilstm": {"latency_ms_onnx": 3.0}}}
+    gains, mse, ulb, near = recipe.check_claims(tasks, costs, "mse")
+    # KD cells: cnn 4 (all ahead), bert-tiny kd_kl (behind), bilstm 3 (ahead)
+    assert (gains["cells"], gains["ahead"], gains["holds"]) == (8, 7, False)
+    assert gains["exceptions"] == [["nerp", "bert-tiny", "kd_kl", pytest.approx(-0.01)]]
+    assert "not: nerp bert-tiny kd_kl -1.00" in gains["text"]
+    # MSE - KL: cnn -0.01, bilstm +0.02 -> mean +0.005, 1 of 2 ahead
+    assert (mse["pairs"], mse["ahead"], mse["holds"]) == (2, 1, True)
+    assert mse["mean"] == pytest.approx(0.005)
+    # unlabeled over KD with MSE: cnn +0.04 (tagging), bilstm -0.01 (classification)
+    assert ulb["mean"] == pytest.approx(0.015) and ulb["holds"]
+    assert ulb["by_kind"] == {"sequence labelling": pytest.approx(0.04), "classification": pytest.approx(-0.01)}
+    # best BiLSTM/CNN: nerp cnn-B (0.03 under, its own ONNX latency), smsa bilstm kd_mse (0.06 under)
+    assert [(b["task"], b["setting"]) for b in near["best"]] == [("nerp", "kd_ulb_emb"), ("smsa", "kd_mse")]
+    assert near["best"][0]["speedup"] == pytest.approx(20.0) and near["best"][1]["gap"] == pytest.approx(0.06)
+    assert near["holds"] is False and "on 1 of 2 tasks" in near["text"]
+    # nothing to compare yet: said so, not counted as held
+    empty = recipe.check_claims({"emot": {"teacher": 0.7, "teacher_latency_ms": 9.0,
+                                          "students": {"bert-tiny": {"vanilla": 0.6}}}}, {})
+    assert [c["holds"] for c in empty] == [None, None, None, None]
