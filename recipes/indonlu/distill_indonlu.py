@@ -418,7 +418,7 @@ def check_claims(tasks: dict, costs: dict, ulb_kd_loss: str = "mse") -> list[dic
     claims.append({"claim": PAPER_CLAIMS[3], "holds": len(near) == len(best) if best else None, "best": best,
                    "text": f"the best BiLSTM/CNN is within 4 F1 of the teacher on {len(near)} of {len(best)} tasks "
                            "(speed: the student's ONNX latency against the teacher's in PyTorch): "
-                           + ", ".join(f"{b['task']} {b['student']} {b['setting']} {100 * b['gap']:.2f} under"
+                           + "; ".join(f"{b['task']} {b['student']} {b['setting']} {100 * b['gap']:.2f} under"
                                        + (f", {b['speedup']:.0f}x faster" if b["speedup"] else "") for b in best)
                    if best else "no BiLSTM or CNN finished yet"})
     return claims
@@ -489,7 +489,7 @@ def render(out: dict) -> str:
            "Each claim, then what these tables say (KD cells and pairs compare one student on one task; scores "
            "are means over the seeds run).", ""]
     verdict = {True: "holds here", False: "does not hold here", None: "not measured yet"}
-    md += [f"- **{c['claim']}**: {verdict[c['holds']]}. {c['text']}." for c in out["claims"]]
+    md += [f"- **{c['claim']}**: {verdict[c['holds']]}. {c['text'][:1].upper()}{c['text'][1:]}." for c in out["claims"]]
     return "\n".join(md) + "\n"
 
 
