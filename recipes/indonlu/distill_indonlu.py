@@ -76,8 +76,8 @@ class IndoNLUArguments:
     teacher_epochs_per_task: list[str] = field(default_factory=list, metadata={
         "help": "TASK=EPOCHS pairs that override --teacher_epochs for a task (config.json: nergrit=20 posp=10 "
                 "terma=10): 5 epochs of a small training set are few optimizer steps (NERGrit: 265, after which "
-                "its teacher still predicted O everywhere); POSP's teacher was still gaining after 3 (dev F1 92.47, 92.98) and "
-                "scored under the students trained without it."})
+                "its teacher still predicted O everywhere); POSP's teacher was still gaining after 3 (dev F1 "
+                "92.47, 92.98) and scored under the students trained without it."})
     teacher_learning_rate: float = 5e-5
     student_epochs: float = 30.0
     patience: int = 3
