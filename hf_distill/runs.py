@@ -17,8 +17,9 @@ from .trainer import DistillationTrainer
 
 
 class Progress(TrainerCallback):
-    """One line per epoch (phase, epoch, loss, dev F1, wall and CPU time, estimate of the time left), printed
-    with a flush so it shows in logs and pipes too; also records each epoch's wall and CPU seconds."""
+    """One line per epoch (phase, epoch, the epoch's mean training loss, dev F1, wall and CPU time, estimate of the
+    time left), printed with a flush so it shows in logs and pipes too; also records each epoch's wall and CPU
+    seconds."""
 
     def __init__(self, phase: str, quiet: bool = False, stream=None):
         self.phase, self.quiet, self.stream = phase, quiet, stream or sys.stdout
@@ -26,7 +27,7 @@ class Progress(TrainerCallback):
         self.cpu_epochs: list[float] = []
         self._t0 = self._c0 = self._start = 0.0
         self._first_epoch = 0
-        self._loss: float | None = None
+        self._loss_sum = self._loss_steps = self._logged_step = 0
         self.dev_f1: list[float] = []
 
     def say(self, text: str) -> None:
@@ -47,16 +48,22 @@ class Progress(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self._t0, self._c0 = time.perf_counter(), time.process_time()
+        self._loss_sum = self._loss_steps = 0
+        self._logged_step = state.global_step
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.epochs.append(time.perf_counter() - self._t0)
         self.cpu_epochs.append(time.process_time() - self._c0)
-        control.should_log = True  # the epoch line shows the training loss since the last log, not a stale one
+        control.should_log = True  # the epoch's last steps enter its mean loss before the epoch line
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        # Trainer logs the mean loss of the steps since its last log: weighted by those steps, the epoch's mean
         if logs and "loss" in logs:
-            self._loss = logs["loss"]
+            steps = max(state.global_step - self._logged_step, 1)
+            self._loss_sum += logs["loss"] * steps
+            self._loss_steps += steps
+            self._logged_step = state.global_step
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         metrics = metrics or {}
@@ -70,7 +77,8 @@ class Progress(TrainerCallback):
             self.dev_f1.append(f1)
         best = max(self.dev_f1) if self.dev_f1 else None
         name = {"f1": "F1", "macro_f1": "macro-F1"}.get(key, key)
-        self.say(f"epoch {done}/{total}  loss {self._loss if self._loss is not None else float('nan'):.4f}  "
+        loss = self._loss_sum / self._loss_steps if self._loss_steps else float("nan")
+        self.say(f"epoch {done}/{total}  loss {loss:.4f}  "
                  f"dev {name} {100 * f1 if f1 is not None else float('nan'):.2f}  "
                  f"(best {100 * best if best is not None else float('nan'):.2f})  "
                  f"wall {elapsed:.0f}s  CPU {sum(self.cpu_epochs):.0f}s  at most {eta:.0f}s left")

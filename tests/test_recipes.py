@@ -454,3 +454,32 @@ def test_indonlu_claims_are_counted_from_the_table():
     empty = recipe.check_claims({"emot": {"teacher": 0.7, "teacher_latency_ms": 9.0,
                                           "students": {"bert-tiny": {"vanilla": 0.6}}}}, {})
     assert [c["holds"] for c in empty] == [None, None, None, None]
+
+
+def test_progress_prints_the_epochs_mean_training_loss():
+    """Trainer logs the mean loss of the steps since its last log; the epoch line weighs those by their steps
+    (the last window alone, 10 steps at 3.0 here, once read as a rising loss)."""
+    import io
+    from types import SimpleNamespace
+
+    from hf_distill.runs import Progress
+
+    out = io.StringIO()
+    progress = Progress("student", stream=out)
+    args = SimpleNamespace(metric_for_best_model="f1", num_train_epochs=2)
+    state = SimpleNamespace(global_step=0, epoch=0, log_history=[], max_steps=120)
+    progress.on_train_begin(args, state, None)
+    progress.on_epoch_begin(args, state, None)
+    for step, loss in ((50, 1.0), (60, 3.0)):
+        state.global_step = step
+        progress.on_log(args, state, None, logs={"loss": loss})
+    progress.on_log(args, state, None, logs={"eval_loss": 9.0})  # evaluation logs are not training loss
+    state.epoch = 1
+    progress.on_evaluate(args, state, None, metrics={"eval_f1": 0.5})
+    assert "epoch 1/2  loss 1.3333  dev F1 50.00" in out.getvalue()
+    progress.on_epoch_begin(args, state, None)  # the next epoch starts its own mean
+    state.global_step = 110
+    progress.on_log(args, state, None, logs={"loss": 0.5})
+    state.epoch = 2
+    progress.on_evaluate(args, state, None, metrics={"eval_f1": 0.6})
+    assert "epoch 2/2  loss 0.5000  dev F1 60.00  (best 60.00)" in out.getvalue()
