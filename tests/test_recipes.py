@@ -156,7 +156,10 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
              str(tmp_path), "--tasks", "nergrit", "--students", "bilstm", "--settings", "kd_mse",
              "--max_train_samples", "24", "--max_dev_samples", "12", "--max_eval_samples", "12", "--teacher_epochs",
              "1", "--student_epochs", "1", "--patience", "1", "--bench_runs", "2", "--quantize", "false"]
-    recipe.main([*small, "--bf16", "true"])
+    one_task = recipe.main([*small, "--bf16", "true"])
+    # a run of one task and setting rewrites the tables without dropping the other tasks or settings
+    assert one_task["tasks"]["emot"] == out["tasks"]["emot"]
+    assert set(one_task["tasks"]["nergrit"]["students"]["bert-tiny"]) == {"vanilla", "kd_kl", "kd_mse", "kd_ulb"}
     row = json.loads((tmp_path / "nergrit" / "mse" / "seed42" / "students" / "bilstm" / "zoo_result.json").read_text())
     assert row["bf16"] is True
     assert "bfloat16 autocast (the others in float32): bilstm kd_mse." in (tmp_path / "indonlu.md").read_text()

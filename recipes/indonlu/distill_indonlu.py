@@ -66,7 +66,8 @@ class IndoNLUArguments:
 
     teacher_base: str = field(default="", metadata={"help": "Pretrained encoder fine-tuned as each task's teacher "
                                                             "(multilingual-e5-small folder or Hub id)."})
-    tasks: list[str] = field(default_factory=lambda: list(TASKS), metadata={"help": f"Of {list(TASKS)}."})
+    tasks: list[str] = field(default_factory=lambda: list(TASKS), metadata={
+        "help": f"Of {list(TASKS)}: what to train (the tables show every task and setting with finished students)."})
     settings: list[str] = field(default_factory=lambda: list(SETTINGS), metadata={"help": f"Of {list(SETTINGS)}."})
     students: list[str] = field(default_factory=lambda: ["bilstm", "cnn", "bert-tiny", "bert-mini", "bert-small"],
                                 metadata={"help": "Of bilstm, cnn, bert-tiny, bert-mini, bert-small (bilstm is "
@@ -105,7 +106,8 @@ class IndoNLUArguments:
         "help": "Default: benchmarks/results/indonlu.json (smoke runs: inside output_dir)."})
     smoke: bool = field(default=False, metadata={"help": "Tiny random teachers, a few rows (the test suite)."})
     partial: bool = field(default=False, metadata={
-        "help": "Train nothing: tabulate the students finished so far (a run spread over sessions)."})
+        "help": "Train nothing: tabulate the students finished so far, of every task (a run spread over "
+                "sessions)."})
 
     def __post_init__(self):
         for name, given, allowed in (("tasks", self.tasks, TASKS), ("settings", self.settings, SETTINGS),
@@ -237,7 +239,7 @@ def finished_runs(a: IndoNLUArguments) -> dict:
     from hf_distill.zoo import finished_students
 
     per_task = {}
-    for task in a.tasks:
+    for task in TASKS:  # every task with records, not only those this invocation trained: one table for all
         found: dict[tuple[str, int], tuple[dict, dict]] = {}
         on_disk = set()
         for root in (archive_dir(a), a.output_dir):  # the disk last: it wins
@@ -285,7 +287,7 @@ def archive_runs(a: IndoNLUArguments) -> None:
     from hf_distill.base import write_json_atomic
     from hf_distill.zoo import finished_students
 
-    for task in a.tasks:
+    for task in TASKS:
         files = {}
         recipe = os.path.join(a.output_dir, task, "teacher", "model", "recipe_teacher.json")
         if os.path.isfile(recipe):
@@ -320,8 +322,6 @@ def aggregate(a: IndoNLUArguments, per_task: dict, command: str) -> dict:
                 kd = row["kd"]
                 setting = {"kl": "kd_kl" if kd else "vanilla", "mse": "kd_mse", "ulb": "kd_ulb",
                            "ulb_emb": "kd_ulb_emb"}[group]
-                if setting not in a.settings:
-                    continue
                 name = row["name"].removesuffix("-no-kd").replace("bilstm-att", "bilstm")
                 students.setdefault(name, {}).setdefault(setting, []).append(row["f1_pytorch"])
                 deployed.setdefault(f"{name} {setting}", []).append((row["latency_ms"], row["f1"]))
@@ -449,7 +449,7 @@ def _teacher_line(recipe: dict | None) -> list[str]:
 
 
 def render(out: dict) -> str:
-    order = [s for s in SETTINGS if s in out["settings"]["settings"]]
+    order = SETTINGS  # the paper's columns, whatever the last invocation trained
     md = ["# IndoNLU student benchmark (after Nityasya et al. 2022)", "",
           f"Command (the last invocation; each task's teacher is described under its heading): `{out['command']}`",
           "",
