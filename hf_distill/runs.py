@@ -312,8 +312,14 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
                 f"frequent label everywhere ({floor:.4f}). Nothing was saved to {model_dir}; fine-tune longer or "
                 f"with a higher learning rate (e.g. more teacher epochs), after deleting {folder}/run")
     trainer.save_student(model_dir, role="teacher")
+    import torch
+
+    # the dev score of every epoch and the thread count: fine-tuning on CPU is deterministic for a given thread
+    # count, so a later machine can tell after one epoch whether a lost teacher is being rebuilt bit for bit
+    history = [round(h[f"eval_{task.metric}"], 6) for h in trainer.state.log_history if f"eval_{task.metric}" in h]
     write_json_atomic(record_path, {"settings": settings, "best_dev": trainer.state.best_metric,
-                                    "metric": task.metric})
+                                    "metric": task.metric, "dev_history": history,
+                                    "threads": torch.get_num_threads()})
     return model_dir
 
 

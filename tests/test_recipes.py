@@ -182,6 +182,13 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
     other = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "nergrit"])
     assert set(other["tasks"]["nergrit"]["students"]["bilstm"]) == {"kd_mse", "kd_ulb", "kd_ulb_emb"}
     assert "nergrit/kl/seed42: recorded with another teacher" in capsys.readouterr().out
+    # ... and the students of the teacher on disk are not archived over them (which would credit the old
+    # students of a group to the new teacher)
+    mse = tmp_path / "indonlu_runs" / "nergrit" / "mse" / "seed42" / "teacher.json"
+    mse.write_text(json.dumps({**json.loads(mse.read_text()), "teacher_id": 1}))
+    recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "nergrit"])
+    assert json.loads(mse.read_text())["teacher_id"] == 1
+    assert "nergrit: not archived" in capsys.readouterr().out
 
 
 def test_distilbert_recipe_smoke(tmp_path, tokenizer_dir, data_dir):

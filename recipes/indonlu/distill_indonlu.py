@@ -288,6 +288,8 @@ def archive_runs(a: IndoNLUArguments) -> None:
     from hf_distill.zoo import finished_students
 
     for task in TASKS:
+        if _archive_of_another_teacher(a, task):
+            continue
         files = {}
         recipe = os.path.join(a.output_dir, task, "teacher", "model", "recipe_teacher.json")
         if os.path.isfile(recipe):
@@ -304,6 +306,26 @@ def archive_runs(a: IndoNLUArguments) -> None:
             path = os.path.join(archive_dir(a), task, name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             write_json_atomic(path, record)
+
+
+def _archive_of_another_teacher(a: IndoNLUArguments, task: str) -> bool:
+    """True (and said so) when ``task``'s archive holds records of another teacher than its folder on disk: a
+    lost teacher fine-tuned again is another teacher (CPU training differs between machines), and archiving
+    its students over the old records would credit the old students to the new teacher."""
+    import glob
+
+    from hf_distill.zoo import finished_students
+
+    disk = [t for t, _ in map(finished_students, glob.glob(os.path.join(a.output_dir, task, "*", "seed*")))
+            if t is not None]
+    old = [(f, t) for f in sorted(glob.glob(os.path.join(archive_dir(a), task, "*", "seed*")))
+           for t in [finished_students(f)[0]] if t is not None]
+    clash = [(f, t) for f, t in old if disk and not _same_teacher(t, disk[0])]
+    if clash:
+        print(f"[indonlu] {task}: not archived: {clash[0][0]} holds records of another teacher (test score "
+              f"{clash[0][1].get('f1')}) than {a.output_dir}/{task} ({disk[0].get('f1')}); give --results_file "
+              f"another folder to tabulate this teacher's students apart", flush=True)
+    return bool(clash)
 
 
 def _onnx_mb(row: dict) -> float | None:
