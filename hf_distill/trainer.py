@@ -143,8 +143,8 @@ class DistillationTrainer(Trainer):
         checkpoint = resume_from_checkpoint
         if checkpoint is True:
             checkpoint = get_last_checkpoint(self.args.output_dir)
-        if isinstance(checkpoint, str):
-            self._auto_kd_weight = resume_state(checkpoint, self.args.kd_weight)
+        # a fresh run (a new search trial too) resolves ``auto`` again; a resumed one restores its value
+        self._auto_kd_weight = resume_state(checkpoint, self.args.kd_weight) if isinstance(checkpoint, str) else None
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict=None):

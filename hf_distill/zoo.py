@@ -264,35 +264,64 @@ def _training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr
 
     settings = {"kd_loss": args.kd_loss, "temperature": args.temperature, "kd_weight": args.kd_weight} if kd \
         else {"kd_loss": "none"}
-    settings.update(over)
-    return DistillationTrainingArguments(
+    base = dict(
         output_dir=folder, num_train_epochs=args.epochs, learning_rate=lr, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
         disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
         save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
         greater_is_better=True, save_only_model=False, logging_steps=50, bf16=args.bf16,
-        restore_callback_states_from_checkpoint=True, **settings)  # a resumed run keeps its early-stopping count
+        restore_callback_states_from_checkpoint=True)  # a resumed run keeps its early-stopping count
+    return DistillationTrainingArguments(**{**base, **settings, **over})
 
 
 def _search(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None,
             words=None) -> dict:
-    """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight, on the dev F1."""
+    """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight on the dev split: each
+    trial trains with early stopping (``args.patience``) and scores its best dev epoch; every trial is recorded
+    in ``search/trials.json``."""
+    from transformers import EarlyStoppingCallback, PrinterCallback
+
     from .trainer import DistillationTrainer
+
+    trials: list[dict] = []
+    current: dict = {}
+    metric = f"eval_{task.metric}"
 
     def space(trial):
         hp = {"learning_rate": trial.suggest_float("learning_rate", 5e-5, 1e-2, log=True)}
         if kd:
             hp["temperature"] = trial.suggest_categorical("temperature", [1.0, 2.0, 4.0])
             hp["kd_weight"] = trial.suggest_categorical("kd_weight", ["auto", "0.5", "1.0", "2.0"])
+        current.clear()
+        current.update(hp)
         return hp
 
+    class TrialEarlyStopping(EarlyStoppingCallback):
+        """Early stopping whose patience count and dev history start afresh with each trial."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.early_stopping_patience_counter = 0
+            self.history: list[float] = []
+            return super().on_train_begin(args, state, control, **kwargs)
+
+        def on_evaluate(self, args, state, control, metrics, **kwargs):
+            self.history.append(metrics[metric])  # before the objective is read (Trainer reports after this)
+            return super().on_evaluate(args, state, control, metrics, **kwargs)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            trials.append({**current, "dev_history": self.history,
+                           "objective": max(self.history) if self.history else None})
+
+    stopper = TrialEarlyStopping(early_stopping_patience=args.patience)
     targs = _training_args(args, os.path.join(folder, "search"), task, kd, spec.learning_rate,
                            save_strategy="no", load_best_model_at_end=False)
     trainer = DistillationTrainer(model_init=lambda trial=None: _build(spec, teacher, tokenizer, task, keep, words),
                                   args=targs, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
-                                  compute_metrics=task.compute_metrics())
+                                  compute_metrics=task.compute_metrics(), callbacks=[stopper])
+    trainer.remove_callback(PrinterCallback)
     best = trainer.hyperparameter_search(hp_space=space, backend="optuna", n_trials=args.search, direction="maximize",
-                                         compute_objective=lambda metrics: metrics[f"eval_{task.metric}"])
+                                         compute_objective=lambda metrics: max(stopper.history))
+    write_json_atomic(os.path.join(folder, "search", "trials.json"), trials)
     return {"objective": best.objective, **best.hyperparameters}
 
 

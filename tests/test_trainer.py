@@ -331,6 +331,28 @@ def test_kd_weight_auto_and_schedules(tmp_path, tokenizer, tokenized, teacher):
     assert trainer.kd_weight_now() == 0.0
 
 
+
+def test_each_fresh_train_call_resolves_the_auto_kd_weight_again(tmp_path, tokenizer, tokenized, teacher):
+    # a hyper-parameter search trains one trainer per trial: a weight resolved under trial 1's temperature
+    # must not be reused by trial 2
+    train = tokenized["train"].select(range(8))
+    student = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=11)
+
+    def trainer_at(temperature):
+        args = _args(tmp_path, kd_weight="auto", kd_loss="kl", max_steps=1, learning_rate=0.0, temperature=temperature)
+        return DistillationTrainer(model=student, args=args, train_dataset=train, teacher_model=teacher,
+                                   processing_class=tokenizer)
+
+    fresh = trainer_at(4.0)
+    fresh.train()
+    trainer = trainer_at(1.0)
+    trainer.train()
+    first = trainer._auto_kd_weight
+    trainer.args.temperature = 4.0  # what the search does between trials
+    trainer.train()
+    assert first is not None and first != fresh._auto_kd_weight
+    assert trainer._auto_kd_weight == pytest.approx(fresh._auto_kd_weight, rel=1e-6)
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="kd_loss"):
         DistillationTrainingArguments(output_dir="x", kd_loss="kld")

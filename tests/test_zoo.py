@@ -288,3 +288,25 @@ def test_a_killed_student_resumes_from_its_last_checkpoint(tmp_path, tokenizer, 
     assert "checkpoints of a run with other settings removed" in capsys.readouterr().out
     (left,) = folder.glob("checkpoint-*")
     assert json.loads((left / "trainer_state.json").read_text())["epoch"] == 1.0
+
+
+def test_search_records_the_best_trial_and_trains_with_it(tmp_path, tokenizer, data_dir):
+    teacher_dir = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS).save_pretrained(teacher_dir)
+    tokenizer.save_pretrained(teacher_dir)
+    args = ZooArguments(
+        teacher=str(teacher_dir), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
+        students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2'], max_train_samples=48,
+        max_dev_samples=24, max_eval_samples=24, epochs=3, patience=1, bench_runs=2, quantize=False, search=3)
+    row = run_zoo(args)["students"][0]
+    searched = row["searched"]
+    assert set(searched) == {"objective", "learning_rate", "temperature", "kd_weight"}
+    assert 5e-5 <= searched["learning_rate"] <= 1e-2 and row["learning_rate"] == searched["learning_rate"]
+    assert searched["temperature"] in (1.0, 2.0, 4.0) and searched["kd_weight"] in ("auto", "0.5", "1.0", "2.0")
+    args_used = json.loads((tmp_path / "zoo" / "students" / "l" / "model" / "distillation.json").read_text())
+    assert args_used["temperature"] == searched["temperature"]
+    # the objective is the trial's best dev score, not its last epoch's
+    trials = json.loads((tmp_path / "zoo" / "students" / "l" / "search" / "trials.json").read_text())
+    assert len(trials) == 3 and searched["objective"] == max(t["objective"] for t in trials)
+    for t in trials:
+        assert t["objective"] == max(t["dev_history"]) and 1 <= len(t["dev_history"]) <= 3
