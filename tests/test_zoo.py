@@ -12,6 +12,14 @@ from hf_distill.runs import TaskSpec
 from hf_distill.zoo import StudentSpec, ZooArguments, pareto_front, recommend, run_zoo
 
 
+def _tiny_teacher(tmp_path, tokenizer):
+    """A tiny random CoNLL tagger saved with its tokenizer: the zoo's teacher folder."""
+    folder = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def _rows():
     return [  # hand-made: c is beaten by b (faster and better); a, b, d form the front
         {"name": "a", "latency_ms": 0.2, "f1": 0.70, "backend": "onnx_int8"},
@@ -69,9 +77,7 @@ def test_student_specs_parse_and_bad_ones_are_named():
 
 @pytest.mark.slow
 def test_zoo_end_to_end_then_resume_skips_finished_students(tmp_path, tokenizer, data_dir, capsys):
-    teacher_dir = tmp_path / "teacher"
-    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS).save_pretrained(teacher_dir)
-    tokenizer.save_pretrained(teacher_dir)
+    teacher_dir = _tiny_teacher(tmp_path, tokenizer)
     args = ZooArguments(
         teacher=str(teacher_dir), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         students=['w=window:{"embedding_dim": 8}@1e-2', 'l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2'],
@@ -234,9 +240,7 @@ def test_zoo_runs_word_level_students_from_a_subword_teacher(tmp_path, tokenizer
 def test_a_killed_student_resumes_from_its_last_checkpoint(tmp_path, tokenizer, data_dir, capsys, monkeypatch):
     from hf_distill import runs
 
-    teacher_dir = tmp_path / "teacher"
-    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS).save_pretrained(teacher_dir)
-    tokenizer.save_pretrained(teacher_dir)
+    teacher_dir = _tiny_teacher(tmp_path, tokenizer)
     args = ZooArguments(
         teacher=str(teacher_dir), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2'], max_train_samples=32,
@@ -291,9 +295,7 @@ def test_a_killed_student_resumes_from_its_last_checkpoint(tmp_path, tokenizer, 
 
 
 def test_search_records_the_best_trial_and_trains_with_it(tmp_path, tokenizer, data_dir):
-    teacher_dir = tmp_path / "teacher"
-    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS).save_pretrained(teacher_dir)
-    tokenizer.save_pretrained(teacher_dir)
+    teacher_dir = _tiny_teacher(tmp_path, tokenizer)
     args = ZooArguments(
         teacher=str(teacher_dir), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2'], max_train_samples=48,
