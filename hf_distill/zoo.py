@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from .base import write_bytes_atomic, write_json_atomic
+from .base import write_bytes_atomic, write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from .runs import TaskSpec
@@ -669,8 +669,7 @@ def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: Tas
                   f"{(r['params'] or 0) / 1e6:.2f}M | {r['epochs_run']} | {'yes' if r['name'] in front else ''} |"
                   + (f" {pct(r.get('f1_extra_test'))} |" if extra else ""))
     md += ["", "**Recommendation**", ""] + [f"- {v['text']}" for v in advice.values()]
-    with open(os.path.join(args.output_dir, "zoo.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
+    write_text_atomic(os.path.join(args.output_dir, "zoo.md"), "\n".join(md) + "\n")
     plot(rows, front, teacher, os.path.join(args.output_dir, "zoo.png"))
     print("\n".join(md), flush=True)
     return out

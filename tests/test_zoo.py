@@ -312,3 +312,24 @@ def test_search_records_the_best_trial_and_trains_with_it(tmp_path, tokenizer, d
     assert len(trials) == 3 and searched["objective"] == max(t["objective"] for t in trials)
     for t in trials:
         assert t["objective"] == max(t["dev_history"]) and 1 <= len(t["dev_history"]) <= 3
+
+
+def test_extra_test_scores_every_student_on_a_second_test_file(tmp_path, tokenizer, data_dir):
+    from hf_distill import load_dataset
+
+    test = load_dataset("conll2003", data_dir=str(data_dir))["test"].select(range(12))
+    names = test.features["ner_tags"].feature.names
+    extra = tmp_path / "extra.conll"  # column format: token first, tag last, a blank line between sentences
+    extra.write_text("\n\n".join("\n".join(f"{w} {names[t]}" for w, t in zip(r["tokens"], r["ner_tags"]))
+                                 for r in test) + "\n")
+    args = ZooArguments(
+        teacher=str(_tiny_teacher(tmp_path, tokenizer)), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
+        students=['w=window:{"embedding_dim": 8}@1e-2'], max_train_samples=32, max_dev_samples=16,
+        max_eval_samples=16, epochs=1, patience=1, bench_runs=1, quantize=False, extra_test=str(extra))
+    row = run_zoo(args)["students"][0]
+    assert 0.0 <= row["f1_extra_test"] <= 1.0
+    assert "| F1 extra test |" in (tmp_path / "zoo" / "zoo.md").read_text()
+    bad = tmp_path / "bad.conll"  # a tag the teacher does not know is named with its file and line
+    bad.write_text("EU B-ORG\nrejects B-VERB\n")
+    with pytest.raises(ValueError, match=r"bad\.conll:2: label 'B-VERB'"):
+        run_zoo(ZooArguments(**{**args.__dict__, "extra_test": str(bad), "output_dir": str(tmp_path / "zoo2")}))

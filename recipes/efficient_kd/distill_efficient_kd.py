@@ -37,7 +37,7 @@ from hf_distill import (
     student_from_teacher,
     tokenize_and_align,
 )
-from hf_distill.base import write_json_atomic
+from hf_distill.base import write_json_atomic, write_text_atomic
 from hf_distill.runs import PhaseTimer, parse_recipe_args
 from hf_distill.students import BertCRFConfig, BertCRFForTokenClassification, freeze_word_embeddings
 
@@ -155,8 +155,7 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
         tmp = args.crf_teacher.rstrip("/") + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         teacher.save_pretrained(tmp)
-        with open(os.path.join(tmp, TEACHER_RECORD), "w") as f:
-            json.dump(record, f, indent=2)
+        write_json_atomic(os.path.join(tmp, TEACHER_RECORD), record)
         os.replace(tmp, args.crf_teacher)
     return teacher, record
 
@@ -290,8 +289,7 @@ def write(result, args, command, seed):
     md += ["", "The paper's efficient sub-structured KD reads cached teacher scores, so `substructure_cached` is "
            "compared with its numbers.", "", "| target | measured | met |", "|---|---|---|"]
     md += [f"| {t_} | {m} | {'yes' if ok else 'no'} |" for t_, m, ok in targets(result["methods"])]
-    with open(name + ".md", "w") as f:
-        f.write("\n".join(md) + "\n")
+    write_text_atomic(name + ".md", "\n".join(md) + "\n")
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -378,8 +376,7 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
     md += ["", f"| target | on the means | met on the means | seeds where met (of {len(runs)}) |", "|---|---|---|---|"]
     md += [f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else 'no'} "
            f"| {out['targets_met_per_seed'].get(row['target'], '')} |" for row in out["targets_on_means"]]
-    with open(path + ".md", "w") as f:
-        f.write("\n".join(md) + "\n")
+    write_text_atomic(path + ".md", "\n".join(md) + "\n")
     return out
 
 
