@@ -9,7 +9,7 @@ import pytest
 from conftest import CONLL_LABELS, tiny_bert
 
 from hf_distill.runs import TaskSpec
-from hf_distill.zoo import StudentSpec, ZooArguments, pareto_front, recommend, run_zoo
+from hf_distill.zoo import StudentSpec, ZooArguments, load_splits, pareto_front, recommend, run_zoo
 
 
 def _tiny_teacher(tmp_path, tokenizer):
@@ -333,3 +333,21 @@ def test_extra_test_scores_every_student_on_a_second_test_file(tmp_path, tokeniz
     bad.write_text("EU B-ORG\nrejects B-VERB\n")
     with pytest.raises(ValueError, match=r"bad\.conll:2: label 'B-VERB'"):
         run_zoo(ZooArguments(**{**args.__dict__, "extra_test": str(bad), "output_dir": str(tmp_path / "zoo2")}))
+
+
+def test_without_a_validation_split_dev_is_carved_from_train_only(monkeypatch):
+    from datasets import Dataset, DatasetDict
+
+    import hf_distill.data as data
+
+    rows = DatasetDict(train=Dataset.from_dict({"text": [f"train {i}" for i in range(50)], "label": [0, 1] * 25}),
+                       test=Dataset.from_dict({"text": [f"test {i}" for i in range(10)], "label": [0, 1] * 5}))
+    monkeypatch.setattr(data, "load_dataset", lambda name, data_dir=None: DatasetDict(dict(rows)))
+    args = ZooArguments(teacher="t", dataset="mine", dev_fraction=0.2, dev_seed=7)
+    first, again = load_splits(args), load_splits(args)
+    assert len(first["validation"]) == 10 and len(first["train"]) == 40 and len(first["test"]) == 10
+    assert set(first["validation"]["text"]) == set(again["validation"]["text"])  # one dev for every run
+    assert not set(first["validation"]["text"]) & set(first["train"]["text"])
+    assert all(t.startswith("train") for t in first["validation"]["text"])
+    other = load_splits(ZooArguments(teacher="t", dataset="mine", dev_fraction=0.2, dev_seed=8))
+    assert set(other["validation"]["text"]) != set(first["validation"]["text"])
