@@ -331,7 +331,6 @@ def test_kd_weight_auto_and_schedules(tmp_path, tokenizer, tokenized, teacher):
     assert trainer.kd_weight_now() == 0.0
 
 
-
 def test_each_fresh_train_call_resolves_the_auto_kd_weight_again(tmp_path, tokenizer, tokenized, teacher):
     # a hyper-parameter search trains one trainer per trial: a weight resolved under trial 1's temperature
     # must not be reused by trial 2
@@ -352,6 +351,7 @@ def test_each_fresh_train_call_resolves_the_auto_kd_weight_again(tmp_path, token
     trainer.train()
     assert first is not None and first != fresh._auto_kd_weight
     assert trainer._auto_kd_weight == pytest.approx(fresh._auto_kd_weight, rel=1e-6)
+
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="kd_loss"):
