@@ -19,7 +19,7 @@ def speed_cpu_flags() -> list[str]:
 
 
 def load_demo():
-    """The demo recipe (``recipes/demo/low_label_demo.py``) as a module: benchmarks run its phases."""
+    """The demo (``hf_distill.demo``): benchmarks run its phases."""
     from hf_distill.cli import load_demo as load
 
     return load()

@@ -50,10 +50,6 @@ def kd_loss_names() -> tuple[str, ...]:
     return (*KD_LOSSES, "none")
 
 
-def structured_kd_names() -> tuple[str, ...]:
-    return tuple(name for name, loss in KD_LOSSES.items() if loss.structured)
-
-
 def parse_hidden_match(spec) -> tuple[int, int, str]:
     """``"6:2:mse"`` or ``(6, 2, "mse")`` -> ``(teacher_layer, student_layer, kind)``; layer 0 = embeddings."""
     parts = spec.split(":") if isinstance(spec, str) else list(spec)

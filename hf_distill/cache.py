@@ -585,11 +585,14 @@ def push_cache_to_hub(path: str, repo_id: str, *, token: str | None = None, endp
 def load_cache_from_hub(repo_id: str, teacher, dataset: datasets.Dataset, *, dtype: str = "float16",
                         top_k: int | None = None, tokenizer=None, backend: str = "torch", revision: str | None = None,
                         token: str | None = None, endpoint: str | None = None,
-                        cache_dir: str | None = None) -> datasets.Dataset:
+                        cache_dir: str | None = None,
+                        hidden_layers: Sequence[int] | None = None) -> datasets.Dataset:
     """Download a cache pushed with :func:`push_cache_to_hub` and check it as a local one: it must have been
-    built by this teacher (weights, labels), with this tokenizer, on these rows and options."""
+    built by this teacher (weights, labels), with this tokenizer, on these rows and options (``hidden_layers``
+    included: a cache with hidden states is matched only when they are asked for)."""
     from huggingface_hub import snapshot_download
 
     folder = snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token, endpoint=endpoint,
                                cache_dir=cache_dir)
-    return load_cache(folder, cache_meta(teacher, dataset, dtype, top_k, tokenizer, backend))
+    layers = _check_hidden_layers(teacher, hidden_layers, backend)
+    return load_cache(folder, cache_meta(teacher, dataset, dtype, top_k, tokenizer, backend, hidden_layers=layers))

@@ -65,26 +65,11 @@ def _model_dir(path: str, tokenizer: bool = False) -> str:
     return path
 
 
-#: the demo's code, in the repository beside the package (recipes are scripts, not library modules)
-DEMO_RECIPE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "recipes", "demo",
-                           "low_label_demo.py")
-
-
 def load_demo():
-    """The demo recipe as a module (``recipes/demo/low_label_demo.py`` of the repository checkout)."""
-    import importlib.util
-    import sys
+    """The demo module (``hf_distill.demo``), imported when a command needs it."""
+    import importlib
 
-    if not os.path.isfile(DEMO_RECIPE):
-        raise CommandError(f"the demo's code is not here ({DEMO_RECIPE}): it ships in the repository's recipes/ "
-                           "folder; run hf-distill demo from a clone installed with pip install -e .")
-    name = "hf_distill_low_label_demo"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, DEMO_RECIPE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses resolve annotations through the module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return importlib.import_module("hf_distill.demo")
 
 
 def _demo(argv: list[str]) -> int:

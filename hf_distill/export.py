@@ -1,9 +1,10 @@
 """ONNX export of students and teachers with Optimum, validation against PyTorch, int8 quantization, and
 onnxruntime inference (CRF students: emissions in the graph, Viterbi outside it in numpy).
 
-Our model types get ``OnnxConfig``s registered with Optimum's ``TasksManager``; BERT-like teachers use
-Optimum's own. Export goes through ``optimum.exporters.onnx.export`` with the config instance, since
-Optimum cannot infer the library of classes defined outside ``transformers``.
+Each registered student family gets an ``OnnxConfig`` built from its record (inputs, example inputs), registered
+with Optimum's ``TasksManager``; BERT-like teachers use Optimum's own. Export goes through
+``optimum.exporters.onnx.export`` with the config instance, since Optimum cannot infer the library of classes
+defined outside ``transformers``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from optimum.exporters.tasks import TasksManager
 from optimum.utils import NormalizedTextConfig
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from . import students  # noqa: F401  (registers the students with the Auto classes)
 from .base import CRF_FILE, task_of
 from .efficiency import onnx_feeds
+from .students import FAMILIES, StudentFamily, family_for_model_type  # importing registers the students
 
 ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_quantized.onnx"
 _AXES = {0: "batch_size", 1: "sequence_length"}
@@ -37,64 +38,36 @@ class ExportError(ValueError):
 
 
 class _StudentOnnxConfig(TextEncoderOnnxConfig):
-    """Students read ``input_ids`` and ``attention_mask`` (no ``token_type_ids``)."""
+    """The ``OnnxConfig`` of a registered student family: the graph inputs its record names (each with batch and
+    sequence axes), and its record's example inputs where they are not plain token ids."""
 
     NORMALIZED_CONFIG_CLASS = NormalizedTextConfig
     DEFAULT_ONNX_OPSET = 17
+    FAMILY: StudentFamily | None = None
 
     @property
     def inputs(self) -> dict[str, dict[int, str]]:
-        return {"input_ids": dict(_AXES), "attention_mask": dict(_AXES)}
-
-
-@_register("hfd_window", "token-classification")
-class WindowOnnxConfig(_StudentOnnxConfig):
-    pass
-
-
-@_register("hfd_bilstm", "token-classification", "text-classification")
-class BiLSTMOnnxConfig(_StudentOnnxConfig):
-    pass
-
-
-@_register("hfd_cnn", "token-classification", "text-classification")
-class CNNOnnxConfig(_StudentOnnxConfig):
-    pass
-
-
-@_register("hfd_mlp", "text-classification")
-class MLPOnnxConfig(_StudentOnnxConfig):
-    pass
-
-
-@_register("hfd_char_lstm", "token-classification")
-class CharLSTMOnnxConfig(_StudentOnnxConfig):
-    """Word ids, character ids per word (batch, words, max_word_length) and the word mask."""
-
-    @property
-    def inputs(self) -> dict[str, dict[int, str]]:
-        return {"input_ids": dict(_AXES), "char_ids": dict(_AXES), "attention_mask": dict(_AXES)}
+        return {name: dict(_AXES) for name in self.FAMILY.onnx_inputs}
 
     def generate_dummy_inputs(self, framework: str = "pt", **kwargs):
-        b, s, c = 2, 7, self._config.max_word_length
-        return {"input_ids": torch.randint(2, self._config.vocab_size, (b, s)),
-                "char_ids": torch.randint(1, len(self._config.char_vocab), (b, s, c)),
-                "attention_mask": torch.ones(b, s, dtype=torch.long)}
+        if self.FAMILY.onnx_dummy is not None:
+            return self.FAMILY.onnx_dummy(self._config)
+        return super().generate_dummy_inputs(framework, **kwargs)
 
 
-@_register("hfd_trimmable_bert", "token-classification", "text-classification")
-class TrimmableBertOnnxConfig(_StudentOnnxConfig):
-    """A small BERT with a trimmed vocabulary: its token types are all 0 (single sentences)."""
+_TASKS = {"token": "token-classification", "sequence": "text-classification"}
 
 
-@_register("hfd_bert_crf", "token-classification")
-class BertCRFOnnxConfig(TextEncoderOnnxConfig):
-    NORMALIZED_CONFIG_CLASS = NormalizedTextConfig
-    DEFAULT_ONNX_OPSET = 17
+def register_onnx_config(family: StudentFamily) -> type:
+    """Register (again) the Optimum ``OnnxConfig`` of a student family with ``TasksManager`` and return it."""
+    cls = type(f"{family.config_class.__name__}OnnxConfig", (_StudentOnnxConfig,), {"FAMILY": family})
+    _register(family.model_type, *(_TASKS[t] for t in family.models))(cls)
+    return cls
 
-    @property
-    def inputs(self) -> dict[str, dict[int, str]]:
-        return {"input_ids": dict(_AXES), "attention_mask": dict(_AXES), "token_type_ids": dict(_AXES)}
+
+for _family in FAMILIES.values():  # families registered later are added when first exported
+    if _family.register_auto:
+        register_onnx_config(_family)
 
 
 def load_model(path: str):
@@ -127,6 +100,9 @@ def onnx_config_for(model, task: str | None = None):
     if config is None or not getattr(config, "model_type", None):
         raise ExportError(f"{type(model).__name__} has no transformers config: not an exportable model")
     task = task or _task_of(model)
+    family = family_for_model_type(config.model_type)
+    if family is not None:  # ours: built from its record (also a family registered after this module's import)
+        return register_onnx_config(family)(config, task=task)
     try:
         constructor = TasksManager.get_exporter_config_constructor(
             "onnx", model_type=config.model_type, task=task, library_name="transformers")

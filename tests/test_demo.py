@@ -13,7 +13,7 @@ from transformers import AutoModelForTokenClassification
 from hf_distill.args import fast_bf16_available
 from hf_distill.cli import load_demo, main
 
-_demo = load_demo()  # the demo lives in recipes/demo/, beside the package
+_demo = load_demo()  # hf_distill.demo
 DemoArguments, format_table, next_steps, run_demo = _demo.DemoArguments, _demo.format_table, _demo.next_steps, \
     _demo.run_demo
 

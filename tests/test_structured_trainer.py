@@ -15,7 +15,7 @@ from hf_distill import (
     TokenClassificationMetrics,
     cache_teacher_outputs,
 )
-from hf_distill.args import structured_kd_names
+from hf_distill.losses import KD_LOSSES
 from hf_distill.students import BertCRFForTokenClassification, build_student
 
 
@@ -42,7 +42,7 @@ def _student(tokenizer, seed=3):
     return build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=32, hidden_size=16, use_crf=True)
 
 
-@pytest.mark.parametrize("kind", structured_kd_names())
+@pytest.mark.parametrize("kind", [name for name, loss in KD_LOSSES.items() if loss.structured])
 def test_structured_kd_online_equals_cached_and_learns(kind, tmp_path, tokenizer, tokenized, crf_teacher):
     train = tokenized["train"].select(range(64))
     student = _student(tokenizer).train()
@@ -75,6 +75,8 @@ def test_gradient_accumulation_is_exact_for_substructure_kd(tmp_path, tokenizer,
                      per_device_train_batch_size=bs, gradient_accumulation_steps=ga)
         DistillationTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer).train()
         models.append(model)
+    moved = [n for (n, p), q in zip(models[0].named_parameters(), base.parameters()) if not torch.equal(p, q)]
+    assert "crf.transitions" in moved and any(n.startswith("classifier") for n in moved)  # the step changed them
     for (name, p), q in zip(models[0].named_parameters(), models[1].parameters()):
         torch.testing.assert_close(p, q, atol=2e-6, rtol=1e-5, msg=name)
 

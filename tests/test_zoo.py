@@ -245,7 +245,7 @@ def test_a_killed_student_resumes_from_its_last_checkpoint(tmp_path, tokenizer, 
         teacher=str(teacher_dir), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2'], max_train_samples=32,
         max_dev_samples=16, max_eval_samples=16, epochs=3, patience=5, bench_runs=1, quantize=False,
-        max_f1_drop=100.0, latency_budget_ms=1e4)
+        max_f1_drop=100.0, latency_budget_ms=1e4, augment="none")
 
     class Killed(Exception):
         pass

@@ -11,9 +11,10 @@ from .registry import (
     hidden_terms,
     register_kd_loss,
 )
-from .token import cross_entropy, hard_loss, kl_loss, mse_loss
+from .token import cross_entropy, hard_loss, kl_loss, mse_loss, reduce_positions
 
 __all__ = [
     "HIDDEN_LOSSES", "KD_LOSSES", "KDBatch", "KDLoss", "StructuredKDLoss", "cross_entropy", "finite_values",
-    "hard_loss", "hidden_cosine", "hidden_terms", "hidden_mse", "kl_loss", "mse_loss", "register_kd_loss",
+    "hard_loss", "hidden_cosine", "hidden_terms", "hidden_mse", "kl_loss", "mse_loss", "reduce_positions",
+    "register_kd_loss",
 ]

@@ -4,11 +4,13 @@ A KD loss is a small class: what it needs from the teacher (``needs``: logits, a
 reads by name (``hparams``), and ``__call__(batch, **hparams)`` returning the term, already divided by its
 own item count. Adding a loss is one class and one registry line::
 
+    from hf_distill.losses import KDLoss, register_kd_loss, reduce_positions
+
     @register_kd_loss("cosine_logits")
     class CosineLogits(KDLoss):
         def __call__(self, batch, **hp):
             per = 1 - torch.cosine_similarity(batch.student_logits, batch.teacher_logits, dim=-1)
-            return _reduce(per, batch.mask, batch.counts.get("kd"))
+            return reduce_positions(per, batch.mask, batch.counts.get("kd"))
 
 ``DistillationTrainingArguments(kd_loss="cosine_logits")`` then accepts it and the trainer uses it.
 The math lives in the pure functions of :mod:`.token` and :mod:`.structured`; these classes only pick

@@ -14,7 +14,15 @@ import torch.nn.functional as F
 from ..base import IGNORE_INDEX
 
 
-def _reduce(per_position: torch.Tensor, mask: torch.Tensor | None, normalizer) -> torch.Tensor:
+def reduce_positions(per_position: torch.Tensor, mask: torch.Tensor | None, normalizer) -> torch.Tensor:
+    """Sum of per-position values over the positions ``mask`` keeps, divided by ``normalizer`` (the item count
+    the trainer passes, so gradient accumulation is exact) or, without one, by the kept positions.
+
+    Args:
+        per_position: the values, e.g. (batch, length).
+        mask: 1 where a position counts; ``None`` counts all.
+        normalizer: a number or scalar tensor, or ``None``.
+    """
     if mask is not None:
         per_position = per_position.masked_fill(~mask.bool(), 0.0)
         count = mask.sum()
@@ -44,7 +52,7 @@ def kl_loss(
     t_logp = F.log_softmax(teacher_logits.float() / t, dim=-1)
     t_p = t_logp.exp()
     per_label = torch.where(t_p > 0, t_p * (t_logp - s_logp), torch.zeros_like(t_p))
-    return _reduce(per_label.sum(-1), mask, normalizer) * (t * t)
+    return reduce_positions(per_label.sum(-1), mask, normalizer) * (t * t)
 
 
 def mse_loss(
@@ -57,7 +65,7 @@ def mse_loss(
     if not torch.isfinite(teacher_logits).all():
         raise ValueError("mse_loss needs full teacher logits; top-k cached logits hold -inf outside the top k")
     per_position = (student_logits.float() - teacher_logits.float()).pow(2).mean(-1)
-    return _reduce(per_position, mask, normalizer)
+    return reduce_positions(per_position, mask, normalizer)
 
 
 def hard_loss(
@@ -80,4 +88,5 @@ def cross_entropy(
     per_position = F.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1).clamp_min(0), reduction="none"
     ).view(labels.shape)
-    return _reduce(per_position, valid, normalizer)
+    return reduce_positions(per_position, valid, normalizer)
+

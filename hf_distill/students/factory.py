@@ -1,34 +1,88 @@
-"""``build_student``: one entry point for every student family, with vocabulary checks."""
+"""The built-in student families (one record each) and ``build_student``, the one entry point that builds any
+registered family with vocabulary and label checks."""
 
 from __future__ import annotations
 
-from transformers import PreTrainedModel
+import torch
+from transformers import BertConfig, BertForSequenceClassification, BertForTokenClassification, PreTrainedModel
 
 from .bert_crf import BertCRFConfig, BertCRFForTokenClassification
 from .bilstm import BiLSTMConfig, BiLSTMForSequenceClassification, BiLSTMForTokenClassification
 from .char_lstm import CharCNNWordLSTMForTokenClassification, CharLSTMConfig
 from .cnn import CNNConfig, CNNForSequenceClassification, CNNForTokenClassification
+from .family import FAMILIES, StudentFamily, register_family
 from .mlp import MLPConfig, MLPForSequenceClassification
-from .small_bert import SMALL_BERTS, small_bert
+from .small_bert import (
+    SMALL_BERTS,
+    TrimmableBertConfig,
+    TrimmableBertForSequenceClassification,
+    TrimmableBertForTokenClassification,
+    small_bert,
+)
 from .window import WindowConfig, WindowForTokenClassification
 
-FAMILIES = {
-    "window": (WindowConfig, {"token": WindowForTokenClassification}),
-    "bilstm": (BiLSTMConfig, {"token": BiLSTMForTokenClassification, "sequence": BiLSTMForSequenceClassification}),
-    "char_lstm": (CharLSTMConfig, {"token": CharCNNWordLSTMForTokenClassification}),
-    "cnn": (CNNConfig, {"token": CNNForTokenClassification, "sequence": CNNForSequenceClassification}),
-    "mlp": (MLPConfig, {"sequence": MLPForSequenceClassification}),
-    "bert_crf": (BertCRFConfig, {"token": BertCRFForTokenClassification}),
-}
+
+def _char_dummy(config) -> dict:
+    """Example ONNX inputs of a word-level student: word ids, character ids per word, the word mask."""
+    b, s, c = 2, 7, config.max_word_length
+    return {"input_ids": torch.randint(2, config.vocab_size, (b, s)),
+            "char_ids": torch.randint(1, len(config.char_vocab), (b, s, c)),
+            "attention_mask": torch.ones(b, s, dtype=torch.long)}
+
+
+def _from_teacher_only(config: dict, task: str):
+    raise ValueError("a truncated student is built from its teacher: student_from_teacher(teacher, layers)")
+
+
+_CHAR = {"hidden_size": 200, "word_vectors": True}
+for _family in (
+    StudentFamily("window", WindowConfig, {"token": WindowForTokenClassification}, trimmable=True,
+                  presets={"window": ({"embedding_dim": 100, "window_size": 3}, 2e-3)}),
+    StudentFamily("bilstm", BiLSTMConfig, {"token": BiLSTMForTokenClassification,
+                                           "sequence": BiLSTMForSequenceClassification}, trimmable=True,
+                  presets={"bilstm": ({"embedding_dim": 128, "hidden_size": 256}, 2e-3),
+                           "bilstm-att": ({"embedding_dim": 128, "hidden_size": 256, "use_attention": True}, 2e-3),
+                           "bilstm-B": ({"hidden_size": 256, "teacher_embeddings": True}, 2e-3)}),
+    StudentFamily("cnn", CNNConfig, {"token": CNNForTokenClassification, "sequence": CNNForSequenceClassification},
+                  trimmable=True, presets={"cnn": ({"embedding_dim": 128, "num_blocks": 4}, 2e-3)}),
+    StudentFamily("mlp", MLPConfig, {"sequence": MLPForSequenceClassification}, trimmable=True),
+    # word-level: a word table started from the zoo's word vectors (--word_vectors) plus case-aware characters
+    StudentFamily("char_lstm", CharLSTMConfig, {"token": CharCNNWordLSTMForTokenClassification},
+                  onnx_inputs=("input_ids", "char_ids", "attention_mask"), onnx_dummy=_char_dummy, word_level=True,
+                  presets={"charcnn-wordlstm": (dict(_CHAR), 2e-3),
+                           "charcnn-wordlstm-crf": ({**_CHAR, "use_crf": True, "crf_constraints": True}, 2e-3),
+                           "charcnn-wordlstm-random": ({"embedding_dim": 100, "hidden_size": 200}, 2e-3)}),
+    StudentFamily("bert_crf", BertCRFConfig, {"token": BertCRFForTokenClassification},
+                  onnx_inputs=("input_ids", "attention_mask", "token_type_ids")),
+    *(StudentFamily(name, TrimmableBertConfig, {"token": TrimmableBertForTokenClassification,
+                                                "sequence": TrimmableBertForSequenceClassification},
+                    trimmable=True, presets={name: ({}, lr)},
+                    build=lambda config, task, _name=name: small_bert(_name, config.pop("vocab_size"), task=task,
+                                                                       **config))
+      for name, lr in (("bert-tiny", 1e-3), ("bert-mini", 5e-4), ("bert-small", 3e-4))),
+    StudentFamily("truncated", BertConfig, {"token": BertForTokenClassification,
+                                            "sequence": BertForSequenceClassification},
+                  onnx_inputs=("input_ids", "attention_mask", "token_type_ids"), build=_from_teacher_only,
+                  presets={"truncated-2": ({"layers": [0, 1]}, 2e-4)}, register_auto=False),
+):
+    register_family(_family)
 
 
 def build_student(family: str, tokenizer=None, task: str = "token", labels: list[str] | None = None,
                   **config_kwargs) -> PreTrainedModel:
-    """Build a student of ``family`` (window, bilstm, char_lstm, cnn, mlp, bert-tiny/mini/small).
+    """Build a student of a registered ``family`` (window, bilstm, char_lstm, cnn, mlp, bert_crf,
+    bert-tiny/mini/small, or one added with ``register_family``).
 
-    ``tokenizer`` sets ``vocab_size`` (and pad/unk ids); a ``vocab_size`` given as well must match it.
-    ``labels`` sets ``num_labels``, ``id2label`` and ``label2id``.
+    Args:
+        family: the family's name.
+        tokenizer: sets ``vocab_size`` (and pad/unk ids); a ``vocab_size`` given as well must match it.
+        task: ``"token"`` (tagging) or ``"sequence"`` (text classification).
+        labels: sets ``num_labels``, ``id2label`` and ``label2id``.
+        **config_kwargs: the family config's fields.
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown student family {family!r}; choose one of {sorted(FAMILIES)}")
+    record = FAMILIES[family]
     if tokenizer is not None:
         n = len(tokenizer)
         given = config_kwargs.get("vocab_size")
@@ -42,14 +96,15 @@ def build_student(family: str, tokenizer=None, task: str = "token", labels: list
     if labels is not None:
         config_kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
                              label2id={n: i for i, n in enumerate(labels)})
-    if family in SMALL_BERTS:
-        vocab = config_kwargs.pop("vocab_size", None)
-        if vocab is None:
+    if task not in record.models:
+        raise ValueError(f"student family {family!r} has no {task} classification model (has: {sorted(record.models)})")
+    if record.build is not None:
+        if family in SMALL_BERTS and "vocab_size" not in config_kwargs:
             raise ValueError(f"{family}: pass tokenizer= or vocab_size=")
-        return small_bert(family, vocab, task=task, **config_kwargs)
-    if family not in FAMILIES:
-        raise ValueError(f"unknown student family {family!r}; choose one of {sorted(FAMILIES) + sorted(SMALL_BERTS)}")
-    config_cls, models = FAMILIES[family]
-    if task not in models:
-        raise ValueError(f"student family {family!r} has no {task} classification model (has: {sorted(models)})")
-    return models[task](config_cls(**config_kwargs))
+        return record.build(config_kwargs, task)
+    return record.models[task](record.config_class(**config_kwargs))
+
+
+def presets() -> dict[str, tuple[str, dict, float]]:
+    """Every registered family's zoo presets: ``name -> (family, config, learning rate)``."""
+    return {name: (f.name, dict(config), lr) for f in FAMILIES.values() for name, (config, lr) in f.presets.items()}

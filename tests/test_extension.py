@@ -1,0 +1,93 @@
+"""Extending the library the one way the design says: a new KD loss is one class plus one registry line, a new
+student family is its module plus one ``register_family`` record; every command then accepts them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from conftest import CONLL_LABELS
+from torch import nn
+
+from hf_distill import DistillationTrainer, DistillationTrainingArguments, cache_teacher_outputs
+from hf_distill.losses import KD_LOSSES, KDLoss, reduce_positions, register_kd_loss
+from hf_distill.students import FAMILIES, StudentFamily, build_student, register_family
+from hf_distill.students.common import StudentConfig, StudentPreTrainedModel, make_embeddings, tagging_output
+
+
+class ToyConfig(StudentConfig):
+    model_type = "hfd_toy_test"
+
+
+class ToyForTokenClassification(StudentPreTrainedModel):
+    """Embeddings and a linear head: the smallest tagging student."""
+
+    config_class = ToyConfig
+
+    def __init__(self, config: ToyConfig):
+        super().__init__(config)
+        self.embeddings = make_embeddings(config)
+        self.classifier = nn.Linear(config.embedding_dim, config.num_labels)
+        self.crf = None
+        self.post_init_with_embeddings()
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        x = self.embeddings(input_ids)
+        if attention_mask is not None:
+            x = x * attention_mask.unsqueeze(-1).to(x.dtype)
+        return tagging_output(None, self.classifier(x), labels)
+
+
+def test_a_toy_kd_loss_is_one_class_and_one_registry_line(tmp_path, tokenizer, tokenized):
+    from conftest import tiny_bert
+
+    @register_kd_loss("cosine_logits_test")
+    class CosineLogits(KDLoss):
+        def __call__(self, batch, **hp):
+            per = 1 - torch.cosine_similarity(batch.student_logits, batch.teacher_logits, dim=-1)
+            return reduce_positions(per, batch.mask, batch.counts.get("kd"))
+
+    try:
+        teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3)
+        train = cache_teacher_outputs(teacher, tokenized["train"].select(range(16)), dtype="float32")
+        student = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=8, hidden_size=8)
+        args = DistillationTrainingArguments(output_dir=str(tmp_path), kd_loss="cosine_logits_test", max_steps=2,
+                                             per_device_train_batch_size=8, report_to="none", logging_steps=1,
+                                             save_strategy="no", disable_tqdm=True)
+        trainer = DistillationTrainer(model=student, args=args, train_dataset=train, processing_class=tokenizer)
+        trainer.train()
+        logged = [e for e in trainer.state.log_history if "loss" in e]
+        assert logged and all(torch.isfinite(torch.tensor(e["loss"])) for e in logged)
+        # every command's parser takes the new setting: the field's choices are read from the registry
+        from transformers import HfArgumentParser
+
+        (parsed,) = HfArgumentParser(DistillationTrainingArguments).parse_args_into_dataclasses(
+            ["--output_dir", str(tmp_path), "--kd_loss", "cosine_logits_test"])
+        assert parsed.kd_loss == "cosine_logits_test"
+    finally:
+        KD_LOSSES.pop("cosine_logits_test", None)
+
+
+def test_a_toy_student_family_is_one_module_and_one_record(tmp_path, tokenizer, tokenized):
+    from transformers import AutoModelForTokenClassification
+
+    from hf_distill.export import export_onnx
+    from hf_distill.zoo import StudentSpec, tagging_only
+
+    register_family(StudentFamily("toy", ToyConfig, {"token": ToyForTokenClassification},
+                                  presets={"toy-8": ({"embedding_dim": 8}, 1e-2)}))
+    try:
+        student = build_student("toy", tokenizer, labels=CONLL_LABELS, embedding_dim=8)
+        assert isinstance(student, ToyForTokenClassification)
+        spec = StudentSpec.parse("toy-8")  # the zoo reads the record's presets ...
+        assert (spec.family, spec.config, spec.learning_rate) == ("toy", {"embedding_dim": 8}, 1e-2)
+        assert tagging_only("toy") and not spec.word_level  # ... and its tasks
+        student.save_pretrained(tmp_path / "toy")
+        again = AutoModelForTokenClassification.from_pretrained(tmp_path / "toy")  # the Auto classes know it
+        assert isinstance(again, ToyForTokenClassification)
+        rows = [{k: tokenized["test"][i][k] for k in ("input_ids", "attention_mask")} for i in range(3)]
+        report = export_onnx(student.eval(), str(tmp_path / "onnx"), examples=rows)  # export reads the record
+        assert report["inputs"] == ["input_ids", "attention_mask"] and report["max_abs_diff"] < 1e-4
+        assert dataclasses.replace(FAMILIES["toy"], name="toy") == FAMILIES["toy"]
+    finally:
+        FAMILIES.pop("toy", None)
