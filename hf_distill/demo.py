@@ -25,7 +25,7 @@ from transformers import (
 )
 
 from .args import DistillationTrainingArguments, fast_bf16_available
-from .base import default_teacher_path, write_json_atomic
+from .base import default_teacher_path, portable_path, write_json_atomic
 from .cache import cache_teacher_outputs
 from .collator import DistillationCollator
 from .data import load_dataset, tokenize_and_align
@@ -177,7 +177,7 @@ def _teacher_record(args: DemoArguments, teacher_path: str) -> dict:
     keys = ("dataset", "max_train_samples", "max_dev_samples", "max_length", "teacher_epochs", "patience",
             "teacher_learning_rate", "batch_size", "group_by_length", "seed")
     # bf16 is recorded only when on, so teachers saved before the option existed are still reused
-    return {"teacher": os.path.abspath(teacher_path), **{k: getattr(args, k) for k in keys},
+    return {"teacher": portable_path(teacher_path), **{k: getattr(args, k) for k in keys},
             **({"bf16": True} if args.bf16 else {})}
 
 

@@ -43,6 +43,7 @@ from hf_distill import (
     tokenize_and_align,
     transfer_teacher_cache,
 )
+from hf_distill.base import portable_path
 from hf_distill.data.transfer import build_transfer_set, mix_transfer
 from hf_distill.data.words import (
     build_char_vocab,
@@ -161,7 +162,7 @@ def main(argv: list[str]) -> dict:
     teacher_eval = DistillationTrainer(model=teacher, args=eval_args, processing_class=tokenizer,
                                        compute_metrics=metrics).evaluate(evalset)
     model_dir = os.path.join(targs.output_dir, "model")
-    teacher_ref = os.path.abspath(recipe.teacher) if os.path.exists(recipe.teacher) else recipe.teacher
+    teacher_ref = portable_path(recipe.teacher)
     record = dict(teacher=teacher_ref, dataset=recipe.dataset, eval_split=recipe.eval_split,
                   student_family=recipe.student, word_vector_coverage=coverage, train_seconds=train_s,
                   transfer=report.to_dict() if report else None,

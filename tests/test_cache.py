@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import HUB_TOKEN, tiny_bert
 
-from hf_distill import cache as cache_mod
+from hf_distill.cache import build as cache_mod
 from hf_distill.cache import cache_teacher_outputs, load_cache_from_hub, push_cache_to_hub
 from hf_distill.signals import StaleTeacherCacheError
 

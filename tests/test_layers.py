@@ -1,4 +1,4 @@
-"""The package's import graph: no cycles, and the layering of ../shared/DESIGN.md (parsed, not imported)."""
+"""The package's import graph: no cycles, and the layering of docs/architecture.md (parsed, not imported)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "hf_distill"
 SHIPPING = {"bench", "hub", "cards", "export", "pipelines", "efficiency", "cli"}
 TRAINING = {"trainer", "signals", "collator", "args", "validate"}
+#: orchestration: runs many models, picks, reports; nothing below it imports it
+ORCHESTRATION = {"zoo", "runs", "demo", "cli"}
 
 
 def _module(path: Path) -> str:
@@ -82,3 +84,36 @@ def test_layers_hold_for_every_import_even_lazy_ones():
             assert tops <= {"base"}, (mod, deps)
         if top == "base":
             assert not deps, (mod, deps)
+
+
+def test_orchestration_sits_on_top_of_the_core():
+    graph = _graph(top_level_only=False)
+    for mod, deps in graph.items():
+        top = mod.split(".")[0]
+        if top in ORCHESTRATION or mod == "__init__":
+            continue
+        assert not {d.split(".")[0] for d in deps} & ORCHESTRATION, (mod, deps)
+    # the zoo's modules: specs and selection are pure; the run sits on top of the others
+    zoo = {m: {d for d in deps if d.startswith("zoo.")} for m, deps in graph.items() if m.startswith("zoo.")}
+    assert not zoo["zoo.selection"] and zoo["zoo.specs"] <= {"zoo.args"}, zoo  # args: type hints only
+    assert not any("zoo.run" in deps for m, deps in zoo.items() if m != "zoo"), zoo
+
+
+def test_the_library_never_reaches_outside_the_package():
+    """Recipes and benchmarks are scripts (a wheel does not install them), and ../shared is this machine's."""
+    for path in PKG.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                assert node.module.split(".")[0] not in ("recipes", "benchmarks", "tests"), (path, node.module)
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] in ("recipes", "benchmarks") for a in node.names), path
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert "../shared" not in node.value and "recipes/" not in node.value, (path, node.value[:80])
+
+
+def test_every_module_names_its_job_and_stays_small():
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        assert ast.get_docstring(ast.parse(text)), f"{path.relative_to(PKG)}: no opening docstring"
+        assert text.count("\n") <= 400, f"{path.relative_to(PKG)}: {text.count(chr(10))} lines (at most 400)"

@@ -10,7 +10,7 @@ from .bert_crf import BertCRFConfig, BertCRFForTokenClassification
 from .bilstm import BiLSTMConfig, BiLSTMForSequenceClassification, BiLSTMForTokenClassification, BiLSTMModel
 from .char_lstm import CharCNNWordLSTMForTokenClassification, CharLSTMConfig
 from .cnn import CNNConfig, CNNForSequenceClassification, CNNForTokenClassification, CNNModel
-from .common import TrimmedEmbedding, trim_vocabulary
+from .common import TrimmedEmbedding
 from .factory import build_student, presets
 from .family import FAMILIES, StudentFamily, family_for_model_type, register_family
 from .mlp import MLPConfig, MLPForSequenceClassification
@@ -22,6 +22,7 @@ from .small_bert import (
     small_bert,
     small_bert_config,
 )
+from .trim import trim_vocabulary
 from .truncated import count_parameters, freeze_word_embeddings, student_from_teacher
 from .window import WindowConfig, WindowForTokenClassification
 

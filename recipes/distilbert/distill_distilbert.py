@@ -225,6 +225,7 @@ def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
     from transformers import AutoTokenizer
 
     from hf_distill import cache_teacher_outputs
+    from hf_distill.base import portable_path
     from hf_distill.runs import TaskSpec
 
     raw = _splits(a, dataset)
@@ -236,7 +237,7 @@ def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
         return task.encode(split, tokenizer, max_length=a.max_length)
 
     data = {"train": encode(raw["train"]), "dev": encode(raw["validation"]), "test": encode(raw["test"]),
-            "teacher_path": os.path.abspath(teacher_path) if os.path.exists(teacher_path) else teacher_path}
+            "teacher_path": portable_path(teacher_path)}
     hidden = [t + 1 for t in a.layers] if a.cache_hidden and set(a.variants) - {"no_cosine"} else None
     if not a.partial and ("no_cosine" in a.variants or hidden):
         data["cached"] = cache_teacher_outputs(teacher, data["train"], tokenizer=tokenizer, hidden_layers=hidden,

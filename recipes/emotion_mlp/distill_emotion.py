@@ -41,7 +41,7 @@ from hf_distill import (
     tokenize_text,
     transfer_teacher_cache,
 )
-from hf_distill.base import write_json_atomic
+from hf_distill.base import portable_path, write_json_atomic
 from hf_distill.data.augment import MaskedLMAugmenter, TangAugmenter
 from hf_distill.data.transfer import build_transfer_set, filter_by_teacher, mix_transfer
 from hf_distill.data.words import build_word_tokenizer
@@ -193,7 +193,7 @@ def run(a: EmotionArguments) -> dict:
     t_tok = AutoTokenizer.from_pretrained(tok_dir)
     sub = tokenize_text(raw, t_tok, max_length=a.max_length)
     if a.finetuned_teacher:
-        teacher, r = _finetuned(a, names), {"finetuned_before": os.path.abspath(a.finetuned_teacher)}
+        teacher, r = _finetuned(a, names), {"finetuned_before": portable_path(a.finetuned_teacher)}
         trainer = DistillationTrainer(model=teacher, args=_targs(a, "teacher", 1, 1e-5, a.batch_size,
                                                                  kd_loss="none"),
                                       eval_dataset=sub["validation"], processing_class=t_tok,
