@@ -187,12 +187,12 @@ def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str
         t_tok = AutoTokenizer.from_pretrained(teacher_dir)
         t_rows = list(encode_for(teacher, t_tok, eval_split, label_column))
         with tempfile.TemporaryDirectory() as t_onnx:  # the teacher's export is measured, not shipped
-            export_for_bench(teacher, t_tok, t_rows, t_onnx, quantize=False)
+            export_for_bench(teacher, t_tok, t_rows, t_onnx, quantize=quantize)
             result["teacher"] = {"path": str(teacher_dir),
                                  **measure_model(teacher, t_tok, t_rows, t_onnx, teacher_dir, threads, runs)}
     if "teacher" in result:
         s, t = result["student"], result["teacher"]
-        result["speedup"] = {k: t[k]["latency_ms"] / s[k]["latency_ms"] for k in ("pytorch", "onnx")
+        result["speedup"] = {k: t[k]["latency_ms"] / s[k]["latency_ms"] for k in ("pytorch", "onnx", "onnx_int8")
                              if k in s and k in t}
         result["speedup"]["onnx_vs_teacher_pytorch"] = t["pytorch"]["latency_ms"] / s["onnx"]["latency_ms"]
         n_train = info.get("train_examples")
@@ -202,3 +202,25 @@ def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str
                                     "teacher_epochs": teacher_epochs, "train_examples": n_train}
     write_json_atomic(Path(model_dir) / EFFICIENCY_FILE, result)
     return result
+
+
+def bench_table(result: dict) -> str:
+    """``bench_student``'s result as a Markdown table: score and latency per backend for the student and the
+    teacher, and the speed-up against the teacher in the same backend."""
+    s, t = result["student"], result.get("teacher") or {}
+    metric = "F1" if "f1" in s["pytorch"] else "macro-F1" if "macro_f1" in s["pytorch"] else "accuracy"
+    key = {"F1": "f1", "macro-F1": "macro_f1", "accuracy": "accuracy"}[metric]
+
+    def cell(m, k, scale=1.0, fmt="{:.2f}"):
+        return fmt.format(scale * m[k]) if m and m.get(k) is not None else "-"
+
+    lines = [f"| backend | student {metric} | student ms | teacher {metric} | teacher ms | speed-up |",
+             "|---|---|---|---|---|---|"]
+    for backend in ("pytorch", "onnx", "onnx_int8"):
+        if backend not in s:
+            continue
+        sm, tm = s[backend], t.get(backend)
+        speed = f"{tm['latency_ms'] / sm['latency_ms']:.1f}x" if tm else "-"
+        lines.append(f"| {backend} | {cell(sm, key, 100)} | {cell(sm, 'latency_ms')} | {cell(tm, key, 100)} | "
+                     f"{cell(tm, 'latency_ms')} | {speed} |")
+    return "\n".join(lines)

@@ -103,7 +103,7 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
     student, teacher = eff["student"], eff.get("teacher")
     token = task_of(student["class"]) == "token"
     repo_id = repo_id or model_dir.name
-    teacher_name = info.get("teacher") or (teacher or {}).get("path") or "the teacher"
+    teacher_name = info.get("teacher_name") or info.get("teacher") or (teacher or {}).get("path") or "the teacher"
     base = base_model
     if base is None and is_hub_id(info.get("teacher")):
         base = info["teacher"]  # a local teacher folder is no valid base_model (pass base_model=)

@@ -135,16 +135,15 @@ def _bench(argv: list[str]) -> int:
 
     a = parse(BenchArguments, argv, "hf-distill bench")
     _model_dir(a.model_dir, tokenizer=True)
-    from .bench import bench_student
+    from .bench import bench_student, bench_table
 
     name, split = _eval_split(a.model_dir, a)
     result = bench_student(a.model_dir, split, teacher_dir=a.teacher, threads=a.threads, runs=a.runs,
                            quantize=not a.no_quantize, teacher_epochs=a.teacher_epochs, split_name=a.split,
                            dataset_name=name)
-    s = result["student"]
-    print(f"student: {s['pytorch']['latency_ms']:.2f} ms (PyTorch), "
-          f"{s.get('onnx', {}).get('latency_ms', float('nan')):.2f} ms (ONNX); written to "
-          f"{a.model_dir}/efficiency.json")
+    print(f"{name}, {a.split} split, {result['examples']} examples, {a.threads} thread(s), latency per input:")
+    print(bench_table(result))
+    print(f"written to {os.path.join(a.model_dir, 'efficiency.json')}")
     return 0
 
 

@@ -143,6 +143,24 @@ def _save(model, tokenizer, folder: str) -> str:
     return folder
 
 
+def base_name(args: DemoArguments) -> str:
+    """The name of the encoder the teacher was fine-tuned from."""
+    return os.path.basename(os.path.normpath(args.teacher)) if args.teacher else "all-MiniLM-L6-v2"
+
+
+def demo_argv(args: DemoArguments) -> list[str]:
+    """The options of ``args`` that differ from the demo's defaults, as command-line words."""
+    from dataclasses import fields
+
+    words = []
+    defaults = DemoArguments()
+    for f in fields(DemoArguments):
+        value = getattr(args, f.name)
+        if value != getattr(defaults, f.name) and f.name not in ("student_seeds", "bf16"):
+            words += [f"--{f.name}", *([str(v) for v in value] if isinstance(value, list) else [str(value)])]
+    return words
+
+
 def prepare_data(args: DemoArguments, tokenizer):
     """Tokenized labeled train, transfer, dev and test splits, and the label names."""
     raw = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -237,14 +255,21 @@ def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cache
     targs = _training_args(args, name, epochs, args.student_learning_rate, seed=seed, **kd)
     say(f"{name}: {len(train)} rows ({'KD' if kd_on else 'no KD'}"
         f"{', labeled + transfer' if transfer_on else ', labeled only'})")
+    model_dir = os.path.join(args.output_dir, name, "model")
+    record = {"dataset": args.dataset, "teacher": portable_path(os.path.join(args.output_dir, "teacher", "model")),
+              "teacher_name": f"{base_name(args)} fine-tuned on {args.dataset} ({args.max_train_samples or 'all'} "
+                              "labeled sentences)",
+              "student_family": f"truncated (teacher layers {list(args.student_layers)})", "demo_run": run,
+              "command": "hf-distill demo " + " ".join(demo_argv(args)), "seed": seed}
     result = train_to_convergence(student, targs, train, tokenizer, dev=data["dev"], label_names=label_names,
-                    patience=args.patience, phase=name, quiet=args.quiet)
+                                  patience=args.patience, phase=name, quiet=args.quiet, save_to=model_dir,
+                                  record=record)
     result.update(evaluate(student, test, tokenizer, label_names))
     result.update(count_parameters(student))
     result.update(latency(student, test, tokenizer, args.latency_runs))
     result.update({"seed": seed, "run": run, "train_rows": len(train), "trainable_params": trainable,
                    "temperature": targs.temperature if kd_on else None, "bf16": targs.bf16,
-                   "model_dir": _save(student, tokenizer, os.path.join(args.output_dir, name, "model"))})
+                   "model_dir": portable_path(model_dir)})
     say(f"{name}: test F1 {100 * result['f1']:.2f} (best dev epoch {result.get('best_epoch')})")
     return result
 

@@ -216,12 +216,20 @@ def validate(model, onnx_path, examples: Sequence[dict], input_names: Sequence[s
 
 def quantize_dynamic(onnx_dir: Path) -> Path:
     """Dynamic int8 quantization of ``onnx_dir/model.onnx`` with Optimum's ``ORTQuantizer``."""
+    import logging
+
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     quantizer = ORTQuantizer.from_pretrained(str(onnx_dir), file_name=ONNX_FILE)
     qconfig = AutoQuantizationConfig.avx2(is_static=False, per_channel=False)
-    quantizer.quantize(save_dir=str(onnx_dir), quantization_config=qconfig)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # onnxruntime logs ~20 "Quantization parameters" lines per export
+    try:
+        quantizer.quantize(save_dir=str(onnx_dir), quantization_config=qconfig)
+    finally:
+        root.setLevel(level)
     return Path(onnx_dir) / QUANTIZED_FILE
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from conftest import tiny_bert
@@ -55,6 +56,24 @@ def test_demo_pipeline_end_to_end(tmp_path, tokenizer, data_dir, capsys):
     table = format_table(r)
     assert table.count("\n") == 5 and "student_kd_transfer" in table
     assert "hf-distill bench" in next_steps(r)
+    # the printed next steps work as printed: bench (a table per backend), then card (a full record)
+    import shlex
+
+    from hf_distill.cli import main
+
+    (line,) = [x for x in next_steps(r).splitlines() if x.startswith("Next: ")]
+    words = shlex.split(line.removeprefix("Next: "))
+    assert words[:2] == ["hf-distill", "bench"]
+    capsys.readouterr()
+    assert main(words[1:]) == 0
+    printed = capsys.readouterr().out
+    assert "| onnx_int8 |" in printed and "speed-up" in printed and "Quantization parameters" not in printed
+    assert main(["card", words[2]]) == 0
+    card = (Path(words[2]) / "README.md").read_text()
+    for missing in ("not recorded", "unrecorded", "not trained by an hf-distill recipe"):
+        assert missing not in card, missing
+    assert "fine-tuned on conll2003" in card and "hf-distill demo" in card
+    assert "{'test_loss'" not in out  # evaluation prints no raw metric dicts
     gain = 100 * (r["student_kd_transfer"]["f1"] - r["student_no_kd"]["f1"])
     assert f"KD + transfer - no KD: {gain:+.2f} F1" in _demo.comparison(r)
     assert _demo.comparison({"teacher": r["teacher"]}) == ""  # no student run: nothing to compare

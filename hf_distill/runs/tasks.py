@@ -15,9 +15,11 @@ from .callbacks import Progress
 
 
 def train_to_convergence(model, targs, train, tokenizer, teacher=None, dev=None, label_names=None, patience: int = 2,
-                         phase: str = "train", quiet: bool = False, compute_metrics=None) -> dict:
+                         phase: str = "train", quiet: bool = False, compute_metrics=None,
+                         save_to: str | None = None, record: dict | None = None) -> dict:
     """Train (with early stopping on ``dev`` when given) and return wall/CPU times and epochs to the best.
-    ``compute_metrics`` defaults to seqeval over ``label_names`` (tagging)."""
+    ``compute_metrics`` defaults to seqeval over ``label_names`` (tagging). ``save_to``: save the model there
+    ready to ship (``save_student``: weights, tokenizer, code, ``distillation.json`` with ``record``)."""
     progress = Progress(phase, quiet)
     callbacks = [progress]
     if dev is not None:
@@ -35,6 +37,8 @@ def train_to_convergence(model, targs, train, tokenizer, teacher=None, dev=None,
         out["dev_f1"] = trainer.state.best_metric
         best = trainer.state.best_model_checkpoint
         out["best_epoch"] = epoch_of(trainer.state, best, targs.metric_for_best_model or "f1")
+    if save_to is not None:
+        trainer.save_student(save_to, **(record or {}))
     return out
 
 
@@ -61,6 +65,7 @@ def evaluate(model, dataset, tokenizer, label_names=None, batch_size: int = 64,
                                               dataloader_pin_memory=False, group_by_length=True)
         trainer = DistillationTrainer(model=model, args=targs, processing_class=tokenizer,
                                       compute_metrics=compute_metrics or TokenClassificationMetrics(label_names))
+        trainer.remove_callback(PrinterCallback)  # no raw {'test_loss': ...} dicts between progress lines
         metrics = trainer.evaluate(dataset, metric_key_prefix="test")
     return {k.removeprefix("test_"): v for k, v in metrics.items()}
 
