@@ -80,11 +80,13 @@ class DistillationTrainingArguments(TrainingArguments):
                           "mse, hard (teacher argmax); for CRF students substructure, substructure_emissions, "
                           "kbest, structural, posterior; or none."},
     )
-    temperature: float = field(default=2.0, metadata={"help": "Softmax temperature of the KL term."})
+    temperature: float = field(default=1.0, metadata={
+        "help": "Softmax temperature of the KL term. The one default of the library, its commands and recipes: 1, "
+                "measured best with transfer sets (benchmarks/results/transfer.md, foundation_kd_sweep.md)."})
     kd_weight: str = field(
-        default="1.0",
-        metadata={"help": "Weight of the KD term: a number, or 'auto' (set on the first step so that the "
-                          "weighted KD term equals the weighted task term)."},
+        default="auto",
+        metadata={"help": "Weight of the KD term: a number, or 'auto' (the default: set on the first step so that "
+                          "the weighted KD term equals the weighted task term)."},
     )
     task_weight: float = field(default=1.0, metadata={"help": "Weight of the supervised task loss."})
     kd_weight_schedule: str = field(

@@ -172,13 +172,42 @@ def _push(argv: list[str]) -> int:
     return 0
 
 
+def parse_with_training(cls, argv: list[str], prog: str, per_run: dict[str, str], **defaults):
+    """``cls`` and a ``DistillationTrainingArguments`` template from one command line: options of ``cls`` first,
+    every other option is the template's (so each KD setting is declared once, in ``hf_distill.args``).
+    ``per_run`` maps template fields the command sets itself to the option that sets them (refused if given)."""
+    from transformers import HfArgumentParser
+
+    from .args import DistillationTrainingArguments
+
+    parser = HfArgumentParser(cls, prog=prog, description=(cls.__doc__ or "").strip())
+    training = HfArgumentParser(DistillationTrainingArguments, prog=prog)
+    if "-h" in argv or "--help" in argv:
+        parser.print_help()
+        print("\nKD settings and other training options (DistillationTrainingArguments), the template of every run:")
+        training.print_help()
+        raise SystemExit(0)
+    (args, rest) = parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True)
+    given = sorted({w.removeprefix("--").split("=")[0] for w in rest if w.startswith("--")} & set(per_run))
+    if given:
+        raise CommandError(f"{prog}: {', '.join('--' + g for g in given)} is set per run; use "
+                           f"{', '.join(per_run[g] for g in given)}")
+    training.set_defaults(output_dir=getattr(args, "output_dir", None), **defaults)
+    (template,) = training.parse_args_into_dataclasses(args=rest)
+    return args, template
+
+
 def _zoo(argv: list[str]) -> int:
     from .zoo import ZooArguments, run_zoo
 
-    args = parse(ZooArguments, argv, "hf-distill zoo")
+    args, template = parse_with_training(
+        ZooArguments, argv, "hf-distill zoo",
+        per_run={"num_train_epochs": "--epochs", "learning_rate": "a student spec's @LR",
+                 "per_device_train_batch_size": "--batch_size"},
+        warmup_ratio=0.1, weight_decay=0.01)
     if args.teacher and args.teacher.startswith(("/", ".", "~")) and not os.path.exists(args.teacher):
         raise CommandError(f"--teacher {args.teacher}: no such folder")
-    run_zoo(args)
+    run_zoo(args, template)
     print(f"\nresults: {os.path.join(args.output_dir, 'zoo.json')}, zoo.md, zoo.png; students under "
           f"{os.path.join(args.output_dir, 'students')} (each ready for `hf-distill card` / `push`)")
     return 0

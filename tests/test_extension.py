@@ -38,6 +38,13 @@ class ToyForTokenClassification(StudentPreTrainedModel):
         return tagging_output(None, self.classifier(x), labels)
 
 
+@dataclasses.dataclass
+class WithToySetting(DistillationTrainingArguments):
+    """DistillationTrainingArguments with one more field: what adding a KD setting to hf_distill/args.py does."""
+
+    toy_setting: float = dataclasses.field(default=0.0, metadata={"help": "a new KD setting"})
+
+
 def test_a_toy_kd_loss_is_one_class_and_one_registry_line(tmp_path, tokenizer, tokenized):
     from conftest import tiny_bert
 
@@ -91,3 +98,30 @@ def test_a_toy_student_family_is_one_module_and_one_record(tmp_path, tokenizer, 
         assert dataclasses.replace(FAMILIES["toy"], name="toy") == FAMILIES["toy"]
     finally:
         FAMILIES.pop("toy", None)
+
+
+def test_a_new_training_field_reaches_the_zoo_without_editing_it(tmp_path, tokenizer, data_dir, monkeypatch):
+    """KD settings live in DistillationTrainingArguments only: a field added there (a subclass stands for the
+    edit) is parsed by ``hf-distill zoo`` and reaches every student's training arguments."""
+    from conftest import tiny_bert
+
+    from hf_distill import args as args_module
+    from hf_distill.cli import parse_with_training
+    from hf_distill.zoo import ZooArguments, run_zoo
+
+    monkeypatch.setattr(args_module, "DistillationTrainingArguments", WithToySetting)
+    teacher = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3, labels=CONLL_LABELS).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    zoo, template = parse_with_training(
+        ZooArguments, ["--teacher", str(teacher), "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "zoo"),
+                       "--students", 'l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2', "--augment", "none",
+                       "--max_train_samples", "16", "--max_dev_samples", "8", "--max_eval_samples", "8",
+                       "--epochs", "1", "--bench_runs", "1", "--quantize", "false",
+                       "--toy_setting", "3.5", "--kd_loss", "mse"],
+        "hf-distill zoo", per_run={"num_train_epochs": "--epochs"})
+    assert isinstance(template, WithToySetting) and template.toy_setting == 3.5 and template.kd_loss == "mse"
+    out = run_zoo(zoo, template)
+    used = torch.load(tmp_path / "zoo" / "students" / "l" / "model" / "training_args.bin", weights_only=False)
+    assert used.toy_setting == 3.5 and used.kd_loss == "mse" and used.num_train_epochs == 1
+    assert "--toy_setting 3.5" in out["command"] and "--kd_loss mse" in out["command"]

@@ -117,3 +117,26 @@ def test_every_module_names_its_job_and_stays_small():
         text = path.read_text()
         assert ast.get_docstring(ast.parse(text)), f"{path.relative_to(PKG)}: no opening docstring"
         assert text.count("\n") <= 400, f"{path.relative_to(PKG)}: {text.count(chr(10))} lines (at most 400)"
+
+
+def test_every_relative_import_resolves_even_lazy_ones():
+    """An import inside a function runs only when that path does: resolve each one here (a moved module breaks
+    such an import silently until a user reaches it)."""
+    import importlib
+
+    bad = []
+    for path in PKG.rglob("*.py"):
+        parts = ["hf_distill", *_module(path).split(".")] if _module(path) != "__init__" else ["hf_distill"]
+        package = parts if path.name == "__init__.py" else parts[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level):
+                continue
+            target = ".".join(package[: len(package) - (node.level - 1)] + ([node.module] if node.module else []))
+            try:
+                module = importlib.import_module(target)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):
+                        importlib.import_module(f"{target}.{alias.name}")
+            except ImportError as e:
+                bad.append(f"{path.relative_to(PKG)}: from {'.' * node.level}{node.module or ''} ({e})")
+    assert not bad, "\n".join(bad)

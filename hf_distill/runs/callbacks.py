@@ -116,7 +116,7 @@ class PhaseTimer(TrainerCallback):
         self._forward_start = 0.0
 
     def attach(self, trainer) -> PhaseTimer:
-        from .losses import KD_LOSSES
+        from ..losses import KD_LOSSES
 
         signal = trainer.signal.online
         loss = KD_LOSSES.get(trainer.args.kd_loss)

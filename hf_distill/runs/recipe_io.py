@@ -56,7 +56,7 @@ def write_results(path: str, out: dict, markdown: str) -> None:
     """``out`` as JSON at ``path`` and ``markdown`` beside it (``.md``), both written atomically."""
     import os
 
-    from .base import write_json_atomic, write_text_atomic
+    from ..base import write_json_atomic, write_text_atomic
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     write_json_atomic(path, out)

@@ -110,13 +110,13 @@ class TaskSpec:
         return "f1" if self.kind == "token" else "macro_f1"
 
     def encode(self, split, tokenizer, max_length: int = 128):
-        from .data import tokenize_and_align, tokenize_text
+        from ..data import tokenize_and_align, tokenize_text
 
         if self.kind == "token":
             return tokenize_and_align(split, tokenizer, self.label_column, max_length=max_length)
         return tokenize_text(split, tokenizer, self.text_column, self.label_column, max_length=max_length)
 
     def compute_metrics(self):
-        from .metrics import TokenClassificationMetrics, classification_metrics
+        from ..metrics import TokenClassificationMetrics, classification_metrics
 
         return TokenClassificationMetrics(self.labels) if self.kind == "token" else classification_metrics

@@ -61,7 +61,7 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
         BertForTokenClassification,
     )
 
-    from .base import write_json_atomic
+    from ..base import write_json_atomic
 
     model_dir = os.path.join(folder, "model")
     record_path = os.path.join(model_dir, "recipe_teacher.json")

@@ -9,7 +9,12 @@ from .specs import DEFAULT_STUDENTS, PRESETS
 
 @dataclass
 class ZooArguments:
-    """hf-distill zoo: distill every student of a zoo from one teacher, bench them, recommend one."""
+    """hf-distill zoo: distill every student of a zoo from one teacher, bench them, recommend one.
+
+    KD settings are not declared here: every option of ``DistillationTrainingArguments`` (``--kd_loss``,
+    ``--temperature``, ``--kd_weight``, ``--hidden_matches``...) is accepted too and forms the template each
+    student's training arguments are made from; the zoo sets per student only what differs (output folder,
+    learning rate, epochs, batch size, seed, early stopping)."""
 
     teacher: str = field(default="", metadata={"help": "Fine-tuned token-classification teacher (folder or Hub id)."})
     dataset: str = field(default="conll2003", metadata={"help": "Registered dataset name or local folder."})
@@ -25,9 +30,6 @@ class ZooArguments:
         "help": "Column of the labels: a tag column (tagging) or a class column (text classification). Default: "
                 "'label' if the data set has it, else its tag column (ner_tags first)."})
     text_column: str = field(default="text", metadata={"help": "Column of the text (text classification)."})
-    kd_loss: str = field(default="kl", metadata={"help": "KD loss of every student (a registered kd_loss)."})
-    temperature: float = 1.0
-    kd_weight: str = "auto"
     cache_backend: str = field(default="torch", metadata={
         "help": "How the teacher's outputs are cached: 'torch', 'onnxruntime' (its ONNX export, checked against "
                 "PyTorch) or 'onnxruntime-int8' (dynamically quantized: faster on CPU, refused below 99% argmax "

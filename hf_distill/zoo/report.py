@@ -33,12 +33,20 @@ def finished_students(output_dir: str) -> tuple[dict | None, list[dict]]:
         return json.load(f), rows
 
 
-def command_of(args: ZooArguments) -> str:
-    """The ``hf-distill zoo`` command line that reproduces ``args`` (options that differ from the defaults)."""
+def command_of(args: ZooArguments, template=None) -> str:
+    """The ``hf-distill zoo`` command line that reproduces ``args`` and the template's KD settings (options that
+    differ from the defaults)."""
     import shlex
     from dataclasses import fields
 
+    from .student import kd_settings
+
     words = ["hf-distill", "zoo"]
+    if template is not None:
+        defaults = kd_settings(type(template)(output_dir=args.output_dir))
+        for name, value in kd_settings(template).items():
+            if value != defaults.get(name):
+                words += [f"--{name}", *([str(v) for v in value] if isinstance(value, list) else [str(value)])]
     for f in fields(ZooArguments):
         value = getattr(args, f.name)
         default = f.default_factory() if callable(f.default_factory) else f.default
@@ -56,7 +64,7 @@ def seed_summary(rows: list[dict], spec: str, kd: bool) -> list[float]:
 
 
 def summary(args: ZooArguments, rows: list[dict], teacher: dict, advice: dict, seeded: str | None,
-            phases: dict | None, total: dict | None) -> dict:
+            phases: dict | None, total: dict | None, template=None) -> dict:
     """The results in the schema of ``benchmarks/results/zoo/<dataset>.json`` (F1 as fractions)."""
     fast = teacher.get("fastest", {"backend": "pytorch", "latency_ms": teacher["latency_ms"]})
     main = [r for r in rows if r.get("seed", args.seed) == args.seed]
@@ -84,12 +92,13 @@ def summary(args: ZooArguments, rows: list[dict], teacher: dict, advice: dict, s
                         "latency_ms": teacher.get("latency_ms_by_backend", {"pytorch": teacher["latency_ms"]}),
                         "fastest_backend": fast["backend"], "fastest_latency_ms": fast["latency_ms"]},
             "recommended": recommended, "students": students, "phases": phases or {},
-            "wall_s": (total or {}).get("wall_s"), "cpu_s": (total or {}).get("cpu_s"), "command": command_of(args)}
+            "wall_s": (total or {}).get("wall_s"), "cpu_s": (total or {}).get("cpu_s"),
+            "command": command_of(args, template)}
 
 
 def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: TaskSpec | None = None, *,
                   phases: dict | None = None, total: dict | None = None, seeded: str | None = None,
-                  transfer: dict | None = None) -> dict:
+                  transfer: dict | None = None, template=None) -> dict:
     """Write ``zoo.json`` (every row, the teacher, the advice, and ``summary`` in the benchmark schema),
     ``zoo.md`` and ``zoo.png`` under ``args.output_dir``; print the Markdown. Rows of extra seeds enter the
     means, not the table's points."""
@@ -97,10 +106,10 @@ def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: Tas
     front = pareto_front(main)
     advice = recommend(main, teacher["f1"], args.max_f1_drop, args.latency_budget_ms)
     out = {"teacher": teacher, "students": rows, "pareto_front": front, "recommendation": advice,
-           "settings": {k: v for k, v in asdict(args).items()}, "command": command_of(args),
+           "settings": {k: v for k, v in asdict(args).items()}, "command": command_of(args, template),
            "task": task.kind if task else "token", "metric": task.metric if task else "f1",
            "transfer": transfer or {},
-           "summary": summary(args, rows, teacher, advice, seeded, phases, total)}
+           "summary": summary(args, rows, teacher, advice, seeded, phases, total, template)}
     os.makedirs(args.output_dir, exist_ok=True)
     write_json_atomic(os.path.join(args.output_dir, "zoo.json"), out)
     md = markdown(args, main, rows, teacher, front, advice, out["summary"], task, transfer)
@@ -122,14 +131,14 @@ def markdown(args: ZooArguments, main: list[dict], rows: list[dict], teacher: di
     t = summ["teacher"]
     backends = " / ".join(f"{k} {pct(v)} F1 at {t['latency_ms'].get(k, float('nan')):.2f} ms"
                           for k, v in t["f1"].items())
-    md = ["# Which student is best?", "", f"Command: `{command_of(args)}`", "",
+    md = ["# Which student is best?", "", f"Command: `{summ['command']}`", "",
           f"Teacher `{args.teacher}`: test {metric} {backends} ({args.threads} thread). Speed-ups are against its "
           f"fastest backend within 0.5 F1: **{t['fastest_backend']}** ({t['fastest_latency_ms']:.2f} ms per input). "
           f"Dataset {args.dataset}; every student trained to convergence on the dev split."]
     if transfer:
         md += ["", "Transfer set (KD only): " + ", ".join(f"{k} {v}" for k, v in transfer.items() if k != "report")
                + " rows."]
-    md += ["", f"| student | KD (T, weight) | {metric} (best backend) | backend | latency ms | speed-up | "
+    md += ["", f"| student | KD (loss, T, weight) | {metric} (best backend) | backend | latency ms | speed-up | "
            f"{metric} PyTorch / ONNX / int8 | params | epochs | train wall s | Pareto |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     extra = bool(args.extra_test)
@@ -137,8 +146,7 @@ def markdown(args: ZooArguments, main: list[dict], rows: list[dict], teacher: di
         md[-2] = md[-2].replace("| Pareto |", "| Pareto | F1 extra test |")
         md[-1] += "---|"
     for r in sorted(main, key=lambda r: r["latency_ms"]):
-        kd = f"yes ({r.get('temperature', args.temperature)}, {r.get('kd_weight', args.kd_weight)})" if r["kd"] \
-            else "no"
+        kd = f"yes ({r.get('kd_loss', 'kl')}, T={r.get('temperature')}, {r.get('kd_weight')})" if r["kd"] else "no"
         speed = t["fastest_latency_ms"] / r["latency_ms"]
         wall = r.get("train_wall_s", r.get("train_s"))
         md.append(f"| {r['name']} | {kd} | {pct(r['f1'])} | {r['backend']} | {r['latency_ms']:.2f} | {speed:.1f}x | "

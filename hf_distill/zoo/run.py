@@ -16,7 +16,7 @@ from .search import search_student
 from .selection import deployment_point, fastest_backend, recommend, score
 from .specs import StudentSpec, build, kept_ids, tagging_only
 from .splits import dev_overlap_warning, load_splits, load_teacher, read_extra_test, transfer_rows
-from .student import resume_point, settings_key, training_args
+from .student import default_template, resume_point, settings_key, training_args
 from .words import word_data
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
     name = (spec.name if kd else f"{spec.name}-no-kd") + ("" if seed == args.seed else f"-seed{seed}")
     folder = os.path.join(args.output_dir, "students", name)
     result_path = os.path.join(folder, "zoo_result.json")
-    key = settings_key(spec, args, teacher_id, kd, seed)
+    template = data["template"]
+    key = settings_key(spec, args, template, teacher_id, kd, seed)
     if os.path.isfile(result_path):
         with open(result_path) as f:
             done = json.load(f)
@@ -82,8 +83,8 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if args.search:
         say(f"{name}: {args.search} search trials")
-        searched = search_student(args, spec, data["teacher"], tokenizer, task, train, source["dev"], folder, kd,
-                                  data.get("keep"), words)
+        searched = search_student(args, template, spec, data["teacher"], tokenizer, task, train, source["dev"],
+                                  folder, kd, data.get("keep"), words)
     lr = searched.get("learning_rate", spec.learning_rate)
     over = {k: searched[k] for k in ("temperature", "kd_weight") if k in searched}
     import torch
@@ -92,7 +93,8 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
     student = build(spec, teacher, tokenizer, task, data.get("keep"), words)
     resume = resume_point(folder, key, say)
     progress = Progress(name)
-    trainer = DistillationTrainer(model=student, args=training_args(args, folder, task, kd, lr, seed=seed, **over),
+    targs = training_args(args, template, folder, task, kd, lr, seed=seed, **over)
+    trainer = DistillationTrainer(model=student, args=targs,
                                   train_dataset=train, eval_dataset=source["dev"], processing_class=tokenizer,
                                   compute_metrics=task.compute_metrics(),
                                   callbacks=[progress, EarlyStoppingCallback(early_stopping_patience=args.patience)])
@@ -126,8 +128,8 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
            "epochs_run": round(trainer.state.epoch or 0), "resumed_from": resume and os.path.basename(resume),
            "best_dev_f1": trainer.state.best_metric, "train_wall_s": train_wall, "train_cpu_s": train_cpu,
            "bench_wall_s": time.perf_counter() - bench0, "model_dir": model_dir,
-           "learning_rate": lr, "temperature": over.get("temperature", args.temperature) if kd else None,
-           "kd_weight": over.get("kd_weight", args.kd_weight) if kd else None,
+           "learning_rate": lr, "kd_loss": targs.kd_loss, "temperature": targs.temperature if kd else None,
+           "kd_weight": targs.kd_weight if kd else None,
            "word_vectors": (words or {}).get("vectors_report") if spec.config.get("word_vectors") else None,
            "searched": searched or None, "f1_extra_test": extra, "bf16": args.bf16}
     write_json_atomic(result_path, row)
@@ -204,8 +206,14 @@ def prepare(args: ZooArguments, specs: list[StudentSpec], task: TaskSpec, raw, t
     return data
 
 
-def run_zoo(args: ZooArguments) -> dict:
-    """Distill, bench and compare every student; write zoo.json, zoo.md and zoo.png under ``output_dir``."""
+def run_zoo(args: ZooArguments, training=None) -> dict:
+    """Distill, bench and compare every student; write zoo.json, zoo.md and zoo.png under ``output_dir``.
+
+    Args:
+        args: the zoo's options.
+        training: a ``DistillationTrainingArguments`` (or subclass) whose KD settings and other fields every
+            student's training arguments start from (default: ``default_template(args)``).
+    """
     import torch
     from transformers import AutoTokenizer
 
@@ -240,6 +248,7 @@ def run_zoo(args: ZooArguments) -> dict:
                              "classification")
     teacher = load_teacher(args.teacher, task)
     data = prepare(args, specs, task, raw, teacher, tokenizer, clock, say)
+    data["template"] = training if training is not None else default_template(args)
     teacher_id = teacher_fingerprint(teacher)
     with clock.measure("teacher_bench"):
         t_record = bench_teacher(args, teacher, tokenizer, raw, task, teacher_id, say)
@@ -279,4 +288,4 @@ def run_zoo(args: ZooArguments) -> dict:
             run(spec, False, seed)
         seeds = pick
     return write_results(args, rows, t_record, task, phases=clock.phases, total=clock.total(), seeded=seeds,
-                         transfer=data["transfer"])
+                         transfer=data["transfer"], template=data["template"])

@@ -12,7 +12,7 @@ from .student import training_args
 if TYPE_CHECKING:
     from ..runs import TaskSpec
 
-def search_student(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None,
+def search_student(args, template, spec, teacher, tokenizer, task: TaskSpec, train, dev, folder, kd: bool, keep=None,
             words=None) -> dict:
     """Optuna over learning rate (log-uniform 5e-5..1e-2), temperature and KD weight on the dev split: each
     trial trains with early stopping (``args.patience``) and scores its best dev epoch; every trial is recorded
@@ -51,7 +51,7 @@ def search_student(args, spec, teacher, tokenizer, task: TaskSpec, train, dev, f
                            "objective": max(self.history) if self.history else None})
 
     stopper = TrialEarlyStopping(early_stopping_patience=args.patience)
-    targs = training_args(args, os.path.join(folder, "search"), task, kd, spec.learning_rate,
+    targs = training_args(args, template, os.path.join(folder, "search"), task, kd, spec.learning_rate,
                            save_strategy="no", load_best_model_at_end=False)
     trainer = DistillationTrainer(model_init=lambda trial=None: build(spec, teacher, tokenizer, task, keep, words),
                                   args=targs, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,

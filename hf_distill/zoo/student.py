@@ -16,11 +16,26 @@ if TYPE_CHECKING:
     from .args import ZooArguments
     from .specs import StudentSpec
 
-def settings_key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: bool, seed: int | None = None) -> str:
-    """A short hash of everything that decides a student's result: spec, data, KD and training settings,
-    teacher, seed."""
-    keep = {k: getattr(args, k) for k in ("dataset", "kd_loss", "temperature", "kd_weight", "transfer",
-                                          "dev_fraction", "dev_seed",
+#: the fields the zoo sets on each student's training arguments (the template's values are replaced)
+PER_STUDENT = ("output_dir", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "seed", "bf16")
+
+
+def kd_settings(template) -> dict:
+    """The distillation settings of a template: every field ``DistillationTrainingArguments`` adds to
+    ``TrainingArguments`` (a subclass's new fields too)."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    base = {f.name for f in fields(TrainingArguments)}
+    return {f.name: getattr(template, f.name) for f in fields(template) if f.name not in base and f.init}
+
+
+def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: str, kd: bool,
+                 seed: int | None = None) -> str:
+    """A short hash of everything that decides a student's result: spec, data, KD and training settings (the
+    template's distillation fields), teacher, seed."""
+    keep = {k: getattr(args, k) for k in ("dataset", "transfer", "dev_fraction", "dev_seed",
                                           "max_train_samples", "max_dev_samples", "max_eval_samples", "epochs",
                                           "patience", "batch_size", "seed", "search", "quantize")}
     # these enter the key only when set, so results finished before these options existed stay valid
@@ -31,6 +46,8 @@ def settings_key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: boo
                                                         ("augment", "none"), ("augment_copies", 0),
                                                         ("word_vectors", "teacher"))
                  if getattr(args, k) != default})
+    if kd:
+        keep.update(kd_settings(template))
     if seed is not None and seed != args.seed:
         keep["seed"] = seed
     if not spec.word_level:
@@ -39,21 +56,33 @@ def settings_key(spec: StudentSpec, args: ZooArguments, teacher_id: int, kd: boo
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def training_args(args: ZooArguments, folder: str, task: TaskSpec, kd: bool, lr: float, **over):
-    """The ``DistillationTrainingArguments`` of one student: early stopping on the dev split, the best epoch
-    restored, length-grouped batches; ``over`` replaces any of them (a searched temperature, another seed)."""
-    from ..args import DistillationTrainingArguments
+def training_args(args: ZooArguments, template, folder: str, task: TaskSpec, kd: bool, lr: float, **over):
+    """One student's ``DistillationTrainingArguments``: the ``template`` (its KD settings and anything else the
+    user set) with the zoo's per-student fields: output folder, epochs, learning rate, batch size, seed, early
+    stopping on the dev split with the best epoch restored, length-grouped batches; ``over`` replaces any of them
+    (a searched temperature, another seed). Without KD, ``kd_loss="none"``."""
+    import dataclasses
 
-    settings = {"kd_loss": args.kd_loss, "temperature": args.temperature, "kd_weight": args.kd_weight} if kd \
-        else {"kd_loss": "none"}
     base = dict(
         output_dir=folder, num_train_epochs=args.epochs, learning_rate=lr, per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01, seed=args.seed, report_to="none",
+        per_device_eval_batch_size=64, seed=args.seed, report_to="none",
         disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
         save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
         greater_is_better=True, save_only_model=False, logging_steps=50, bf16=args.bf16,
         restore_callback_states_from_checkpoint=True)  # a resumed run keeps its early-stopping count
-    return DistillationTrainingArguments(**{**base, **settings, **over})
+    if not kd:
+        base["kd_loss"] = "none"
+    fresh = {f.name: getattr(template, f.name) for f in dataclasses.fields(template) if f.init}
+    fresh.pop("logging_dir", None)  # derived from output_dir
+    return type(template)(**{**fresh, **base, **over})
+
+
+def default_template(args: ZooArguments):
+    """The template when none is given: ``DistillationTrainingArguments`` on its defaults, with the zoo's
+    warm-up and weight decay."""
+    from ..args import DistillationTrainingArguments
+
+    return DistillationTrainingArguments(output_dir=args.output_dir, warmup_ratio=0.1, weight_decay=0.01)
 
 
 def resume_point(folder: str, key: str, say) -> str | None:

@@ -172,12 +172,14 @@ def _specs(a: IndoNLUArguments, task: str, setting: str) -> list[str]:
 
 def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> None:
     """The teacher and every setting's zoo runs of one task, for every seed (results: the zoo records)."""
+    from hf_distill import DistillationTrainingArguments
     from hf_distill.runs import TaskSpec, fine_tune_teacher
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
     folder = os.path.join(a.output_dir, task)
-    base = ZooArguments(teacher="", dataset=TASKS[task], data_dir=a.data_dir, temperature=a.temperature,
-                        kd_weight="auto", max_train_samples=a.max_train_samples, max_dev_samples=a.max_dev_samples,
+    # the paper's settings: KD on the labeled rows, or with its unlabeled set (no augmented transfer set)
+    base = ZooArguments(teacher="", dataset=TASKS[task], data_dir=a.data_dir, augment="none", word_vectors="teacher",
+                        max_train_samples=a.max_train_samples, max_dev_samples=a.max_dev_samples,
                         max_eval_samples=a.max_eval_samples, epochs=a.student_epochs, patience=a.patience,
                         bench_runs=a.bench_runs, quantize=a.quantize, bf16=a.bf16,
                         extra_test=a.extra_test if task in TAGGING else None)
@@ -202,14 +204,17 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> None:
         if not wanted[group]:
             continue
         for seed in a.seeds:
-            z = ZooArguments(**{**asdict(base), **over, "teacher": teacher, "seed": seed,
+            template = DistillationTrainingArguments(output_dir=folder, temperature=a.temperature, kd_weight="auto",
+                                                     warmup_ratio=0.1, weight_decay=0.01, kd_loss=over["kd_loss"])
+            zoo_over = {k: v for k, v in over.items() if k != "kd_loss"}
+            z = ZooArguments(**{**asdict(base), **zoo_over, "teacher": teacher, "seed": seed,
                                 "students": _specs(a, task, setting),
                                 "transfer_length": a.ulb_length if over.get("transfer") else None,
                                 "transfer_max_rows": a.ulb_max_rows if over.get("transfer") else None,
                                 "output_dir": os.path.join(folder, group, f"seed{seed}"),
                                 # one cache folder per task: the settings over the same rows label them once
                                 "cache_dir": os.path.join(folder, "teacher_cache")})
-            run_zoo(z)  # its records are what finished_runs tabulates
+            run_zoo(z, template)  # its records are what finished_runs tabulates
 
 
 def results_path(a: IndoNLUArguments) -> str:

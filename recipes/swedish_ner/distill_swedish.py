@@ -165,6 +165,7 @@ def render(out: dict) -> str:
 
 
 def main(argv: list[str]) -> dict:
+    from hf_distill import DistillationTrainingArguments
     from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base, without_option
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
@@ -173,8 +174,9 @@ def main(argv: list[str]) -> dict:
     unknown = [s for s in a.students if s not in PAPER_STUDENTS]
     if unknown:
         raise SystemExit(f"--students {unknown}: choose from {list(PAPER_STUDENTS)}")
-    base = ZooArguments(teacher="", dataset=a.dataset, data_dir=a.data_dir, kd_loss="kl", temperature=a.temperature,
-                        kd_weight="auto", compare_no_kd=True, max_train_samples=a.max_train_samples,
+    # the paper's rows: KD on the labeled rows only (no augmented transfer set), the students' own inputs
+    base = ZooArguments(teacher="", dataset=a.dataset, data_dir=a.data_dir, augment="none", word_vectors="teacher",
+                        compare_no_kd=True, max_train_samples=a.max_train_samples,
                         max_dev_samples=a.max_dev_samples, max_eval_samples=a.max_eval_samples,
                         epochs=a.student_epochs, patience=a.patience, bench_runs=a.bench_runs, quantize=a.quantize,
                         extra_test=a.extra_test, students=[PAPER_STUDENTS[s] for s in a.students])
@@ -195,7 +197,9 @@ def main(argv: list[str]) -> dict:
     for seed in a.seeds:
         z = ZooArguments(**{**asdict(base), "teacher": teacher, "seed": seed,
                             "output_dir": os.path.join(a.output_dir, f"seed{seed}")})
-        runs[seed] = run_zoo(z)
+        template = DistillationTrainingArguments(output_dir=z.output_dir, kd_loss="kl", temperature=a.temperature,
+                                                 kd_weight="auto", warmup_ratio=0.1, weight_decay=0.01)
+        runs[seed] = run_zoo(z, template)
     command = "accelerate launch recipes/swedish_ner/distill_swedish.py " + shlex.join(argv)
     out = aggregate(a, runs, command)
     publish_results(out, render(out), "swedish_ner", results_file=a.results_file, output_dir=a.output_dir,
