@@ -149,7 +149,31 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
         auto_class="AutoModelForTokenClassification" if token else "AutoModelForSequenceClassification",
         trust_remote_code=student["model_type"].startswith("hfd_"), model_type=student["model_type"],
         train_examples=info.get("train_examples", "an unrecorded number of"),
-        command=info.get("command", "(not recorded: the student was not trained by an hf-distill recipe)"))
+        command=info.get("command", "(not recorded: the student was not trained by an hf-distill recipe)"),
+        cascade=cascade_section(model_dir))
+
+
+def cascade_section(model_dir: str | os.PathLike) -> str:
+    """The card's cascade section, from ``cascade.json`` alone (measured by ``hf-distill cascade``), or ""."""
+    path = Path(model_dir) / "cascade.json"
+    if not path.is_file():
+        return ""
+    try:
+        record = json.loads(path.read_text())["record"]
+        t, s, c = record["teacher"], record["student"], record["cascade"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise CardError(f"{path}: not a cascade record ({e}); run hf-distill cascade again") from None
+    metric = record.get("metric", "f1")
+    rows = [f"| model | backend | test {metric} | sent to the teacher | inputs/s, batch 1 | inputs/s, batch 32 |",
+            "|---|---|---|---|---|---|"]
+    for name, r, share in (("teacher", t, 1.0), ("this student", s, 0.0), ("cascade", c, c["to_teacher"])):
+        backend = r.get("backend") or f"{s['backend']} + {t['backend']}"
+        rows.append(f"| {name} | {backend} | {100 * r['f1']:.2f} | {100 * share:.1f}% | "
+                    f"{r['sent_per_s']['1']:.1f} | {r['sent_per_s']['32']:.1f} |")
+    return ("## Cascade with the teacher\n\nThe student answers the inputs it is sure of (confidence at least "
+            f"{c['threshold']:.4f}, calibrated on the dev split) and the teacher the rest; measured on "
+            f"{record.get('dataset', 'the test split')} by `hf-distill cascade` (one thread):\n\n"
+            + "\n".join(rows))
 
 
 CARD_MARK = "<!-- hf-distill card sha256="

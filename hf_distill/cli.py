@@ -21,6 +21,7 @@ COMMANDS = {
     "card": "Write the model card (README.md) from efficiency.json and distillation.json.",
     "push": "Upload a student folder (weights, tokenizer, code, ONNX, card) to the Hub in one commit.",
     "zoo": "Distill a zoo of students from one teacher, bench them, plot the Pareto front, recommend one.",
+    "cascade": "Calibrate a student + teacher cascade (the teacher answers what the student is unsure of), measure it.",
 }
 
 
@@ -213,7 +214,19 @@ def _zoo(argv: list[str]) -> int:
     return 0
 
 
-_RUN = {"demo": _demo, "export": _export, "bench": _bench, "card": _card, "push": _push, "zoo": _zoo}
+def _cascade(argv: list[str]) -> int:
+    from .cascade_command import CascadeArguments, run_cascade
+
+    a = parse(CascadeArguments, argv, "hf-distill cascade")
+    _model_dir(a.student, tokenizer=True)
+    _model_dir(a.teacher, tokenizer=True)
+    run_cascade(a)
+    print(f"written: {os.path.join(a.student, 'cascade.json')}, cascade.md, cascade.png")
+    return 0
+
+
+_RUN = {"demo": _demo, "export": _export, "bench": _bench, "card": _card, "push": _push, "zoo": _zoo,
+        "cascade": _cascade}
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

@@ -9,7 +9,7 @@ PKG = Path(__file__).resolve().parents[1] / "hf_distill"
 SHIPPING = {"bench", "hub", "cards", "export", "pipelines", "efficiency", "cli"}
 TRAINING = {"trainer", "signals", "collator", "args", "validate"}
 #: orchestration: runs many models, picks, reports; nothing below it imports it
-ORCHESTRATION = {"zoo", "runs", "demo", "cli"}
+ORCHESTRATION = {"zoo", "runs", "demo", "cli", "cascade", "cascade_command"}
 
 
 def _module(path: Path) -> str:

@@ -73,8 +73,9 @@ class ZooArguments:
     dev_fraction: float = field(default=0.1, metadata={"help": "Share of train held out as dev when the data set "
                                                                  "has no validation split."})
     dev_seed: int = field(default=0, metadata={"help": "Seed of that split (fixed, so every run sees one dev)."})
-    max_f1_drop: float = field(default=3.0, metadata={"help": "Recommend the fastest student within this many F1 "
-                                                                "points of the teacher."})
+    max_f1_drop: float = field(default=1.0, metadata={"help": "Recommend the fastest student within this many F1 "
+                                                                "points of the teacher (none within: the most accurate "
+                                                                "gets the extra --seeds)."})
     latency_budget_ms: float | None = field(default=None, metadata={"help": "Recommend the most accurate student "
                                                                               "under this latency per sentence."})
     extra_test: str | None = field(default=None, metadata={

@@ -1,0 +1,134 @@
+"""The cascade: the student answers what it is sure of, the teacher the rest."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONLL_LABELS, tiny_bert
+
+from hf_distill.cascade import Cascade, choose_threshold, confidence, merge, path_probability, threshold_curve
+from hf_distill.students import build_student
+
+
+def _pair(tmp_path, tokenizer, student_labels=CONLL_LABELS):
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3).save_pretrained(teacher)
+    torch.manual_seed(0)
+    build_student("bilstm", tokenizer, labels=student_labels, embedding_dim=8, hidden_size=8).save_pretrained(student)
+    for folder in (teacher, student):
+        tokenizer.save_pretrained(folder)
+    return str(student), str(teacher)
+
+
+def test_threshold_search_on_a_hand_made_table():
+    gold = ["a", "b", "a", "b"]
+    student = ["a", "a", "a", "a"]  # wrong on rows 1 and 3
+    teacher = ["a", "b", "a", "b"]
+    conf = [0.95, 0.40, 0.90, 0.60]  # the wrong rows are the unsure ones
+    curve = threshold_curve(conf, student, teacher, gold, token=False, points=5)
+    assert curve[0] == {"threshold": 0.0, "score": 0.5, "to_teacher": 0.0}  # never the teacher
+    assert curve[-1]["score"] == 1.0 and curve[-1]["to_teacher"] == 1.0  # always the teacher
+    best = choose_threshold(curve, teacher_score=1.0, max_drop=0.0)
+    assert best["score"] == 1.0 and best["to_teacher"] == 0.5  # the two unsure rows, no more
+    assert 0.6 < best["threshold"] <= 0.9
+    within = choose_threshold(curve, teacher_score=1.0, max_drop=0.26)
+    assert within["to_teacher"] == 0.25 and within["score"] == 0.75
+    fast = choose_threshold(curve, 1.0, latency_budget_ms=1.3, student_ms=1.0, teacher_ms=1.0)
+    assert fast["to_teacher"] <= 0.3 and fast["score"] == 0.75  # 1 + 0.25 * 1 <= 1.3
+    with pytest.raises(ValueError, match="over the budget"):
+        choose_threshold(curve, 1.0, latency_budget_ms=0.5, student_ms=1.0, teacher_ms=1.0)
+    with pytest.raises(ValueError, match="one of them"):
+        choose_threshold(curve, 1.0)
+
+
+def test_merge_keeps_the_input_order_of_a_mixed_batch():
+    merged, who = merge(["s0", "s1", "s2", "s3"], ["t0", "t1", "t2", "t3"], [0.9, 0.1, 0.8, 0.2], 0.5)
+    assert merged == ["s0", "t1", "s2", "t3"] and who == ["student", "teacher", "student", "teacher"]
+
+
+def test_crf_confidence_equals_brute_force_enumeration():
+    rng = np.random.default_rng(0)
+    em = rng.normal(size=(3, 3))
+    crf = {"transitions": rng.normal(size=(3, 3)), "start": rng.normal(size=3), "end": rng.normal(size=3)}
+
+    def score(path):
+        s = crf["start"][path[0]] + crf["end"][path[-1]] + sum(em[i, p] for i, p in enumerate(path))
+        return s + sum(crf["transitions"][a, b] for a, b in zip(path, path[1:]))
+
+    paths = list(itertools.product(range(3), repeat=3))
+    z = sum(np.exp(score(p)) for p in paths)
+    best = max(paths, key=score)
+    assert path_probability(torch.from_numpy(em), crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
+    assert confidence(em, crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
+    # without a CRF: the lowest max-probability over positions
+    probs = np.exp(em) / np.exp(em).sum(-1, keepdims=True)
+    assert confidence(em) == pytest.approx(probs.max(-1).min())
+
+
+def test_thresholds_zero_and_above_one_give_the_student_and_the_teacher_exactly(tmp_path, tokenizer, conll):
+    student, teacher = _pair(tmp_path, tokenizer)
+    split = conll["test"].select(range(12))
+    never = Cascade(student, teacher, threshold=0.0).predict(split)
+    always = Cascade(student, teacher, threshold=1.0 + 1e-9).predict(split)
+    s = Cascade(student, teacher)._student
+    t = Cascade(student, teacher)._teacher
+    assert never["predictions"] == s.predict(s.encode(split))[0] and set(never["answered_by"]) == {"student"}
+    assert always["predictions"] == t.predict(t.encode(split))[0] and set(always["answered_by"]) == {"teacher"}
+    mixed = Cascade(student, teacher, threshold=float(np.median(never["confidence"]))).predict(split)
+    for i, who in enumerate(mixed["answered_by"]):  # each row answered by its model, in the input order
+        source = always if who == "teacher" else never
+        assert mixed["predictions"][i] == source["predictions"][i]
+    assert set(mixed["answered_by"]) == {"student", "teacher"}
+
+
+def test_round_trip_and_bad_input(tmp_path, tokenizer):
+    student, teacher = _pair(tmp_path, tokenizer)
+    cascade = Cascade(student, teacher, threshold=0.42, record={"cascade": {"f1": 0.9}})
+    path = cascade.save_pretrained()
+    again = Cascade.from_pretrained(student)
+    assert (again.threshold, again.teacher_backend, again.record) == (0.42, "pytorch", {"cascade": {"f1": 0.9}})
+    with open(path, "w") as f:
+        f.write("{broken")
+    with pytest.raises(ValueError, match="cascade.json: not a cascade record"):
+        Cascade.from_pretrained(student)
+    other = CONLL_LABELS[:-1] + ["I-XYZ"]
+    odd_student, _ = _pair(tmp_path / "odd", tokenizer, student_labels=other)
+    with pytest.raises(ValueError, match=r"only the student: \['I-XYZ'\]; only the teacher: \['I-MISC'\]"):
+        Cascade(odd_student, teacher)
+
+
+def test_a_data_set_without_dev_split_is_refused(tmp_path, tokenizer, monkeypatch):
+    import datasets
+
+    from hf_distill.cascade_command import CascadeArguments, run_cascade
+
+    student, teacher = _pair(tmp_path, tokenizer)
+    names = datasets.ClassLabel(names=CONLL_LABELS)
+    rows = datasets.Dataset.from_dict({"tokens": [["EU"]], "ner_tags": [[3]]}, features=datasets.Features(
+        {"tokens": datasets.Sequence(datasets.Value("string")), "ner_tags": datasets.Sequence(names)}))
+    monkeypatch.setattr("hf_distill.data.load_dataset", lambda *a, **k: datasets.DatasetDict(train=rows, test=rows))
+    with pytest.raises(ValueError, match="no validation split to calibrate"):
+        run_cascade(CascadeArguments(student=student, teacher=teacher, dataset="x"))
+
+
+def test_the_card_section_is_rendered_from_cascade_json_only(tmp_path):
+    from hf_distill.cards import CardError, cascade_section
+
+    assert cascade_section(tmp_path) == ""  # no cascade measured: no section
+    record = {"teacher": {"f1": 0.8660, "backend": "onnx_int8", "sent_per_s": {"1": 210.0, "32": 400.0}},
+              "student": {"f1": 0.8512, "backend": "onnx_int8", "sent_per_s": {"1": 2800.0, "32": 9000.0}},
+              "cascade": {"threshold": 0.9731, "f1": 0.8655, "to_teacher": 0.184,
+                          "sent_per_s": {"1": 950.0, "32": 1800.0}},
+              "metric": "f1", "dataset": "conll2003"}
+    (tmp_path / "cascade.json").write_text(json.dumps({"student": ".", "teacher": "t", "threshold": 0.9731,
+                                                       "record": record}))
+    text = cascade_section(tmp_path)
+    assert "| cascade | onnx_int8 + onnx_int8 | 86.55 | 18.4% | 950.0 | 1800.0 |" in text
+    assert "| teacher | onnx_int8 | 86.60 | 100.0% | 210.0 | 400.0 |" in text and "0.9731" in text
+    (tmp_path / "cascade.json").write_text("{}")
+    with pytest.raises(CardError, match="cascade.json: not a cascade record"):
+        cascade_section(tmp_path)
