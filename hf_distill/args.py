@@ -84,9 +84,9 @@ class DistillationTrainingArguments(TrainingArguments):
         "help": "Softmax temperature of the KL term. The one default of the library, its commands and recipes: 1, "
                 "measured best with transfer sets (benchmarks/results/transfer.md, foundation_kd_sweep.md)."})
     kd_weight: str = field(
-        default="auto",
-        metadata={"help": "Weight of the KD term: a number, or 'auto' (the default: set on the first step so that "
-                          "the weighted KD term equals the weighted task term)."},
+        default="1.0",
+        metadata={"help": "Weight of the KD term: a number, or 'auto' (set on the first step so that the weighted "
+                          "KD term equals the weighted task term; what the zoo and the recipes use)."},
     )
     task_weight: float = field(default=1.0, metadata={"help": "Weight of the supervised task loss."})
     kd_weight_schedule: str = field(

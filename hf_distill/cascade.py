@@ -72,7 +72,8 @@ def merge(student: list, teacher: list, conf: Sequence[float], threshold: float)
 
 def threshold_curve(conf, student, teacher, gold, token: bool, points: int = 60) -> list[dict]:
     """Score and share sent to the teacher at candidate thresholds (quantiles of the confidences, plus 0 and
-    just above 1)."""
+    just above 1). ``gold`` may be the teacher's own answers: the score is then the agreement with the teacher
+    (see :func:`calibrate`)."""
     qs = np.quantile(np.asarray(conf, dtype=np.float64), np.linspace(0, 1, points)) if len(conf) else []
     candidates = sorted({0.0, *[float(q) for q in qs], 1.0 + 1e-9})
     curve = []
@@ -106,6 +107,24 @@ def choose_threshold(curve: list[dict], teacher_score: float, max_drop: float | 
     return max(ok, key=lambda p: (p["score"], -p["to_teacher"]))
 
 
+def calibrate(conf, student, teacher, gold, token: bool, max_drop: float | None = None,
+              latency_budget_ms: float | None = None, student_ms: float | None = None,
+              teacher_ms: float | None = None, reference: str = "teacher") -> dict:
+    """The threshold for a dev split: its curve and chosen point (:func:`choose_threshold`).
+
+    ``reference="teacher"`` (the default) scores the cascade against the teacher's own answers, so a point within
+    ``max_drop`` of them is within ``max_drop`` of the teacher whatever the gold labels say: a student selected by
+    early stopping on the same dev split scores higher there than on unseen data, and a threshold calibrated
+    against gold would send too little to the teacher. ``reference="gold"`` scores against the gold labels."""
+    if reference not in ("teacher", "gold"):
+        raise ValueError(f"reference={reference!r}: use 'teacher' or 'gold'")
+    ref = teacher if reference == "teacher" else gold
+    curve = threshold_curve(conf, student, teacher, ref, token)
+    top = score_rows(ref, teacher, token)
+    point = choose_threshold(curve, top, max_drop, latency_budget_ms, student_ms, teacher_ms)
+    return {"curve": curve, "point": point, "reference": reference, "reference_teacher_score": top}
+
+
 @dataclass
 class Side:
     """One model of a cascade: a saved folder run in one backend with its own tokenizer.
@@ -137,10 +156,15 @@ class Side:
                         "end": c.end_transitions.detach().numpy()}
         self.session = None
         if self.backend != "pytorch":
-            from .export import OnnxTagger
+            from .efficiency import onnx_session, session_inputs
+            from .export import ONNX_FILE, QUANTIZED_FILE
 
-            tagger = OnnxTagger(os.path.join(self.folder, "onnx"), quantized=self.backend == "onnx_int8")
-            self.session, self.input_names = tagger.session, tagger.input_names
+            path = Path(self.folder) / "onnx" / (QUANTIZED_FILE if self.backend == "onnx_int8" else ONNX_FILE)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no {self.backend} export (hf-distill export {self.folder} "
+                                        "--quantize writes it)")
+            self.session = onnx_session(path, threads=1)  # one thread, as the speeds are reported
+            self.input_names = session_inputs(self.session)
 
     def encode(self, split):
         from .bench import encode_for

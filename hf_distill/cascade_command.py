@@ -8,8 +8,8 @@ import io
 import os
 from dataclasses import dataclass, field
 
-from .base import write_bytes_atomic, write_text_atomic
-from .cascade import Cascade, Side, choose_threshold, merge, score_rows, threshold_curve, throughput
+from .base import write_bytes_atomic, write_json_atomic, write_text_atomic
+from .cascade import Cascade, Side, calibrate, merge, score_rows, threshold_curve, throughput
 
 
 @dataclass
@@ -26,6 +26,9 @@ class CascadeArguments:
                 "the teacher on dev."})
     latency_budget_ms: float | None = field(default=None, metadata={
         "help": "Calibrate instead for the best dev score within this expected latency per input."})
+    calibrate_against: str = field(default="teacher", metadata={
+        "help": "Score the dev split against the teacher's answers ('teacher': unbiased by the student's early "
+                "stopping on dev) or the gold labels ('gold')."})
     student_backend: str = field(default="auto", metadata={"help": "pytorch, onnx, onnx_int8 or auto (the fastest "
                                                                    "within 0.5 of PyTorch in efficiency.json)."})
     teacher_backend: str = "auto"
@@ -92,25 +95,34 @@ def run_cascade(a: CascadeArguments) -> dict:
         parts[split] = {"gold": gold, "student": _fit(sp, gold, token), "teacher": _fit(tp, gold, token),
                         "conf": conf, "s_rows": s_rows, "t_rows": t_rows}
     dev = parts["validation"]
-    dev_curve = threshold_curve(dev["conf"], dev["student"], dev["teacher"], dev["gold"], token)
     teacher_dev = score_rows(dev["gold"], dev["teacher"], token)
     test = parts["test"]
     n = min(a.speed_rows, len(test["s_rows"]))
+
+    def timed(rows: list[dict], b: int) -> list[dict]:
+        """Batches of similar lengths when batching (as a server would group them): less padding."""
+        return sorted(rows, key=lambda r: len(r["input_ids"])) if b > 1 else rows
+
     speed = {"student": {}, "teacher": {}}
     for b in (1, 32):
-        speed["student"][str(b)] = throughput(lambda b=b: s.predict(test["s_rows"][:n], b), n)
-        speed["teacher"][str(b)] = throughput(lambda b=b: t.predict(test["t_rows"][:n], b), n)
-    point = choose_threshold(dev_curve, teacher_dev, None if a.latency_budget_ms else a.max_f1_drop / 100,
-                             a.latency_budget_ms, 1000 / speed["student"]["1"], 1000 / speed["teacher"]["1"])
+        s_rows, t_rows = timed(test["s_rows"][:n], b), timed(test["t_rows"][:n], b)
+        speed["student"][str(b)] = throughput(lambda b=b, r=s_rows: s.predict(r, b), n)
+        speed["teacher"][str(b)] = throughput(lambda b=b, r=t_rows: t.predict(r, b), n)
+    calibration = calibrate(dev["conf"], dev["student"], dev["teacher"], dev["gold"], token,
+                            None if a.latency_budget_ms else a.max_f1_drop / 100, a.latency_budget_ms,
+                            1000 / speed["student"]["1"], 1000 / speed["teacher"]["1"], reference=a.calibrate_against)
+    point = calibration["point"]
     cascade.threshold = point["threshold"]
     merged, who = merge(test["student"], test["teacher"], test["conf"], cascade.threshold)
     sent = [i for i in range(n) if test["conf"][i] < cascade.threshold]
     speed["cascade"] = {}
     for b in (1, 32):
-        def work(b=b):
-            s.predict(test["s_rows"][:n], b)
-            if sent:
-                t.predict([test["t_rows"][i] for i in sent], b)
+        s_rows, t_rows = timed(test["s_rows"][:n], b), timed([test["t_rows"][i] for i in sent], b)
+
+        def work(b=b, s_rows=s_rows, t_rows=t_rows):
+            s.predict(s_rows, b)
+            if t_rows:
+                t.predict(t_rows, b)
         speed["cascade"][str(b)] = throughput(work, n)
     test_curve = threshold_curve(test["conf"], test["student"], test["teacher"], test["gold"], token)
     for p in test_curve:  # expected throughput at batch 1 from the two measured costs
@@ -123,12 +135,14 @@ def run_cascade(a: CascadeArguments) -> dict:
            "cascade": {"threshold": cascade.threshold, "f1": score_rows(test["gold"], merged, token),
                        "to_teacher": who.count("teacher") / len(who), "sent_per_s": speed["cascade"],
                        "calibration": {"split": "validation", "teacher_dev": teacher_dev, **point,
+                                       "against": a.calibrate_against,
                                        "max_f1_drop": None if a.latency_budget_ms else a.max_f1_drop,
                                        "latency_budget_ms": a.latency_budget_ms}},
            "metric": "f1" if token else "accuracy", "dataset": dataset, "test_rows": len(test["gold"]),
            "speed_rows": n, "threads": 1, "curve": test_curve}
     cascade.record = {k: out[k] for k in ("teacher", "student", "cascade", "metric", "dataset")}
     cascade.save_pretrained()
+    write_json_atomic(os.path.join(a.student, "cascade_results.json"), out)
     write_text_atomic(os.path.join(a.student, "cascade.md"), render(out))
     plot(out, os.path.join(a.student, "cascade.png"))
     print(render(out))

@@ -200,12 +200,13 @@ def parse_with_training(cls, argv: list[str], prog: str, per_run: dict[str, str]
 
 def _zoo(argv: list[str]) -> int:
     from .zoo import ZooArguments, run_zoo
+    from .zoo.student import TEMPLATE_DEFAULTS
 
     args, template = parse_with_training(
         ZooArguments, argv, "hf-distill zoo",
         per_run={"num_train_epochs": "--epochs", "learning_rate": "a student spec's @LR",
                  "per_device_train_batch_size": "--batch_size"},
-        warmup_ratio=0.1, weight_decay=0.01)
+        **TEMPLATE_DEFAULTS)
     if args.teacher and args.teacher.startswith(("/", ".", "~")) and not os.path.exists(args.teacher):
         raise CommandError(f"--teacher {args.teacher}: no such folder")
     run_zoo(args, template)

@@ -43,6 +43,14 @@ def test_threshold_search_on_a_hand_made_table():
         choose_threshold(curve, 1.0, latency_budget_ms=0.5, student_ms=1.0, teacher_ms=1.0)
     with pytest.raises(ValueError, match="one of them"):
         choose_threshold(curve, 1.0)
+    # against the teacher's answers (the default): agreement, whatever the gold labels say
+    from hf_distill.cascade import calibrate
+
+    wrong_gold = ["b", "a", "b", "a"]  # the teacher is wrong everywhere: agreement does not care
+    cal = calibrate(conf, student, teacher, wrong_gold, token=False, max_drop=0.0)
+    assert cal["reference"] == "teacher" and cal["point"]["to_teacher"] == 0.5 and cal["point"]["score"] == 1.0
+    assert calibrate(conf, student, teacher, wrong_gold, False, max_drop=0.0, reference="gold")["point"][
+        "to_teacher"] == 0.0  # against these gold labels the teacher scores 0: sending nothing is within 0 of it
 
 
 def test_merge_keeps_the_input_order_of_a_mixed_batch():

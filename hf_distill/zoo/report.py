@@ -43,7 +43,9 @@ def command_of(args: ZooArguments, template=None) -> str:
 
     words = ["hf-distill", "zoo"]
     if template is not None:
-        defaults = kd_settings(type(template)(output_dir=args.output_dir))
+        from .student import TEMPLATE_DEFAULTS
+
+        defaults = kd_settings(type(template)(output_dir=args.output_dir, **TEMPLATE_DEFAULTS))
         for name, value in kd_settings(template).items():
             if value != defaults.get(name):
                 words += [f"--{name}", *([str(v) for v in value] if isinstance(value, list) else [str(value)])]

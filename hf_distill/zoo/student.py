@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from .args import ZooArguments
     from .specs import StudentSpec
 
+#: the zoo's defaults for the template's fields (the command line can change each): the KD weight balanced against
+#: the task loss on the first step, as every zoo result was measured
+TEMPLATE_DEFAULTS = {"kd_weight": "auto", "warmup_ratio": 0.1, "weight_decay": 0.01}
+
 #: the fields the zoo sets on each student's training arguments (the template's values are replaced)
 PER_STUDENT = ("output_dir", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "seed", "bf16")
 
@@ -78,11 +82,11 @@ def training_args(args: ZooArguments, template, folder: str, task: TaskSpec, kd:
 
 
 def default_template(args: ZooArguments):
-    """The template when none is given: ``DistillationTrainingArguments`` on its defaults, with the zoo's
-    warm-up and weight decay."""
+    """The template when none is given: ``DistillationTrainingArguments`` on its defaults (KL, T=1), with the
+    zoo's own defaults: ``kd_weight="auto"``, warm-up and weight decay (:data:`TEMPLATE_DEFAULTS`)."""
     from ..args import DistillationTrainingArguments
 
-    return DistillationTrainingArguments(output_dir=args.output_dir, warmup_ratio=0.1, weight_decay=0.01)
+    return DistillationTrainingArguments(output_dir=args.output_dir, **TEMPLATE_DEFAULTS)
 
 
 def resume_point(folder: str, key: str, say) -> str | None:
