@@ -91,3 +91,16 @@ def portable_path(path: str | os.PathLike) -> str:
     if full.startswith(home + os.sep):
         return "~" + full[len(home):]
     return text
+
+
+def write_figure_atomic(fig, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG atomically (never a half-written plot), then close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    image = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(image, format="png", dpi=dpi)
+    plt.close(fig)
+    write_bytes_atomic(path, image.getvalue())

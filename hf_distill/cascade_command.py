@@ -4,11 +4,10 @@ thread), plot score against throughput across thresholds, and write ``cascade.js
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass, field
 
-from .base import write_bytes_atomic, write_json_atomic, write_text_atomic
+from .base import write_figure_atomic, write_json_atomic, write_text_atomic
 from .cascade import Cascade, Side, calibrate, merge, score_rows, threshold_curve, throughput
 
 
@@ -183,8 +182,4 @@ def plot(out: dict, path: str) -> None:
     ax.set_xlabel("inputs per second (batch 1, one thread)")
     ax.set_ylabel(f"test {out['metric']}")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes_atomic(path, buf.getvalue())
+    write_figure_atomic(fig, path)

@@ -3,13 +3,12 @@ the benchmark schema), ``zoo.md`` and the F1-against-latency plot."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from ..base import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..base import write_figure_atomic, write_json_atomic, write_text_atomic
 from .args import ZooArguments
 from .selection import pareto_front, recommend
 
@@ -195,8 +194,4 @@ def plot(rows: list[dict], front: list[str], teacher: dict, path: str) -> None:
     ax.set_xlabel("latency per sentence, ms (log scale; fastest backend)")
     ax.set_ylabel("test F1")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=120)
-    plt.close(fig)
-    write_bytes_atomic(path, image.getvalue())
+    write_figure_atomic(fig, path)
