@@ -52,9 +52,32 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--zoo", required=True, help="the main zoo run's output folder")
     p.add_argument("--name", required=True, help="file name under benchmarks/results/zoo/ (e.g. conll2003)")
     p.add_argument("--ablation", nargs="*", default=[], help="LABEL=ZOO_FOLDER:STUDENT rows")
+    p.add_argument("--phase", nargs="*", default=[], metavar="NAME=WALL_S[:CPU_S]",
+                   help="phases of the run that zoo.json does not hold (a run killed and resumed: its first "
+                        "process's teacher cache and bench, read off its log)")
     a = p.parse_args(argv)
     run = _load(a.zoo)
     out = dict(run["summary"])
+    # the default run: every default student once (seed --seed), with the shared phases; the extra seeds apart
+    phases = dict(out.get("phases") or {})
+    for item in a.phase:
+        name, _, value = item.partition("=")
+        wall, _, cpu = value.partition(":")
+        phases[name] = {"wall_s": float(wall), "cpu_s": float(cpu) if cpu else None}
+    seed = run["settings"]["seed"]
+    shared = {k: v for k, v in phases.items() if not k.startswith("student:")}
+    students = {}
+    for r in run["students"]:
+        wall = (r.get("train_wall_s") or 0) + (r.get("bench_wall_s") or 0)
+        students[f"student:{r['name']}"] = {"wall_s": wall, "cpu_s": r.get("train_cpu_s"),
+                                            "extra_seed": r.get("seed", seed) != seed or not r["kd"]}
+    default = [v for v in students.values() if not v["extra_seed"]]
+    out["phases"] = {**shared, **students}
+    out["default_run"] = {
+        "wall_s": sum(v["wall_s"] for v in shared.values()) + sum(v["wall_s"] for v in default),
+        "students": sum(1 for _ in default),
+        "note": "teacher cache, word data and teacher bench, plus every default student trained and benched once; "
+                "the extra seeds and no-KD twins are listed apart (extra_seed)"}
     out["ablation"] = []
     for item in a.ablation:
         label, _, rest = item.partition("=")
@@ -65,6 +88,13 @@ def main(argv: list[str] | None = None) -> dict:
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     with open(os.path.join(a.zoo, "zoo.md")) as f:
         md = f.read()
+    d = out["default_run"]
+    md += (f"\n## Time of the default run\n\n{d['wall_s'] / 60:.1f} minutes of wall time for the teacher cache, "
+           f"the word data, the teacher's bench and {d['students']} students trained and benched once ({d['note']}). "
+           "Per phase:\n\n| phase | wall s | train CPU s | extra seed |\n|---|---|---|---|\n")
+    for name, v in out["phases"].items():
+        cpu = "-" if v.get("cpu_s") is None else f"{v['cpu_s']:.0f}"
+        md += f"| {name} | {v['wall_s']:.0f} | {cpu} | {'yes' if v.get('extra_seed') else ''} |\n"
     if out["ablation"]:
         md += "\n## Ablation\n\n| setting | student | test F1 (mean) | seeds | latency ms | train rows | command |\n"
         md += "|---|---|---|---|---|---|---|\n"

@@ -150,10 +150,9 @@ class Side:
         self.token = task_of(self.model) == "token"
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.crf = None
-        if getattr(self.model, "crf", None) is not None:
-            c = self.model.crf
-            self.crf = {"transitions": c.transitions.detach().numpy(), "start": c.start_transitions.detach().numpy(),
-                        "end": c.end_transitions.detach().numpy()}
+        if getattr(self.model, "crf", None) is not None:  # the potentials with their IOB2 constraints applied
+            trans, start, end = (p.detach().double().numpy() for p in self.model.crf.potentials())
+            self.crf = {"transitions": trans, "start": start, "end": end}
         self.session = None
         if self.backend != "pytorch":
             from .efficiency import onnx_session, session_inputs

@@ -140,3 +140,25 @@ def test_the_card_section_is_rendered_from_cascade_json_only(tmp_path):
     (tmp_path / "cascade.json").write_text("{}")
     with pytest.raises(CardError, match="cascade.json: not a cascade record"):
         cascade_section(tmp_path)
+
+
+def test_a_crf_student_decodes_as_the_model_does_constraints_included(tmp_path, tokenizer, conll):
+    from hf_distill.base import extra_model_inputs
+    from hf_distill.bench import torch_predictions
+    from hf_distill.cascade import Side
+    from hf_distill.collator import DistillationCollator
+
+    torch.manual_seed(1)
+    student = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=8, hidden_size=8, use_crf=True,
+                            crf_constraints=True)
+    with torch.no_grad():  # make the unconstrained transitions prefer what IOB2 forbids (O -> I-PER)
+        student.crf.transitions.normal_(0, 3.0)
+    student.save_pretrained(tmp_path / "crf")
+    tokenizer.save_pretrained(tmp_path / "crf")
+    side = Side(str(tmp_path / "crf"))
+    rows = side.encode(conll["test"].select(range(20)))
+    preds, conf = side.predict(rows, batch_size=8)
+    want = torch_predictions(side.model, rows, DistillationCollator(tokenizer, extra_inputs=extra_model_inputs(
+        side.model)))
+    assert preds == [[CONLL_LABELS[i] for i in w] for w in want]
+    assert all(0.0 < c <= 1.0 for c in conf)
