@@ -42,12 +42,31 @@ def path_probability(emissions: torch.Tensor, crf: dict, path: Sequence[int]) ->
     return float(torch.exp(sequence_score(em, *pot, mask, tags) - log_partition(em, *pot, mask))[0])
 
 
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def crf_path_probability(emissions: np.ndarray, crf: dict, path: Sequence[int]) -> float:
+    """:func:`path_probability` in numpy (float64): the forward recursion for log Z, then the path's score."""
+    em = np.asarray(emissions, dtype=np.float64)
+    trans, start, end = (np.asarray(crf[k], dtype=np.float64) for k in ("transitions", "start", "end"))
+    alpha = start + em[0]
+    for t in range(1, len(em)):
+        alpha = _logsumexp(alpha[:, None] + trans, axis=0) + em[t]
+    log_z = _logsumexp(alpha + end, axis=0)
+    p = list(path)
+    score = start[p[0]] + em[0, p[0]] + end[p[-1]]
+    score += sum(trans[a, b] + em[t + 1, b] for t, (a, b) in enumerate(zip(p, p[1:])))
+    return float(np.exp(score - log_z))
+
+
 def confidence(logits: np.ndarray, crf: dict | None = None, path: Sequence[int] | None = None) -> float:
     """A row's confidence from its logits at labeled positions ((length, labels) for a tagger, (labels,) for a
     classifier): the lowest max-probability over positions, the CRF path probability, or the max-probability."""
     logits = np.asarray(logits, dtype=np.float64)
     if crf is not None and logits.ndim == 2:
-        return path_probability(torch.from_numpy(logits), crf, path) if len(logits) else 1.0
+        return crf_path_probability(logits, crf, path) if len(logits) else 1.0
     z = np.exp(logits - logits.max(-1, keepdims=True))
     probs = (z / z.sum(-1, keepdims=True)).max(-1)
     return float(probs.min()) if probs.ndim and len(probs) else float(probs) if not probs.ndim else 1.0
@@ -180,8 +199,9 @@ class Side:
         with torch.inference_mode():
             return self.model(**{k: v for k, v in batch.items() if k in names}).logits.float().numpy()
 
-    def predict(self, rows: list[dict], batch_size: int = 32) -> tuple[list, list[float]]:
-        """Labels per row (tag names at labeled positions, or a class name) and the row's confidence."""
+    def predict(self, rows: list[dict], batch_size: int = 32, confidences: bool = True) -> tuple[list, list]:
+        """Labels per row (tag names at labeled positions, or a class name) and the row's confidence (``None``
+        without ``confidences``: a model serving alone needs none)."""
         from .base import extra_model_inputs
         from .collator import DistillationCollator
         from .export import viterbi
@@ -194,14 +214,14 @@ class Side:
             for j in range(logits.shape[0]):
                 if not self.token:
                     preds.append(self.labels[int(logits[j].argmax())])
-                    confs.append(confidence(logits[j]))
+                    confs.append(confidence(logits[j]) if confidences else None)
                     continue
                 keep = (batch["labels"][j] != IGNORE_INDEX).numpy()
                 em = logits[j][: len(keep)][keep]
                 ids = viterbi(em, self.crf["transitions"], self.crf["start"], self.crf["end"]) \
                     if self.crf is not None and len(em) else em.argmax(-1).tolist()
                 preds.append([self.labels[k] for k in ids])
-                confs.append(confidence(em, self.crf, ids))
+                confs.append(confidence(em, self.crf, ids) if confidences else None)
         return preds, confs
 
 
@@ -247,7 +267,7 @@ class Cascade:
         t_pred = {}
         if send:
             rows = self._teacher.encode(split.select(send))
-            t_pred = dict(zip(send, self._teacher.predict(rows, batch_size)[0]))
+            t_pred = dict(zip(send, self._teacher.predict(rows, batch_size, confidences=False)[0]))
         out = [t_pred.get(i, p) for i, p in enumerate(s_pred)]
         return {"predictions": out, "answered_by": ["teacher" if i in t_pred else "student" for i in range(len(out))],
                 "confidence": conf}

@@ -90,7 +90,7 @@ def run_cascade(a: CascadeArguments) -> dict:
         s_rows, t_rows = s.encode(raw[split]), t.encode(raw[split])
         gold = _gold(raw[split], s)
         sp, conf = s.predict(s_rows)
-        tp, _ = t.predict(t_rows)
+        tp, _ = t.predict(t_rows, confidences=False)
         parts[split] = {"gold": gold, "student": _fit(sp, gold, token), "teacher": _fit(tp, gold, token),
                         "conf": conf, "s_rows": s_rows, "t_rows": t_rows}
     dev = parts["validation"]
@@ -105,8 +105,8 @@ def run_cascade(a: CascadeArguments) -> dict:
     speed = {"student": {}, "teacher": {}}
     for b in (1, 32):
         s_rows, t_rows = timed(test["s_rows"][:n], b), timed(test["t_rows"][:n], b)
-        speed["student"][str(b)] = throughput(lambda b=b, r=s_rows: s.predict(r, b), n)
-        speed["teacher"][str(b)] = throughput(lambda b=b, r=t_rows: t.predict(r, b), n)
+        speed["student"][str(b)] = throughput(lambda b=b, r=s_rows: s.predict(r, b, confidences=False), n)
+        speed["teacher"][str(b)] = throughput(lambda b=b, r=t_rows: t.predict(r, b, confidences=False), n)
     calibration = calibrate(dev["conf"], dev["student"], dev["teacher"], dev["gold"], token,
                             None if a.latency_budget_ms else a.max_f1_drop / 100, a.latency_budget_ms,
                             1000 / speed["student"]["1"], 1000 / speed["teacher"]["1"], reference=a.calibrate_against)
@@ -119,9 +119,9 @@ def run_cascade(a: CascadeArguments) -> dict:
         s_rows, t_rows = timed(test["s_rows"][:n], b), timed([test["t_rows"][i] for i in sent], b)
 
         def work(b=b, s_rows=s_rows, t_rows=t_rows):
-            s.predict(s_rows, b)
+            s.predict(s_rows, b)  # with confidences: the cascade needs them
             if t_rows:
-                t.predict(t_rows, b)
+                t.predict(t_rows, b, confidences=False)
         speed["cascade"][str(b)] = throughput(work, n)
     test_curve = threshold_curve(test["conf"], test["student"], test["teacher"], test["gold"], token)
     for p in test_curve:  # expected throughput at batch 1 from the two measured costs

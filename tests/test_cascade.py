@@ -72,6 +72,10 @@ def test_crf_confidence_equals_brute_force_enumeration():
     best = max(paths, key=score)
     assert path_probability(torch.from_numpy(em), crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
     assert confidence(em, crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
+    from hf_distill.cascade import crf_path_probability
+
+    for path in paths[:5]:  # the numpy forward recursion the cascade uses, on any path
+        assert crf_path_probability(em, crf, path) == pytest.approx(np.exp(score(path)) / z, rel=1e-9)
     # without a CRF: the lowest max-probability over positions
     probs = np.exp(em) / np.exp(em).sum(-1, keepdims=True)
     assert confidence(em) == pytest.approx(probs.max(-1).min())
