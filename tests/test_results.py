@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-#: an absolute path of a machine: a root folder of a Linux/macOS file system after a quote, space or start
-ABSOLUTE = re.compile(r"(?:^|[\s\"'`(=:,\[])/(?:work|root|home|tmp|Users|mnt|opt|var|private)/")
+#: an absolute path: a slash right after the start, a space, a quote, ``=``, ``(`` or ``[`` ("https://" is not one)
+ABSOLUTE = re.compile(r"(?:^|[\s\"'`=(\[])/[A-Za-z0-9_.-]+/")
 
 
 def _files() -> list[Path]:
