@@ -157,6 +157,15 @@ def export_for_bench(model, tokenizer, rows: Sequence[dict], onnx_dir: str | os.
     return export_onnx(model, str(onnx_dir), examples=examples, quantize=quantize, tokenizer=tokenizer)
 
 
+def measure_exported(model, tokenizer, rows: Sequence[dict], model_dir: str | os.PathLike | None, threads: int,
+                     runs: int, quantize: bool) -> dict:
+    """:func:`measure_model` in PyTorch and in an ONNX (and int8) export made in a temporary folder: the export
+    is measured, not shipped (how a teacher is benched)."""
+    with tempfile.TemporaryDirectory() as onnx_dir:
+        export_for_bench(model, tokenizer, rows, onnx_dir, quantize=quantize)
+        return measure_model(model, tokenizer, rows, onnx_dir, model_dir, threads, runs)
+
+
 def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str | None = None,
                   threads: int = 1, runs: int = 100, quantize: bool = True, teacher_epochs: float | None = None,
                   split_name: str = "test", dataset_name: str | None = None, label_column: str | None = None,
@@ -186,10 +195,8 @@ def bench_student(model_dir: str, eval_split: datasets.Dataset, teacher_dir: str
         teacher = load_model(teacher_dir)
         t_tok = AutoTokenizer.from_pretrained(teacher_dir)
         t_rows = list(encode_for(teacher, t_tok, eval_split, label_column))
-        with tempfile.TemporaryDirectory() as t_onnx:  # the teacher's export is measured, not shipped
-            export_for_bench(teacher, t_tok, t_rows, t_onnx, quantize=quantize)
-            result["teacher"] = {"path": str(teacher_dir),
-                                 **measure_model(teacher, t_tok, t_rows, t_onnx, teacher_dir, threads, runs)}
+        result["teacher"] = {"path": str(teacher_dir),
+                             **measure_exported(teacher, t_tok, t_rows, teacher_dir, threads, runs, quantize)}
     if "teacher" in result:
         s, t = result["student"], result["teacher"]
         result["speedup"] = {k: t[k]["latency_ms"] / s[k]["latency_ms"] for k in ("pytorch", "onnx", "onnx_int8")

@@ -38,6 +38,7 @@ class CascadeArguments:
 
 
 def _backend(choice: str, folder: str, measured: dict | None) -> str:
+    from .export import ONNX_FILE, QUANTIZED_FILE
     from .zoo.selection import fastest_backend
 
     if choice != "auto":
@@ -45,7 +46,7 @@ def _backend(choice: str, folder: str, measured: dict | None) -> str:
     if not measured:
         return "pytorch"
     best = fastest_backend(measured)["backend"]
-    onnx = os.path.join(folder, "onnx", "model_quantized.onnx" if best == "onnx_int8" else "model.onnx")
+    onnx = os.path.join(folder, "onnx", QUANTIZED_FILE if best == "onnx_int8" else ONNX_FILE)
     return best if best == "pytorch" or os.path.isfile(onnx) else "pytorch"
 
 

@@ -141,9 +141,7 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
 def bench_teacher(args: ZooArguments, teacher, tokenizer, raw, task: TaskSpec, teacher_id: str, say) -> dict:
     """The teacher's record: F1 and latency in PyTorch, ONNX and (with ``--quantize``) int8 ONNX, and its
     fastest backend within 0.5 F1 of PyTorch; reused from ``output_dir/teacher.json`` for the same teacher."""
-    import tempfile
-
-    from ..bench import encode_for, export_for_bench, measure_model
+    from ..bench import encode_for, measure_exported
 
     teacher_file = os.path.join(args.output_dir, "teacher.json")
     if os.path.isfile(teacher_file):
@@ -155,9 +153,7 @@ def bench_teacher(args: ZooArguments, teacher, tokenizer, raw, task: TaskSpec, t
     say(f"benching the teacher (PyTorch, ONNX{', int8' if args.quantize else ''})")
     rows = list(encode_for(teacher, tokenizer, raw["test"], task.label_column))
     local = args.teacher if os.path.exists(args.teacher) else None
-    with tempfile.TemporaryDirectory() as onnx_dir:  # measured, not shipped
-        export_for_bench(teacher, tokenizer, rows, onnx_dir, quantize=args.quantize)
-        m = measure_model(teacher, tokenizer, rows, onnx_dir, local, args.threads, args.bench_runs)
+    m = measure_exported(teacher, tokenizer, rows, local, args.threads, args.bench_runs, args.quantize)
     fastest = fastest_backend(m)
     record = {"teacher_id": teacher_id, "test_rows": len(raw["test"]),
               "f1": score(m["pytorch"]), "latency_ms": fastest["latency_ms"], "fastest": fastest,

