@@ -184,29 +184,43 @@ def _marked(text: str) -> str:
     return f"{body}\n{CARD_MARK}{hashlib.sha256(body.encode()).hexdigest()} -->\n"
 
 
-def is_generated_card(text: str) -> bool:
-    """True when ``text`` is a card hf-distill wrote and nobody edited since (its recorded hash matches)."""
+def split_card(text: str) -> tuple[str | None, str]:
+    """``(generated part, notes)`` of a README.md: the generated part (marker line included) when its recorded hash
+    still matches, else None; the notes are what a person wrote below the marker line ("" when nothing)."""
     head, sep, tail = text.rpartition("\n" + CARD_MARK)
     if not sep:
-        return False
-    digest = tail.split(" ", 1)[0]
-    return hashlib.sha256(head.encode()).hexdigest() == digest
+        return None, ""
+    digest, _, rest = tail.partition(" -->")
+    notes = rest[1:] if rest.startswith("\n") else rest
+    if hashlib.sha256(head.encode()).hexdigest() != digest.strip():
+        return None, notes
+    return text[: len(text) - len(notes)], notes
+
+
+def is_generated_card(text: str) -> bool:
+    """True when the generated part of ``text`` (everything above its marker line) is as hf-distill wrote it;
+    notes below the marker line may have been added."""
+    return split_card(text)[0] is not None
 
 
 def write_card(model_dir: str | os.PathLike, repo_id: str | None = None, overwrite: bool = False,
                **kwargs) -> Path:
     """Render the card and save it atomically as ``model_dir/README.md``.
 
-    A README.md that hf-distill did not write, or that was edited since, is never replaced silently: it
-    raises :class:`CardError` unless ``overwrite`` (then the old file is kept as ``README.md.bak``).
+    A README.md that hf-distill did not write, or whose generated part was edited since, is never replaced
+    silently: it raises :class:`CardError` unless ``overwrite`` (then the old file is kept as ``README.md.bak``).
+    Notes a person added below the card's marker line are carried into the new card, unchanged.
     """
     path = Path(model_dir) / CARD_FILE
     existing = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
-    if existing is not None and not is_generated_card(existing) and not overwrite:
-        raise CardError(f"{path} was written or edited by hand: pass overwrite=True (--overwrite) to replace it "
-                        "(a copy is kept as README.md.bak), or push it as it is with --no_card")
+    generated, notes = split_card(existing) if existing is not None else (None, "")
+    if existing is not None and generated is None and not overwrite:
+        raise CardError(f"{path} was written or edited by hand (above the hf-distill marker line): pass "
+                        "overwrite=True (--overwrite) to replace it (a copy is kept as README.md.bak), or push it as it "
+                        "is with --no_card; notes added below the marker line are kept without it")
     card = render_card(model_dir, repo_id, **kwargs)
-    if existing is not None and not is_generated_card(existing):
+    if existing is not None and generated is None:
         shutil.copy2(path, path.with_name(CARD_FILE + ".bak"))
-    write_text_atomic(path, _marked(str(card)))
+        notes = ""  # the whole old file is in the backup
+    write_text_atomic(path, _marked(str(card)) + notes)
     return path

@@ -23,7 +23,23 @@ IGNORE_PATTERNS = ["*.tmp", "teacher_cache/**", "checkpoint-*/**", "runs/**", "*
 
 
 class PushError(ValueError):
-    """A folder that is not a complete student to publish."""
+    """A folder that is not a complete student to publish, or a Hub that refused or could not be reached."""
+
+
+def unreachable(endpoint: str, error: BaseException) -> PushError:
+    """The one-line error for a Hub that cannot be reached (network down, wrong ``HF_ENDPOINT``, offline mode)."""
+    if type(error).__name__ == "OfflineModeIsEnabled":
+        why = "offline mode is on (HF_HUB_OFFLINE=1); unset it to push"
+    else:
+        why = f"{type(error).__name__}; check the network, or set HF_ENDPOINT to a Hub you can reach"
+    return PushError(f"could not reach the Hub at {endpoint}: {why}. Nothing was created or uploaded.")
+
+
+def _network_errors() -> tuple:
+    import requests
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    return requests.ConnectionError, requests.Timeout, OfflineModeIsEnabled
 
 
 def check_student_folder(student_dir: str | os.PathLike) -> dict:
@@ -87,6 +103,8 @@ def push_student_to_hub(
     api = HfApi(endpoint=endpoint, token=token)
     try:
         api.whoami()
+    except _network_errors() as e:
+        raise unreachable(api.endpoint, e) from None
     except (HfHubHTTPError, requests.HTTPError) as e:  # whoami re-raises a 401 as a plain requests error
         status = getattr(getattr(e, "response", None), "status_code", None) or "invalid token"
         raise PushError(f"the Hub at {api.endpoint} refused the token ({status}): check HF_TOKEN or log in again "
@@ -96,12 +114,17 @@ def push_student_to_hub(
     try:
         info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
                                  commit_message=commit_message, ignore_patterns=IGNORE_PATTERNS, create_pr=create_pr)
-    except BaseException:
+    except BaseException as e:
         if not existed:  # leave no empty repository behind
             try:
                 api.delete_repo(repo_id, repo_type="model")
             except Exception as cleanup:  # the upload error is the one to report
                 logger.warning("could not delete the empty repository %s: %s", repo_id, cleanup)
+        if isinstance(e, _network_errors()):
+            raise PushError(f"the connection to the Hub at {api.endpoint} broke during the upload "
+                            f"({type(e).__name__})"
+                            + ("; the repository it had created was deleted" if not existed else
+                               "; the repository is unchanged (uploads are one commit)")) from None
         raise
     logger.info("pushed %s to %s (commit %s)", folder, repo_id, info.oid)
     return info

@@ -164,6 +164,26 @@ def test_cache_built_with_another_tokenizer_is_refused(tmp_path, tokenizer, toke
         _loss(trainer, cached, tokenizer)
 
 
+def test_cache_built_without_tokenizer_records_the_teachers_own(tmp_path, tokenizer, tokenized, teacher,
+                                                                 tokenizer_dir, caplog):
+    from transformers import AutoModelForTokenClassification, BertTokenizerFast
+
+    teacher.save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    loaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "teacher").eval()
+    rows = tokenized["train"].select(range(4))
+    cached = cache_teacher_outputs(loaded, rows)  # as in the README's example: no tokenizer=
+    cased = BertTokenizerFast(vocab_file=str(tokenizer_dir / "vocab.txt"), do_lower_case=False)  # same size
+    trainer = DistillationTrainer(model=tiny_bert(len(tokenizer), layers=1, hidden=16, seed=4).train(),
+                                  args=_args(tmp_path), processing_class=cased)
+    with pytest.raises(StaleTeacherCacheError, match="another tokenizer"):
+        _loss(trainer, cached, tokenizer)
+    teacher.save_pretrained(tmp_path / "bare")  # no tokenizer files: said in a warning
+    with caplog.at_level("WARNING"):
+        cache_teacher_outputs(AutoModelForTokenClassification.from_pretrained(tmp_path / "bare"), rows)
+    assert "records no tokenizer" in caplog.text and "bare" in caplog.text
+
+
 def _disk_cache(tmp_path, teacher, tokenized, tokenizer):
     train = tokenized["train"].select(range(40))
     cache_teacher_outputs(teacher, train, cache_dir=str(tmp_path / "c"), tokenizer=tokenizer)
@@ -313,6 +333,43 @@ def test_card_never_replaces_a_hand_written_readme(tmp_path, monkeypatch):
     (tmp_path / "README.md").write_text(text.replace("generated", "edited"), encoding="utf-8")
     with pytest.raises(cards.CardError):
         cards.write_card(tmp_path)
+
+
+def test_card_keeps_notes_written_below_its_marker(tmp_path, monkeypatch):
+    from hf_distill import cards
+
+    monkeypatch.setattr(cards, "render_card", lambda *a, **k: "# generated v1\n")
+    cards.write_card(tmp_path)
+    path = tmp_path / "README.md"
+    path.write_text(path.read_text() + "\n## Notes from the team\nUse with care.\n", encoding="utf-8")
+    monkeypatch.setattr(cards, "render_card", lambda *a, **k: "# generated v2\n")
+    cards.write_card(tmp_path)  # a regenerated card (as `push` renders it) carries the notes
+    text = path.read_text()
+    assert text.startswith("# generated v2\n") and text.endswith("\n## Notes from the team\nUse with care.\n")
+    assert cards.is_generated_card(text) and not (tmp_path / "README.md.bak").exists()
+    path.write_text(text.replace("v2", "v2 (edited)"), encoding="utf-8")  # an edit above the marker is refused
+    with pytest.raises(cards.CardError, match="above the hf-distill marker"):
+        cards.write_card(tmp_path)
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_push_to_an_unreachable_hub_is_one_line_and_creates_nothing(online, tmp_path, tokenizer, capsys, monkeypatch,
+                                                                    request):
+    from hf_distill.cli import main
+    from hf_distill.students import build_student
+
+    folder = tmp_path / "s"
+    build_student("window", tokenizer, labels=CONLL_LABELS).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    if online:  # the test Hub's client settings: requests go out (to a closed port here)
+        request.getfixturevalue("hub")
+    code = main(["push", str(folder), "org/name", "--endpoint", "http://127.0.0.1:9", "--no_card"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "could not reach the Hub at http://127.0.0.1:9" in err and "Nothing was created" in err
+    assert ("HF_ENDPOINT" if online else "offline mode is on (HF_HUB_OFFLINE=1)") in err
+    assert "hf_x" not in err
 
 
 # ------------------------------------------------------------------------------------------ push

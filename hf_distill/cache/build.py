@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import datasets
 import numpy as np
+import pyarrow.compute as pc
 import torch
 
 from ..base import write_json_atomic
@@ -184,6 +185,36 @@ def _check_hidden_layers(teacher, hidden_layers, backend: str) -> tuple[int, ...
     return layers
 
 
+def recorded_tokenizer(teacher, dataset, tokenizer=None):
+    """The tokenizer a cache records: ``tokenizer`` when given, else the teacher's own (read from its folder or the
+    local Hub cache, never downloaded) when every row's ids fit its vocabulary. When neither can be known it
+    returns None and warns: the cache then cannot tell a later run with another tokenizer of the same size."""
+    if tokenizer is not None:
+        return tokenizer
+    name = getattr(getattr(teacher, "config", None), "_name_or_path", None) or None
+    found = None
+    if name:
+        try:
+            from transformers import AutoTokenizer
+
+            found = AutoTokenizer.from_pretrained(name, local_files_only=True)
+        except Exception:  # no tokenizer files beside the teacher: said below
+            found = None
+    if found is not None:
+        split = next(iter(dataset.values())) if isinstance(dataset, datasets.DatasetDict) else dataset
+        ids = split.data.column("input_ids") if "input_ids" in split.column_names else None
+        top = pc.max(pc.list_flatten(ids)).as_py() if ids is not None and len(split) else None
+        if top is None or top < len(found):
+            logger.info("teacher cache: no tokenizer= given; recording the teacher's tokenizer (%s)", name)
+            return found
+        logger.warning("teacher cache: the rows hold token id %d, beyond the %d entries of the teacher's tokenizer "
+                       "(%s): they were tokenized with another tokenizer", top, len(found), name)
+    logger.warning("teacher cache: no tokenizer= given and the teacher's own (%s) cannot be read: the cache records "
+                   "no tokenizer, so a run with another tokenizer of the same size would not be refused; pass "
+                   "tokenizer=", name or "no name_or_path")
+    return None
+
+
 # ------------------------------------------------------------------------------------- the public API
 def cache_meta(teacher, dataset: datasets.Dataset, dtype: str = "float16", top_k: int | None = None,
                tokenizer=None, backend: str = "torch", hidden_layers: tuple[int, ...] = ()) -> dict:
@@ -247,6 +278,7 @@ def cache_teacher_outputs(
     if shard_size < 1:
         raise ValueError(f"shard_size={shard_size}: at least one row per shard")
     hidden_layers = _check_hidden_layers(teacher, hidden_layers, backend)
+    tokenizer = recorded_tokenizer(teacher, dataset, tokenizer)
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict(
             {k: cache_teacher_outputs(teacher, v, batch_size, dtype, top_k, cache_dir, device, tokenizer, rebuild,

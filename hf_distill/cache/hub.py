@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import datasets
 
-from .build import _check_hidden_layers, cache_meta
+from .build import _check_hidden_layers, cache_meta, recorded_tokenizer
 from .store import load_cache
 
 logger = logging.getLogger(__name__)
@@ -39,4 +39,5 @@ def load_cache_from_hub(repo_id: str, teacher, dataset: datasets.Dataset, *, dty
     folder = snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token, endpoint=endpoint,
                                cache_dir=cache_dir)
     layers = _check_hidden_layers(teacher, hidden_layers, backend)
+    tokenizer = recorded_tokenizer(teacher, dataset, tokenizer)  # as the build recorded it
     return load_cache(folder, cache_meta(teacher, dataset, dtype, top_k, tokenizer, backend, hidden_layers=layers))

@@ -25,11 +25,14 @@ def build_word_tokenizer(
     vocab_size: int | None = None,
     min_freq: int = 1,
     lowercase: bool = False,
+    extra_words: Sequence[str] = (),
 ) -> PreTrainedTokenizerFast:
     """A word-level fast tokenizer (``[PAD]`` = 0, ``[UNK]`` = 1) over the most frequent words.
 
     ``texts`` holds strings (split on whitespace and punctuation) or pre-split token lists.
-    ``vocab_size`` counts the two special tokens.
+    ``vocab_size`` counts the two special tokens and caps the words of ``texts`` only; ``extra_words`` (e.g. the
+    most frequent words of a word-vector file, so that words unseen in training keep their vectors) follow them,
+    in their order, without repeats.
     """
     pre = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     counts: collections.Counter = collections.Counter()
@@ -39,6 +42,12 @@ def build_word_tokenizer(
     ranked = [w for w, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_freq]
     if vocab_size is not None:
         ranked = ranked[: max(0, vocab_size - 2)]
+    seen = set(ranked)
+    for w in extra_words:
+        w = w.lower() if lowercase else w
+        if w not in seen and w not in (PAD, UNK):
+            seen.add(w)
+            ranked.append(w)
     vocab = {PAD: 0, UNK: 1, **{w: i + 2 for i, w in enumerate(ranked)}}
     tok = Tokenizer(WordLevel(vocab, unk_token=UNK))
     if lowercase:

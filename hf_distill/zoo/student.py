@@ -48,7 +48,7 @@ def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: st
                                                         ("cache_backend", "torch"), ("transfer_length", None),
                                                         ("transfer_max_rows", None), ("bf16", False),
                                                         ("augment", "none"), ("augment_copies", 0),
-                                                        ("word_vectors", "teacher"))
+                                                        ("word_vectors", "teacher"), ("vector_words", 0))
                  if getattr(args, k) != default})
     if kd:
         keep.update(kd_settings(template))
@@ -56,6 +56,7 @@ def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: st
         keep["seed"] = seed
     if not spec.word_level:
         keep.pop("word_vectors", None)
+        keep.pop("vector_words", None)
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -121,15 +121,31 @@ def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher,
 
 
 def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test=None,
-              word_vectors: str = "auto") -> dict:
+              word_vectors: str = "auto", vector_words: int = 0) -> dict:
     """Rows, tokenizer and characters of word-level students (CharCNN+WordLSTM): a word tokenizer and a
     character set built from the training words, the teacher's cached sub-word logits moved to words
     (``transfer_teacher_cache``), labels read from the sub-word rows' first sub-words (so transfer rows stay
-    unlabeled), and the teacher's sub-word embeddings pooled per word for ``teacher_embeddings``."""
+    unlabeled), and the teacher's sub-word embeddings pooled per word for ``teacher_embeddings``.
+
+    With word vectors from a file (GloVe or a path) and ``vector_words`` > 0, the vocabulary also holds that many of
+    the file's first (most frequent) words, so words unseen in training keep their vectors; it is lowercased when
+    the file's words are (the character CNN still sees the case)."""
     from ..cache import transfer_teacher_cache
-    from ..data.words import build_char_vocab, build_word_tokenizer, encode_words
+    from ..data.words import build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words, load_word_vectors
 
     word_tok = build_word_tokenizer(mixed["tokens"])
+    vectors, report = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher,
+                                          pooled=None if word_vectors != "teacher" else
+                                          teacher_word_vectors(word_tok, tokenizer, teacher))
+    if vector_words > 0 and report["source"] not in ("teacher", "static"):
+        file_vectors = load_word_vectors(glove_path() if report["source"] == "glove" else word_vectors)
+        lower = all(w == w.lower() for w in file_vectors.words[:10000])
+        trained_words = len(word_tok) - 2
+        word_tok = build_word_tokenizer(mixed["tokens"], lowercase=lower,
+                                        extra_words=file_vectors.words[:vector_words])
+        vectors, coverage = embedding_matrix(word_tok.get_vocab(), file_vectors)
+        report = {**report, "training_words": trained_words, "vocabulary": len(word_tok) - 2,
+                  "vocabulary_coverage": round(coverage, 4), "lowercase": lower}
     chars = build_char_vocab(raw["train"]["tokens"])
 
     def relabel(words, sub):
@@ -143,9 +159,9 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
            "train": encode_words(raw["train"], word_tok, chars, task.label_column),
            "dev": encode_words(raw["validation"], word_tok, chars, task.label_column),
            "cached": transfer_teacher_cache(cached, mixed_words, level="word"),
-           "teacher_vectors": teacher_word_vectors(word_tok, tokenizer, teacher)}
-    out["vectors"], out["vectors_report"] = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher,
-                                                                pooled=out["teacher_vectors"])
+           "teacher_vectors": vectors if report["source"] == "teacher" else
+           teacher_word_vectors(word_tok, tokenizer, teacher),
+           "vectors": vectors, "vectors_report": report}
     if extra_test is not None:
         out["extra_test"] = encode_words(extra_test, word_tok, chars, "ner_tags")
     return out
