@@ -216,8 +216,8 @@ def write_card(model_dir: str | os.PathLike, repo_id: str | None = None, overwri
     generated, notes = split_card(existing) if existing is not None else (None, "")
     if existing is not None and generated is None and not overwrite:
         raise CardError(f"{path} was written or edited by hand (above the hf-distill marker line): pass "
-                        "overwrite=True (--overwrite) to replace it (a copy is kept as README.md.bak), or push it as it "
-                        "is with --no_card; notes added below the marker line are kept without it")
+                        "overwrite=True (--overwrite) to replace it (a copy is kept as README.md.bak), or push it "
+                        "as it is with --no_card; notes added below the marker line are kept without it")
     card = render_card(model_dir, repo_id, **kwargs)
     if existing is not None and generated is None:
         shutil.copy2(path, path.with_name(CARD_FILE + ".bak"))
