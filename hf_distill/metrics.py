@@ -23,12 +23,30 @@ def align_predictions(predictions: np.ndarray, label_ids: np.ndarray, label_name
     return gold_seqs, pred_seqs
 
 
+def _iob2_shaped(tags: list[str]) -> list[str]:
+    """Tags as seqeval's strict IOB2 mode reads them without failing: a bare type (IO tags such as ``PERSON``) is
+    ``B-`` where it opens an entity and ``I-`` where it continues one; ``O``, ``B-X`` and ``I-X`` stay."""
+    if all(t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BI") for t in tags):
+        return tags
+    out, prev = [], None
+    for t in tags:
+        if t == "O" or (len(t) > 2 and t[1] == "-" and t[0] in "BI"):
+            out.append(t)
+            prev = None if t == "O" else t[2:]
+        else:
+            out.append(f"I-{t}" if t == prev else f"B-{t}")
+            prev = t
+    return out
+
+
 def seqeval_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
-    """Overall and per-type precision/recall/F1 (strict IOB2 entity matching) and token accuracy."""
+    """Overall and per-type precision/recall/F1 (strict IOB2 entity matching) and token accuracy. Labels of
+    another shape (bare IO types) are scored as IOB2 entities of that type, never refused."""
     if not any(gold):
         raise ValueError("no gold labels to score against (every label is -100): the evaluation split is unlabeled "
                          "or its label column was not found")
-    report = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    report = classification_report([_iob2_shaped(list(s)) for s in gold], [_iob2_shaped(list(s)) for s in pred],
+                                   mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     out = {
         "precision": report["micro avg"]["precision"],
         "recall": report["micro avg"]["recall"],

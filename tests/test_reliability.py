@@ -119,6 +119,27 @@ def test_i_after_o_is_read_as_b_so_strict_metrics_count_it(tmp_path, caplog):
         load_dataset(str(tmp_path / "train.txt"), strict=True)
 
 
+def test_labels_are_checked_against_their_scheme(tmp_path, caplog):
+    rows = "".join("Ann B-PER\nsaid O\nhi O\n\n" for _ in range(3)) + "Bob B-PRE\nleft O\n"
+    (tmp_path / "train.txt").write_text(rows, encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        load_dataset(str(tmp_path / "train.txt"))
+    assert "train.txt:13: entity type 'PRE' occurs in one token only ('B-PRE') (a typo of 'PER'?)" in caplog.text
+    (tmp_path / "io.txt").write_text("Ann PERSON\nsaid O\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"io\.txt:1: label 'PERSON' in column 'ner_tags' is not IOB2.*'io'"):
+        load_dataset(str(tmp_path / "io.txt"))
+    caplog.clear()
+    (tmp_path / "iob1.txt").write_text("Ann I-PER\nBob I-PER\nsaid O\n", encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        load_dataset(str(tmp_path / "iob1.txt"))
+    assert "iob1.txt:1: entity type 'PER' never opens with B- (2 I- tags): is the file IOB1?" in caplog.text
+
+
+def test_metrics_score_labels_of_any_shape():
+    scores = seqeval_scores([["PERSON", "PERSON", "O", "LOC"]], [["PERSON", "O", "O", "LOC"]])
+    assert scores["f1"] == 0.5 and scores["accuracy"] == 0.75 and scores["PERSON_f1"] == 0.0
+
+
 def test_open_text_names_file_line_and_bytes(tmp_path):
     (tmp_path / "f.txt").write_bytes(b"ok\nok\nbad \xff here\n")
     with pytest.raises(DataFormatError, match=r"f\.txt:3: bytes b'\\xff"):

@@ -8,6 +8,7 @@ file and line.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import json
@@ -131,6 +132,50 @@ def _label_set(splits: Mapping[str, list[ColumnSentence]], col: str) -> list[str
     return (["O"] if "O" in seen else []) + rest
 
 
+def check_tag_shapes(splits: Mapping[str, list[ColumnSentence]], col: str, scheme: str) -> None:
+    """Check a tag column against its declared scheme before conversion.
+
+    A tag that is not ``O``, ``B-X`` or ``I-X`` in an IOB2/IOB1 column raises, naming file, line and label (a file of
+    bare entity types is IO: read it with scheme ``io``). Entity types seen in a single token, and types that never
+    open with ``B-`` in an IOB2 column (the file is likely IOB1), are named in a warning with file, line and label,
+    and a close known type when there is one (a typo such as ``B-PRE`` among ``B-PER``).
+    """
+    import difflib
+
+    where: dict[str, tuple[str, int]] = {}
+    counts: collections.Counter = collections.Counter()
+    for sents in splits.values():
+        for s in sents:
+            for j, tag in enumerate(s.columns[col]):
+                counts[tag] += 1
+                where.setdefault(tag, (s.path, s.lines[j]))
+    if scheme in ("iob2", "iob1"):
+        for tag in counts:
+            if tag not in ("O", "0") and not (len(tag) > 2 and tag[1] == "-" and tag[0] in "BI"):
+                path, line = where[tag]
+                raise DataFormatError(f"{path}:{line}: label {tag!r} in column {col!r} is not {scheme.upper()} "
+                                      "(expected O, B-X or I-X); a file of bare entity types is IO: read it with "
+                                      "scheme 'io'")
+    types: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for tag, n in counts.items():
+        if tag not in ("O", "0"):
+            prefix, typ = (tag[0], tag[2:]) if len(tag) > 2 and tag[1] == "-" else ("I", tag)
+            types[typ][prefix] += n
+    problems = []
+    for typ, by_prefix in sorted(types.items()):
+        tag = min((t for t in where if t in (typ, f"B-{typ}", f"I-{typ}")), key=lambda t: where[t])
+        path, line = where[tag]
+        close = difflib.get_close_matches(typ, [t for t in types if t != typ and sum(types[t].values()) > 1], n=1)
+        hint = f" (a typo of {close[0]!r}?)" if close else ""
+        if sum(by_prefix.values()) == 1:
+            problems.append(f"{path}:{line}: entity type {typ!r} occurs in one token only ({tag!r}){hint}")
+        elif scheme == "iob2" and by_prefix["B"] == 0:
+            problems.append(f"{path}:{line}: entity type {typ!r} never opens with B- ({by_prefix['I']} I- tags): "
+                            "is the file IOB1? read it with scheme 'iob1'")
+    for problem in problems:
+        logger.warning("%s", problem)
+
+
 def build_token_dataset(
     splits: Mapping[str, list[ColumnSentence]],
     tag_columns: Sequence[str],
@@ -145,8 +190,12 @@ def build_token_dataset(
     otherwise the list is every label seen in any split, ``O`` first, the rest sorted.
     With ``strict`` an ``I-X`` after ``O`` or another type raises; otherwise it is repaired to ``B-X`` (as
     conlleval reads it, so strict IOB2 metrics count that entity), and the repairs are logged per file.
+    Tags are checked against their scheme first (:func:`check_tag_shapes`): labels of another shape raise, naming
+    file, line and label; entity types seen once or never opened by ``B-`` are warned about.
     """
     scheme = dict(scheme or {})
+    for col, sch in scheme.items():
+        check_tag_shapes(splits, col, sch)
     repaired: dict[str, list[int]] = {}
     for sents in splits.values():
         for s in sents:
