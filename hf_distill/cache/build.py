@@ -43,6 +43,7 @@ from ..signals import (
     teacher_fingerprint,
     tokenizer_fingerprint,
 )
+from ..validate import longest_row
 from .runners import BACKENDS, CACHE_META, ONNX_BATCH, _onnx_runner, _pad_batch, _torch_runner
 from .store import _file_hashes, load_cache, remove_abandoned_temp_folders
 
@@ -108,6 +109,10 @@ def _prepare(teacher, dataset, tokenizer, backend, device, atol, batch_size, min
     keys = tuple(k for k in MODEL_INPUTS if k in dataset.column_names)
     if "attention_mask" not in keys:
         raise ValueError("cache_teacher_outputs needs a tokenized dataset with input_ids and attention_mask")
+    limit = getattr(getattr(teacher, "config", None), "max_position_embeddings", None)
+    if limit and longest_row(dataset) > limit:
+        raise ValueError(f"rows are up to {longest_row(dataset)} tokens long but the teacher has {limit} position "
+                         f"embeddings: tokenize with max_length<={limit}")
     inputs_only = dataset.select_columns(list(keys))
     report = {}
     if backend.startswith("onnxruntime"):

@@ -55,6 +55,8 @@ class KDLoss:
     name: str = ""
     needs: frozenset[str] = frozenset({"logits"})  # "logits", "crf"
     hparams: tuple[str, ...] = ()  # DistillationTrainingArguments fields passed by name
+    #: False when the loss needs every label's logit: a top-k cache (-inf outside its k labels) is refused
+    top_k_ok: bool = True
 
     def __call__(self, batch: KDBatch, **hparams) -> torch.Tensor:
         raise NotImplementedError
@@ -103,6 +105,8 @@ class KLLoss(KDLoss):
 class MSELoss(KDLoss):
     """Mean squared error between logits, per KD item."""
 
+    top_k_ok = False
+
     def __call__(self, batch):
         _check_shapes(batch)
         return mse_loss(batch.student_logits, batch.teacher_logits, batch.mask, normalizer=batch.counts.get("kd"))
@@ -126,6 +130,7 @@ class StructuredKDLoss(KDLoss):
     """
 
     needs = frozenset({"logits", "crf"})
+    top_k_ok = False
     teacher_s = 0.0
 
     def teacher_side(self, t_em, teacher, mask, **hparams):
