@@ -5,7 +5,6 @@ throughput, and the break-even point of distillation. Results go to ``model_dir/
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from .efficiency import (
     training_flops,
 )
 from .export import ONNX_FILE, QUANTIZED_FILE, OnnxTagger, export_onnx, load_model
+from .files import read_json
 from .metrics import IGNORE_INDEX, classification_scores, seqeval_scores
 
 
@@ -42,10 +42,7 @@ def read_info(model_dir: str | os.PathLike, name: str = DISTILLATION_FILE) -> di
     path = Path(model_dir) / name
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    return read_json(path)
 
 
 def is_token_model(model) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from .base import DISTILLATION_FILE, task_of, write_json_atomic, write_text_atomic  # noqa: F401  (re-exported)
+from .files import read_json
 
 CARD_FILE = "README.md"
 # A source checkout or editable install reads the repository's model_cards/; a wheel installs the same
@@ -96,10 +96,10 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
     if not eff_path.is_file():
         raise CardError(f"{eff_path} is missing: run `hf-distill bench {model_dir}` first (the card only reports "
                         "measured numbers)")
-    eff = json.loads(eff_path.read_text())
+    eff = read_json(eff_path)
     info_path = model_dir / DISTILLATION_FILE
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    config = json.loads((model_dir / "config.json").read_text())
+    info = read_json(info_path) if info_path.is_file() else {}
+    config = read_json(model_dir / "config.json")
     student, teacher = eff["student"], eff.get("teacher")
     token = task_of(student["class"]) == "token"
     repo_id = repo_id or model_dir.name
@@ -159,9 +159,9 @@ def cascade_section(model_dir: str | os.PathLike) -> str:
     if not path.is_file():
         return ""
     try:
-        record = json.loads(path.read_text())["record"]
+        record = read_json(path)["record"]
         t, s, c = record["teacher"], record["student"], record["cascade"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise CardError(f"{path}: not a cascade record ({e}); run hf-distill cascade again") from None
     metric = record.get("metric", "f1")
     rows = [f"| model | backend | test {metric} | sent to the teacher | inputs/s, batch 1 | inputs/s, batch 32 |",

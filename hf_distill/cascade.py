@@ -9,7 +9,6 @@ ONNX or int8 ONNX) and with its own tokenizer, and records which model answered 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from .base import IGNORE_INDEX, portable_path, write_json_atomic
+from .files import read_json
 from .metrics import seqeval_scores
 
 CASCADE_FILE = "cascade.json"
@@ -286,10 +286,10 @@ class Cascade:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no cascade here (hf-distill cascade writes it)")
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path)
             return cls(**{k: data[k] for k in ("student", "teacher", "threshold", "student_backend",
                                                "teacher_backend")}, record=data.get("record", {}))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (KeyError, TypeError) as e:
             raise ValueError(f"{path}: not a cascade record ({e}); run hf-distill cascade again") from None
 
 

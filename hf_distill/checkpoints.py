@@ -4,11 +4,11 @@ before resuming), the record of how a student was distilled, and pickled argumen
 from __future__ import annotations
 
 import copy
-import json
 import os
 from contextlib import contextmanager
 
 from .base import write_json_atomic
+from .files import read_json
 
 #: what the trainer resolved during a run, saved in every checkpoint beside Trainer's own state
 STATE_FILE = "hf_distill_state.json"
@@ -27,8 +27,7 @@ def resume_state(checkpoint: str, kd_weight: str) -> float | None:
                          "resuming would restart the optimizer; start a new run from its weights instead")
     state = os.path.join(checkpoint, STATE_FILE)
     if os.path.isfile(state):
-        with open(state) as f:
-            return json.load(f).get("auto_kd_weight")
+        return read_json(state).get("auto_kd_weight")
     if kd_weight == "auto":
         raise ValueError(f"{checkpoint} has no {STATE_FILE}: the resolved kd_weight='auto' is unknown")
     return None

@@ -32,6 +32,7 @@ from .collator import DistillationCollator
 from .data import load_dataset, tokenize_and_align
 from .data.transfer import build_transfer_set, mix_transfer
 from .efficiency import measure_latency
+from .files import read_json
 from .runs import evaluate, train_to_convergence
 from .signals import teacher_fingerprint
 from .students import count_parameters, freeze_word_embeddings, student_from_teacher
@@ -207,8 +208,7 @@ def get_teacher(args: DemoArguments, teacher_path: str, data, tokenizer, label_n
     record_path = os.path.join(folder, "demo_teacher.json")
     record = _teacher_record(args, teacher_path)
     if os.path.isfile(record_path):
-        with open(record_path) as f:
-            saved = json.load(f)
+        saved = read_json(record_path, "delete it: the demo trains the teacher again")
         if saved.get("settings") == record:
             say(f"teacher: reusing {folder} (same settings)")
             teacher = AutoModelForTokenClassification.from_pretrained(folder)

@@ -26,6 +26,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoMod
 
 from .base import CRF_FILE, task_of
 from .efficiency import onnx_feeds
+from .files import check_model_folder, read_json
 from .students import FAMILIES, StudentFamily, family_for_model_type  # importing registers the students
 
 ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_quantized.onnx"
@@ -74,6 +75,7 @@ def load_model(path: str):
     """A saved token or sequence classifier; a clear error for a folder that is not a model."""
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise ExportError(f"{path}: not a model folder (no config.json); pass a folder written by save_pretrained")
+    check_model_folder(path)
     config = AutoConfig.from_pretrained(path)
     arch = (config.architectures or [""])[0]
     if not arch.endswith(("TokenClassification", "SequenceClassification")):
@@ -259,7 +261,7 @@ class OnnxTagger:
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         crf = Path(onnx_dir) / CRF_FILE
-        self.crf = {k: np.asarray(v) for k, v in json.loads(crf.read_text()).items()} if crf.is_file() else None
+        self.crf = {k: np.asarray(v) for k, v in read_json(crf).items()} if crf.is_file() else None
 
     def logits(self, example: dict) -> np.ndarray:
         return self.session.run(["logits"], onnx_feeds(self.input_names, example, add_batch_dim=True))[0][0]

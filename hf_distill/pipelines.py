@@ -10,7 +10,6 @@ text-classification pipeline. Two additions to the stock token-classification pi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from . import students  # noqa: F401  (registers the students with the Auto clas
 from .base import CRF_FILE, task_of
 from .data.words import char_ids_for
 from .export import ONNX_FILE, QUANTIZED_FILE, viterbi
+from .files import check_model_folder, read_json
 
 
 class ORTStudentForTokenClassification(ORTModelForTokenClassification):
@@ -115,7 +115,7 @@ class StudentTokenClassificationPipeline(TokenClassificationPipeline):
 
 def _crf_of(path: Path, model) -> dict[str, np.ndarray] | None:
     if (path / CRF_FILE).is_file():
-        return {k: np.asarray(v) for k, v in json.loads((path / CRF_FILE).read_text()).items()}
+        return {k: np.asarray(v) for k, v in read_json(path / CRF_FILE).items()}
     crf = getattr(model, "crf", None)
     if crf is None:
         return None
@@ -129,6 +129,7 @@ def student_pipeline(path: str, quantized: bool = False, aggregation_strategy: s
     ``optimum.onnxruntime``. Token classifiers aggregate sub-words to words (``aggregation_strategy``).
     """
     folder = Path(path)
+    check_model_folder(folder)
     config = AutoConfig.from_pretrained(folder)
     token = bool(config.architectures) and task_of(config.architectures[0]) == "token"
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -18,6 +18,7 @@ from .collator import EXTRA_COLUMNS, DistillationCollator, hidden_as_numpy
 from .counting import COUNT_NAMES, count_items
 from .data.align import DISTILL_MASK
 from .data.transfer import log_row_counts
+from .files import check_checkpoint
 from .losses import KD_LOSSES, KDBatch, cross_entropy, finite_values, hidden_terms
 from .projections import attach_projections, projections_detached, projections_of
 from .schedules import auto_kd_weight, kd_weight_at, task_weight_at
@@ -138,11 +139,14 @@ class DistillationTrainer(Trainer):
             save_trainer_state(folder, self._auto_kd_weight)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
-        """``Trainer.train``; a resumed run restores the resolved ``auto`` KD weight and refuses a checkpoint
-        without optimizer or scheduler state (it would restart them silently)."""
+        """``Trainer.train``; a resumed run checks every file of its checkpoint first (a damaged one is named, with
+        the checkpoint to go back to), restores the resolved ``auto`` KD weight and refuses a checkpoint without
+        optimizer or scheduler state (it would restart them silently)."""
         checkpoint = resume_from_checkpoint
         if checkpoint is True:
             checkpoint = get_last_checkpoint(self.args.output_dir)
+        if isinstance(checkpoint, str):
+            check_checkpoint(checkpoint)
         # a fresh run (a new search trial too) resolves ``auto`` again; a resumed one restores its value
         self._auto_kd_weight = resume_state(checkpoint, self.args.kd_weight) if isinstance(checkpoint, str) else None
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)

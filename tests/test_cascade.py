@@ -105,7 +105,7 @@ def test_round_trip_and_bad_input(tmp_path, tokenizer):
     assert (again.threshold, again.teacher_backend, again.record) == (0.42, "pytorch", {"cascade": {"f1": 0.9}})
     with open(path, "w") as f:
         f.write("{broken")
-    with pytest.raises(ValueError, match="cascade.json: not a cascade record"):
+    with pytest.raises(ValueError, match="cascade.json is damaged .*invalid JSON.*re-run `hf-distill cascade`"):
         Cascade.from_pretrained(student)
     other = CONLL_LABELS[:-1] + ["I-XYZ"]
     odd_student, _ = _pair(tmp_path / "odd", tokenizer, student_labels=other)

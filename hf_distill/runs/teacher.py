@@ -6,6 +6,7 @@ from transformers import PrinterCallback
 
 from ..args import DistillationTrainingArguments
 from ..base import IGNORE_INDEX
+from ..files import read_json
 from ..trainer import DistillationTrainer
 from .callbacks import EarlyStoppingAboveFloor, Progress
 from .tasks import TaskSpec
@@ -49,7 +50,6 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     ``settings``). Early stopping's patience starts once the dev score beats the constant-prediction floor.
     ``require_progress`` (default: unless ``smoke``): raise :class:`TeacherDidNotLearnError`, saving
     nothing, when the best dev score does not beat :func:`constant_prediction_score`."""
-    import json
     import os
 
     from transformers import (
@@ -66,9 +66,8 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     model_dir = os.path.join(folder, "model")
     record_path = os.path.join(model_dir, "recipe_teacher.json")
     if os.path.isfile(record_path):
-        with open(record_path) as f:
-            if json.load(f)["settings"] == settings:
-                return model_dir
+        if read_json(record_path, f"delete {model_dir}: the teacher is trained again").get("settings") == settings:
+            return model_dir
         raise FileExistsError(f"{model_dir} holds a teacher trained with other settings: pass another output folder")
     tokenizer = AutoTokenizer.from_pretrained(base)
     labels = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)),
@@ -98,8 +97,7 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     if os.path.isfile(run_record):
         from transformers.trainer_utils import get_last_checkpoint
 
-        with open(run_record) as f:
-            same = json.load(f) == settings
+        same = read_json(run_record, f"delete {folder}/run: the teacher is trained again") == settings
         resume = get_last_checkpoint(os.path.join(folder, "run")) if same else None
         if not same:
             raise FileExistsError(f"{folder}/run holds a teacher run with other settings: pass another output folder")

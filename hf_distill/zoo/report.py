@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..base import write_figure_atomic, write_json_atomic, write_text_atomic
+from ..files import read_json
 from .args import ZooArguments
 from .selection import pareto_front, recommend
 
@@ -23,8 +24,7 @@ def finished_students(output_dir: str) -> tuple[dict | None, list[dict]]:
 
     rows = []
     for path in sorted(glob.glob(os.path.join(output_dir, "students", "*", "zoo_result.json"))):
-        with open(path) as f:
-            rows.append(json.load(f))
+        rows.append(read_json(path))
     teacher_file = os.path.join(output_dir, "teacher.json")
     if not os.path.isfile(teacher_file):
         return None, rows

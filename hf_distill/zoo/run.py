@@ -4,13 +4,13 @@ and the time of each phase."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..base import write_json_atomic
+from ..files import read_json
 from .report import write_results
 from .search import search_student
 from .selection import deployment_point, fastest_backend, recommend, score
@@ -70,8 +70,7 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
     template = data["template"]
     key = settings_key(spec, args, template, teacher_id, kd, seed)
     if os.path.isfile(result_path):
-        with open(result_path) as f:
-            done = json.load(f)
+        done = read_json(result_path)
         if done.get("key") == key:
             say(f"{name}: finished before with the same settings, skipped")
             return {**done, "skipped": True}
@@ -145,8 +144,7 @@ def bench_teacher(args: ZooArguments, teacher, tokenizer, raw, task: TaskSpec, t
 
     teacher_file = os.path.join(args.output_dir, "teacher.json")
     if os.path.isfile(teacher_file):
-        with open(teacher_file) as f:
-            record = json.load(f)
+        record = read_json(teacher_file)
         if record.get("teacher_id") == teacher_id and record.get("test_rows") == len(raw["test"]) \
                 and "fastest" in record:
             return record

@@ -51,7 +51,10 @@ def load_teacher(path: str, task: TaskSpec):
     """The fine-tuned teacher; refuses one whose head is not the task's or whose labels are not the data's."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
+    from ..files import check_model_folder
+
     auto = AutoModelForTokenClassification if task.kind == "token" else AutoModelForSequenceClassification
+    check_model_folder(path)
     teacher = auto.from_pretrained(path).eval()
     have = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
     if have != task.labels:

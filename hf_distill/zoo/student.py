@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from ..base import write_json_atomic
+from ..files import DamagedFileError, check_checkpoint, read_json
 
 if TYPE_CHECKING:
     from ..runs import TaskSpec
@@ -102,10 +103,18 @@ def resume_point(folder: str, key: str, say) -> str | None:
     record = os.path.join(folder, "zoo_key.json")
     same = False
     if os.path.isfile(record):
-        with open(record) as f:
-            same = json.load(f).get("key") == key
+        same = read_json(record).get("key") == key
     last = get_last_checkpoint(folder) if os.path.isdir(folder) else None
-    if last and same:
+    while last and same:
+        try:
+            check_checkpoint(last)
+            if not os.path.isfile(os.path.join(last, "trainer_state.json")):
+                raise DamagedFileError(f"{last} has no trainer_state.json")
+        except DamagedFileError as e:  # the run was killed while saving it: go back one checkpoint
+            say(f"{os.path.basename(folder)}: {os.path.basename(last)} is incomplete ({e}); removed")
+            shutil.rmtree(last)
+            last = get_last_checkpoint(folder)
+            continue
         say(f"{os.path.basename(folder)}: resuming from {os.path.basename(last)} (a killed run, same settings)")
         return last
     if last:
