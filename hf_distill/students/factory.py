@@ -34,7 +34,9 @@ def _from_teacher_only(config: dict, task: str):
     raise ValueError("a truncated student is built from its teacher: student_from_teacher(teacher, layers)")
 
 
-_CHAR = {"hidden_size": 200, "word_vectors": True}
+#: word vectors kept frozen: with the zoo's --vector_words, words unseen in training keep vectors in the space the
+#: trained ones live in (CoNLL-2003 dev F1 93.32 frozen against 92.79 fine-tuned, benchmarks/results/zoo/)
+_CHAR = {"hidden_size": 200, "word_vectors": True, "freeze_embeddings": True}
 for _family in (
     StudentFamily("window", WindowConfig, {"token": WindowForTokenClassification}, trimmable=True,
                   presets={"window": ({"embedding_dim": 100, "window_size": 3}, 2e-3)}),

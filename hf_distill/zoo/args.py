@@ -55,10 +55,12 @@ class ZooArguments:
                 "text or .npy with a word list), 'teacher' (the teacher's sub-word embeddings pooled per word), "
                 "'static' (each word through the teacher alone, pooled: model2vec-style static vectors), or 'auto' "
                 "(GloVe when installed and covering at least half of the training words, else 'static')."})
-    vector_words: int = field(default=0, metadata={
+    vector_words: int = field(default=100000, metadata={
         "help": "With word vectors from a file (GloVe or a path): also give word-level students the file's N most "
                 "frequent words, so that test words never seen in training keep their vectors (the vocabulary is "
-                "lowercased when the file is; characters still carry the case). 0: training words only."})
+                "lowercased when the file is; characters still carry the case). 0: training words only. On "
+                "CoNLL-2003, 31% of the test's entity tokens are not in the training words, 89% of those are among "
+                "GloVe's first 100k."})
     seeds: list[int] = field(default_factory=list, metadata={
         "help": "Extra student seeds for the recommended student and its no-KD twin (e.g. 43 44): the results "
                 "then report the mean over --seed and these."})

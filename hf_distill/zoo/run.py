@@ -16,7 +16,7 @@ from .search import search_student
 from .selection import deployment_point, fastest_backend, recommend, score
 from .specs import StudentSpec, build, kept_ids, tagging_only
 from .splits import dev_overlap_warning, load_splits, load_teacher, read_extra_test, transfer_rows
-from .student import default_template, resume_point, settings_key, training_args
+from .student import claim, default_template, release, resume_point, settings_key, training_args
 from .words import word_data
 
 if TYPE_CHECKING:
@@ -56,24 +56,49 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
                 raw_test, teacher_id: str, say, seed: int | None = None) -> dict:
     """Train one student (with or without KD, with ``seed`` or ``args.seed``) to convergence, save it and bench
     it; resumable by its result file. Returns its result row (times in ``train_wall_s``/``train_cpu_s`` and
-    ``bench_wall_s``)."""
+    ``bench_wall_s``), or ``{"name": ..., "pending": True}`` while another zoo process holds the student (see
+    :func:`~hf_distill.zoo.student.claim`)."""
+    seed = args.seed if seed is None else seed
+    name = (spec.name if kd else f"{spec.name}-no-kd") + ("" if seed == args.seed else f"-seed{seed}")
+    folder = os.path.join(args.output_dir, "students", name)
+    result_path = os.path.join(folder, "zoo_result.json")
+    key = settings_key(spec, args, data["template"], teacher_id, kd, seed)
+
+    def finished():
+        if os.path.isfile(result_path):
+            done = read_json(result_path)
+            if done.get("key") == key:
+                say(f"{name}: finished before with the same settings, skipped")
+                return {**done, "skipped": True}
+        return None
+
+    done = finished()
+    if done:
+        return done
+    lock = claim(folder)
+    if lock is None:
+        say(f"{name}: another zoo process is training it; taken up when it has finished")
+        return {"name": name, "pending": True}
+    try:
+        done = finished()  # finished by another process between the two checks
+        if done:
+            return done
+        return _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, teacher_id, say, seed,
+                                name, folder, key)
+    finally:
+        release(lock)
+
+
+def _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, teacher_id, say, seed, name, folder,
+                     key) -> dict:
     from transformers import EarlyStoppingCallback, PrinterCallback
 
     from ..bench import bench_student
     from ..runs import Progress
     from ..trainer import DistillationTrainer
 
-    seed = args.seed if seed is None else seed
-    name = (spec.name if kd else f"{spec.name}-no-kd") + ("" if seed == args.seed else f"-seed{seed}")
-    folder = os.path.join(args.output_dir, "students", name)
     result_path = os.path.join(folder, "zoo_result.json")
     template = data["template"]
-    key = settings_key(spec, args, template, teacher_id, kd, seed)
-    if os.path.isfile(result_path):
-        done = read_json(result_path)
-        if done.get("key") == key:
-            say(f"{name}: finished before with the same settings, skipped")
-            return {**done, "skipped": True}
     words = data.get("words") if spec.word_level else None
     source = words if words is not None else data  # a word-level student reads its own rows and tokenizer
     tokenizer = words["tokenizer"] if words is not None else tokenizer
@@ -196,7 +221,8 @@ def prepare(args: ZooArguments, specs: list[StudentSpec], task: TaskSpec, raw, t
             raise ValueError(f"students {word_level} tag words: this data set is text classification")
         with clock.measure("word_data"):
             data["words"] = word_data(raw, mixed, cached, task, teacher, tokenizer, extra_raw, args.word_vectors,
-                                      args.vector_words)
+                                      args.vector_words, any(s.config.get("teacher_embeddings") for s in specs
+                                                             if s.word_level))
         say(f"word vectors: {data['words']['vectors_report']}")
     return data
 
@@ -263,12 +289,33 @@ def run_zoo(args: ZooArguments, training=None) -> dict:
             f"{'' if seed is None else f' seed {seed}'}{eta}")
         w, c = time.perf_counter(), time.process_time()
         row = distill_one(args, spec, kd, teacher, tokenizer, task, data, raw["test"], teacher_id, say, seed)
+        if row.get("pending"):
+            pending.append((spec, kd, seed))
+            return row
         clock.add(f"student:{row['name']}", time.perf_counter() - w, time.process_time() - c)
         rows.append(row)
         return row
 
+    pending: list = []
+
+    def wait_for_others():
+        """Students another process was training: their results once written (or trained here if it died)."""
+        while pending:
+            todo = list(pending)
+            pending.clear()
+            for spec, kd, seed in todo:
+                row = distill_one(args, spec, kd, teacher, tokenizer, task, data, raw["test"], teacher_id,
+                                  lambda _text: None, seed)
+                if row.get("pending"):
+                    pending.append((spec, kd, seed))
+                else:
+                    rows.append(row)
+            if pending:
+                time.sleep(10)
+
     for spec, kd in plan:
         run(spec, kd)
+    wait_for_others()
     seeds = None
     if args.seeds:
         main = [r for r in rows if r["kd"] and r["seed"] == args.seed]
@@ -281,6 +328,7 @@ def run_zoo(args: ZooArguments, training=None) -> dict:
             run(spec, True, seed)
         for seed in ([] if args.compare_no_kd else [args.seed]) + list(args.seeds):
             run(spec, False, seed)
+        wait_for_others()
         seeds = pick
     return write_results(args, rows, t_record, task, phases=clock.phases, total=clock.total(), seeded=seeds,
                          transfer=data["transfer"], template=data["template"])

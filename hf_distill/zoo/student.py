@@ -91,6 +91,55 @@ def default_template(args: ZooArguments):
     return DistillationTrainingArguments(output_dir=args.output_dir, **TEMPLATE_DEFAULTS)
 
 
+def claim(folder: str) -> str | None:
+    """Claim a student for this process: creates ``<folder>.lock`` holding the process id and returns its path, or
+    None while another live process holds it (zoo processes started side by side on one output_dir share the
+    students this way). A lock left by a dead process is taken over."""
+    path = folder.rstrip(os.sep) + ".lock"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid == os.getpid():
+                return path
+            if pid and _alive(pid):
+                return None
+            try:  # its process is gone (killed): take the student over
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return path
+    return None
+
+
+def release(lock: str | None) -> None:
+    """Remove a lock taken by :func:`claim`."""
+    if lock:
+        try:
+            os.remove(lock)
+        except FileNotFoundError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def resume_point(folder: str, key: str, say) -> str | None:
     """The last checkpoint of a killed run of this student with the same settings (``key``), else None.
 

@@ -121,11 +121,12 @@ def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher,
 
 
 def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test=None,
-              word_vectors: str = "auto", vector_words: int = 0) -> dict:
+              word_vectors: str = "auto", vector_words: int = 0, teacher_vectors: bool = True) -> dict:
     """Rows, tokenizer and characters of word-level students (CharCNN+WordLSTM): a word tokenizer and a
     character set built from the training words, the teacher's cached sub-word logits moved to words
     (``transfer_teacher_cache``), labels read from the sub-word rows' first sub-words (so transfer rows stay
-    unlabeled), and the teacher's sub-word embeddings pooled per word for ``teacher_embeddings``.
+    unlabeled), and, with ``teacher_vectors``, the teacher's sub-word embeddings pooled per word for students with
+    ``teacher_embeddings``.
 
     With word vectors from a file (GloVe or a path) and ``vector_words`` > 0, the vocabulary also holds that many of
     the file's first (most frequent) words, so words unseen in training keep their vectors; it is lowercased when
@@ -160,7 +161,7 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
            "dev": encode_words(raw["validation"], word_tok, chars, task.label_column),
            "cached": transfer_teacher_cache(cached, mixed_words, level="word"),
            "teacher_vectors": vectors if report["source"] == "teacher" else
-           teacher_word_vectors(word_tok, tokenizer, teacher),
+           teacher_word_vectors(word_tok, tokenizer, teacher) if teacher_vectors else None,
            "vectors": vectors, "vectors_report": report}
     if extra_test is not None:
         out["extra_test"] = encode_words(extra_test, word_tok, chars, "ner_tags")
