@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -227,3 +228,59 @@ def test_trainer_push_to_hub_keeps_its_upstream_contract(tmp_path, tokenizer, to
     assert {"config.json", "model.safetensors", "README.md"} <= set(files)
     assert not any(TOKEN.encode() in content for content in files.values())
     assert not [p for p in (tmp_path / "run").rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+
+
+# ------------------------------------------------------------------------------ data sets from anywhere
+def _tagging_dict(conll, n=40):
+    """The first ``n`` rows of each CoNLL-2003 split, tokens and NER tags only."""
+    return datasets.DatasetDict({k: v.select(range(n)).select_columns(["tokens", "ner_tags"]).flatten_indices()
+                                 for k, v in conll.items()})
+
+
+def test_a_dataset_loads_by_hub_id_from_disk_and_from_memory_with_its_task(tmp_path, hub, conll):
+    from huggingface_hub import HfApi
+
+    from hf_distill import load_dataset
+    from hf_distill.runs import TaskSpec
+
+    data = _tagging_dict(conll)
+    repo = tmp_path / "repo"
+    for split, part in data.items():  # the files DatasetDict.push_to_hub writes
+        part.to_parquet(str(repo / "data" / f"{split}-00000-of-00001.parquet"))
+    api = HfApi(endpoint=hub.endpoint, token=HUB_TOKEN)
+    api.create_repo("org/tiny-ner", repo_type="dataset")
+    api.upload_folder(folder_path=str(repo), repo_id="org/tiny-ner", repo_type="dataset")
+    from_hub = load_dataset("org/tiny-ner", cache_dir=str(tmp_path / "hf"))
+    assert sorted(from_hub) == ["test", "train", "validation"]
+    assert from_hub["train"]["tokens"] == data["train"]["tokens"]
+    task = TaskSpec.of(from_hub["train"])
+    assert (task.kind, task.label_column, task.labels) == ("token", "ner_tags", CONLL_LABELS)
+    data.save_to_disk(str(tmp_path / "saved"))
+    assert load_dataset(str(tmp_path / "saved"))["validation"]["ner_tags"] == data["validation"]["ner_tags"]
+    renamed = datasets.DatasetDict({"train": data["train"], "dev": data["validation"]})
+    assert sorted(load_dataset(renamed)) == ["train", "validation"]  # in memory; dev is the validation split
+    with pytest.raises(FileNotFoundError, match="Hub dataset 'org/missing' could not be downloaded"):
+        load_dataset("org/missing", cache_dir=str(tmp_path / "hf"))
+    texts = datasets.Dataset.from_dict({"text": ["a", "b"], "label": ["x", "y"]})
+    with pytest.raises(ValueError, match="label column 'label' holds Value"):
+        TaskSpec.of(load_dataset(texts)["train"])
+
+
+def test_zoo_runs_on_a_hub_dataset_id(tmp_path, hub, conll, tokenizer):
+    from huggingface_hub import HfApi
+
+    from hf_distill.zoo import ZooArguments, run_zoo
+
+    repo = tmp_path / "repo"
+    for split, part in _tagging_dict(conll, 24).items():
+        part.to_parquet(str(repo / "data" / f"{split}-00000-of-00001.parquet"))
+    api = HfApi(endpoint=hub.endpoint, token=HUB_TOKEN)
+    api.create_repo("org/ner-slice", repo_type="dataset")
+    api.upload_folder(folder_path=str(repo), repo_id="org/ner-slice", repo_type="dataset")
+    teacher = tmp_path / "teacher"
+    tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    out = run_zoo(ZooArguments(teacher=str(teacher), dataset="org/ner-slice", output_dir=str(tmp_path / "zoo"),
+                               students=['w=window:{"embedding_dim": 8}@1e-2'], epochs=1, bench_runs=1,
+                               quantize=False, augment="none"))
+    assert [r["name"] for r in out["students"]] == ["w"] and 0.0 <= out["students"][0]["f1"] <= 1.0

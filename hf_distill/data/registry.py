@@ -130,13 +130,27 @@ def _expected(spec: DatasetSpec, root: str) -> str:
 
 
 def load_dataset(
-    name_or_path: str, data_dir: str | None = None, strict: bool = False, **hub_kwargs
+    name_or_path, data_dir: str | None = None, strict: bool = False, name: str | None = None,
+    revision: str | None = None, **hub_kwargs
 ) -> datasets.DatasetDict:
-    """Load a registered dataset name, a local directory or a single file as a ``DatasetDict``.
+    """Load a data set as a ``DatasetDict`` from wherever a Hugging Face user keeps it.
 
-    Registered names (see :data:`REGISTRY`) are looked up below ``data_dir`` or ``$HF_DISTILL_DATA_DIR``;
-    with neither set they are loaded from the Hub. ``strict`` rejects ``I-X`` after ``O`` in tag columns.
+    Args:
+        name_or_path: a registered name (see :data:`REGISTRY`: read below ``data_dir`` or
+            ``$HF_DISTILL_DATA_DIR``, else from the Hub), a local file or directory of data files, a folder written
+            by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``, a ``Dataset`` / ``DatasetDict`` in memory,
+            or a Hub dataset id (``org/name``).
+        data_dir: root of the registered names' local copies.
+        strict: reject ``I-X`` after ``O`` in tag columns of local column files.
+        name: the Hub dataset's configuration.
+        revision: the Hub dataset's branch, tag or commit.
+        hub_kwargs: passed to ``datasets.load_dataset`` (``token``...).
+
+    Splits named ``dev`` or ``valid`` become ``validation``; the task (tagging or classification) is read from the
+    features (``Sequence(ClassLabel)`` or ``ClassLabel``, see ``hf_distill.runs.TaskSpec``).
     """
+    if isinstance(name_or_path, (datasets.Dataset, datasets.DatasetDict)):
+        return _as_dict(name_or_path, "the data set given")
     if name_or_path in REGISTRY:
         spec = REGISTRY[name_or_path]
         root = data_dir or os.environ.get(DATA_DIR_ENV)
@@ -149,18 +163,70 @@ def load_dataset(
                 f"{_expected(spec, root)}"
             )
         try:
-            return datasets.load_dataset(spec.hub_id, **hub_kwargs)
+            return datasets.load_dataset(spec.hub_id, name=name, revision=revision, **hub_kwargs)
         except Exception as e:  # offline, missing, gated: say what to do instead
             raise FileNotFoundError(
                 f"dataset {name_or_path!r}: no local directory given (pass data_dir= or set {DATA_DIR_ENV}) "
                 f"and the Hub dataset {spec.hub_id!r} could not be loaded: {e}"
             ) from e
     if os.path.exists(name_or_path):
+        if _saved_to_disk(name_or_path):
+            return _as_dict(datasets.load_from_disk(name_or_path), name_or_path)
         return load_local(name_or_path, strict=strict)
+    if _looks_like_hub_id(name_or_path):
+        return load_hub_dataset(name_or_path, name=name, revision=revision, **hub_kwargs)
     raise ValueError(
-        f"unknown dataset {name_or_path!r}: not a registered name ({', '.join(sorted(REGISTRY))}) "
-        "and not an existing file or directory"
+        f"unknown dataset {name_or_path!r}: not a registered name ({', '.join(sorted(REGISTRY))}), "
+        "not an existing file or directory, and not a Hub dataset id (org/name)"
     )
+
+
+def _saved_to_disk(path: str) -> bool:
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, f))
+                                       for f in ("dataset_dict.json", "state.json"))
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "/")) and " " not in text
+
+
+_SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
+
+
+def _as_dict(data, where: str) -> datasets.DatasetDict:
+    """A ``DatasetDict`` (a single ``Dataset`` becomes its train split) with ``dev``/``valid`` named ``validation``;
+    refuses one without a train split, naming its splits."""
+    if isinstance(data, datasets.Dataset):
+        data = datasets.DatasetDict({"train": data})
+    out = datasets.DatasetDict({_SPLIT_ALIASES.get(k, k): v for k, v in data.items()})
+    if "train" not in out:
+        raise readers.DataFormatError(f"{where}: no train split (it has {sorted(data)})")
+    return out
+
+
+def load_hub_dataset(repo_id: str, name: str | None = None, revision: str | None = None,
+                     **hub_kwargs) -> datasets.DatasetDict:
+    """A dataset repository of the Hub (``HF_ENDPOINT`` honoured): its files are downloaded with
+    ``huggingface_hub.snapshot_download`` and read by ``datasets`` (parquet written by ``push_to_hub`` keeps its
+    features, ``ClassLabel`` included). An unreachable Hub or a missing repository is one clear error."""
+    from huggingface_hub import snapshot_download
+
+    token = hub_kwargs.pop("token", None)
+    try:
+        folder = snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token,
+                                   cache_dir=hub_kwargs.get("cache_dir"))
+    except Exception as e:  # offline, unreachable, missing, gated
+        raise FileNotFoundError(f"Hub dataset {repo_id!r}"
+                                f"{f' (revision {revision})' if revision else ''} could not be downloaded: "
+                                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if _saved_to_disk(folder):
+        return _as_dict(datasets.load_from_disk(folder), repo_id)
+    try:
+        data = datasets.load_dataset(folder, name=name, **hub_kwargs)
+    except ValueError as e:  # an unknown configuration, or no data files
+        raise readers.DataFormatError(f"Hub dataset {repo_id!r}: {e}") from None
+    return _as_dict(data, repo_id)
 
 
 _SPLIT_PREFIXES = (("train", "train"), ("valid", "validation"), ("dev", "validation"), ("test", "test"))

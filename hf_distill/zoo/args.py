@@ -17,7 +17,11 @@ class ZooArguments:
     learning rate, epochs, batch size, seed, early stopping)."""
 
     teacher: str = field(default="", metadata={"help": "Fine-tuned token-classification teacher (folder or Hub id)."})
-    dataset: str = field(default="conll2003", metadata={"help": "Registered dataset name or local folder."})
+    dataset: str = field(default="conll2003", metadata={
+        "help": "Registered dataset name, local data folder or file, a folder written by save_to_disk, or a Hub "
+                "dataset id (org/name); the task is read from the label column's features."})
+    dataset_config: str | None = field(default=None, metadata={"help": "Configuration of a Hub dataset."})
+    dataset_revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub dataset."})
     data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
     students: list[str] = field(
         default_factory=lambda: list(DEFAULT_STUDENTS),

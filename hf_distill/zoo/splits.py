@@ -24,7 +24,8 @@ def load_splits(args) -> dict:
     is carved out with ``dev_seed`` (never the test split); then the ``max_*_samples`` slices."""
     from ..data import load_dataset
 
-    raw = load_dataset(args.dataset, data_dir=args.data_dir)
+    raw = load_dataset(args.dataset, data_dir=args.data_dir, name=getattr(args, "dataset_config", None),
+                       revision=getattr(args, "dataset_revision", None))
     if "validation" not in raw:
         carved = raw["train"].train_test_split(test_size=args.dev_fraction, seed=args.dev_seed, shuffle=True)
         raw["train"], raw["validation"] = carved["train"], carved["test"]

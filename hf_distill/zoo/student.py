@@ -49,7 +49,8 @@ def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: st
                                                         ("cache_backend", "torch"), ("transfer_length", None),
                                                         ("transfer_max_rows", None), ("bf16", False),
                                                         ("augment", "none"), ("augment_copies", 0),
-                                                        ("word_vectors", "teacher"), ("vector_words", 0))
+                                                        ("word_vectors", "teacher"), ("vector_words", 0),
+                                                        ("dataset_config", None), ("dataset_revision", None))
                  if getattr(args, k) != default})
     if kd:
         keep.update(kd_settings(template))
