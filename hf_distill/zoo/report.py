@@ -3,7 +3,6 @@ the benchmark schema), ``zoo.md`` and the F1-against-latency plot."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -28,8 +27,7 @@ def finished_students(output_dir: str) -> tuple[dict | None, list[dict]]:
     teacher_file = os.path.join(output_dir, "teacher.json")
     if not os.path.isfile(teacher_file):
         return None, rows
-    with open(teacher_file) as f:
-        return json.load(f), rows
+    return read_json(teacher_file), rows
 
 
 def command_of(args: ZooArguments, template=None) -> str:
