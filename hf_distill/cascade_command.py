@@ -32,6 +32,7 @@ class CascadeArguments:
                                                                    "within 0.5 of PyTorch in efficiency.json)."})
     teacher_backend: str = "auto"
     max_eval_samples: int | None = None
+    max_dev_samples: int | None = None
     speed_rows: int = field(default=256, metadata={"help": "Test inputs timed for throughput."})
 
     positional = ("student", "teacher")
@@ -79,8 +80,9 @@ def run_cascade(a: CascadeArguments) -> dict:
     if "validation" not in raw:
         raise ValueError(f"dataset {dataset!r} has no validation split to calibrate the cascade on "
                          f"(splits: {sorted(raw)})")
-    if a.max_eval_samples:
-        raw["test"] = raw["test"].select(range(min(a.max_eval_samples, len(raw["test"]))))
+    for split, n in (("test", a.max_eval_samples), ("validation", a.max_dev_samples)):
+        if n:
+            raw[split] = raw[split].select(range(min(n, len(raw[split]))))
     cascade = Cascade(a.student, a.teacher, 1.0,
                       _backend(a.student_backend, a.student, eff.get("student")),
                       _backend(a.teacher_backend, a.teacher, eff.get("teacher")))

@@ -107,6 +107,32 @@ def test_zoo_end_to_end_then_resume_skips_finished_students(tmp_path, tokenizer,
     again = run_zoo(args)
     assert all(r.get("skipped") for r in again["students"])
     assert capsys.readouterr().out.count("finished before with the same settings, skipped") == 4
+    import dataclasses
+
+    with_cascade = run_zoo(dataclasses.replace(args, cascade=True))  # the recommended student with the teacher
+    c = with_cascade["cascade"]
+    assert c["student"] == with_cascade["recommendation"]["within_f1_drop"]["name"] and 0 <= c["to_teacher"] <= 1
+    assert json.loads((tmp_path / "zoo" / "zoo.json").read_text())["cascade"]["f1"] == c["f1"]
+    assert "## Cascade" in (tmp_path / "zoo" / "zoo.md").read_text()
+
+
+def test_side_by_side_zoo_processes_claim_each_student_once(tmp_path):
+    import subprocess
+    import sys
+
+    from hf_distill.zoo.student import claim, release
+
+    folder = str(tmp_path / "students" / "s")
+    lock = claim(folder)
+    assert lock and claim(folder) == lock  # this process holds it
+    other = subprocess.run([sys.executable, "-c", "from hf_distill.zoo.student import claim; "
+                            f"print(claim({folder!r}))"], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == "None"  # another process is refused while this one lives
+    release(lock)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with open(lock, "w") as f:  # a lock left by a process that was killed is taken over
+        f.write(dead.stdout.strip())
+    assert claim(folder) == lock
 
 
 def test_b_students_start_from_the_teacher_embeddings(tokenizer):

@@ -65,6 +65,10 @@ class ZooArguments:
                 "lowercased when the file is; characters still carry the case). 0: training words only. On "
                 "CoNLL-2003, 31% of the test's entity tokens are not in the training words, 89% of those are among "
                 "GloVe's first 100k."})
+    cascade: bool = field(default=False, metadata={
+        "help": "Also calibrate a cascade of the recommended student with the teacher (as hf-distill cascade: the "
+                "least teacher use within 0.3 of the teacher on dev, scored against the teacher's answers) and add "
+                "its measured row to zoo.md and its point to the plot."})
     seeds: list[int] = field(default_factory=list, metadata={
         "help": "Extra student seeds for the recommended student and its no-KD twin (e.g. 43 44): the results "
                 "then report the mean over --seed and these."})

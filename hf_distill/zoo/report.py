@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from ..base import write_figure_atomic, write_json_atomic, write_text_atomic
+from ..base import portable_path, write_figure_atomic, write_json_atomic, write_text_atomic
 from ..files import read_json
 from .args import ZooArguments
 from .selection import pareto_front, recommend
@@ -97,7 +97,7 @@ def summary(args: ZooArguments, rows: list[dict], teacher: dict, advice: dict, s
 
 def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: TaskSpec | None = None, *,
                   phases: dict | None = None, total: dict | None = None, seeded: str | None = None,
-                  transfer: dict | None = None, template=None) -> dict:
+                  transfer: dict | None = None, template=None, cascade: dict | None = None) -> dict:
     """Write ``zoo.json`` (every row, the teacher, the advice, and ``summary`` in the benchmark schema),
     ``zoo.md`` and ``zoo.png`` under ``args.output_dir``; print the Markdown. Rows of extra seeds enter the
     means, not the table's points."""
@@ -109,11 +109,15 @@ def write_results(args: ZooArguments, rows: list[dict], teacher: dict, task: Tas
            "task": task.kind if task else "token", "metric": task.metric if task else "f1",
            "transfer": transfer or {},
            "summary": summary(args, rows, teacher, advice, seeded, phases, total, template)}
+    if cascade:
+        out["cascade"] = cascade
     os.makedirs(args.output_dir, exist_ok=True)
     write_json_atomic(os.path.join(args.output_dir, "zoo.json"), out)
     md = markdown(args, main, rows, teacher, front, advice, out["summary"], task, transfer)
+    if cascade:
+        md += cascade_markdown(cascade, out["summary"]["teacher"]["fastest_latency_ms"])
     write_text_atomic(os.path.join(args.output_dir, "zoo.md"), md)
-    plot(main, front, teacher, os.path.join(args.output_dir, "zoo.png"))
+    plot(main, front, teacher, os.path.join(args.output_dir, "zoo.png"), cascade)
     print(md, flush=True)
     return out
 
@@ -169,7 +173,18 @@ def markdown(args: ZooArguments, main: list[dict], rows: list[dict], teacher: di
     return "\n".join(md) + "\n"
 
 
-def plot(rows: list[dict], front: list[str], teacher: dict, path: str) -> None:
+def cascade_markdown(c: dict, teacher_ms: float) -> str:
+    """The zoo report's cascade section: the calibrated point, measured."""
+    return ("\n## Cascade\n\n"
+            f"{c['student']} answers the inputs it is sure of (confidence at least {c['threshold']:.4f}, calibrated on "
+            "dev against the teacher's answers) and the teacher the rest; measured on test at batch 1 on one thread "
+            f"(`hf-distill cascade`, details in `{portable_path(c['results'])}`).\n\n"
+            "| model | test score | sent to the teacher | latency ms | speed-up |\n|---|---|---|---|---|\n"
+            f"| cascade ({c['student']} + teacher) | {100 * c['f1']:.2f} | {100 * c['to_teacher']:.1f}% | "
+            f"{c['latency_ms']:.2f} | {teacher_ms / c['latency_ms']:.1f}x |\n")
+
+
+def plot(rows: list[dict], front: list[str], teacher: dict, path: str, cascade: dict | None = None) -> None:
     """F1 against latency (log scale), every point labeled, the Pareto front joined."""
     import matplotlib
 
@@ -185,6 +200,9 @@ def plot(rows: list[dict], front: list[str], teacher: dict, path: str) -> None:
     pts = sorted((r["latency_ms"], 100 * r["f1"]) for r in rows if r["name"] in front)
     if pts:
         ax.plot(*zip(*pts), color="tab:blue", linewidth=1, label="Pareto front")
+    if cascade:
+        ax.scatter(cascade["latency_ms"], 100 * cascade["f1"], color="tab:red", marker="*", s=120, zorder=4,
+                   label=f"cascade ({100 * cascade['to_teacher']:.0f}% to the teacher)")
     fast = teacher.get("fastest", {"backend": "pytorch", "latency_ms": teacher["latency_ms"]})
     ax.axhline(100 * teacher["f1"], color="tab:red", linestyle="--", linewidth=1,
                label=f"teacher {100 * teacher['f1']:.2f} F1 ({fast['latency_ms']:.1f} ms, {fast['backend']})")

@@ -330,5 +330,29 @@ def run_zoo(args: ZooArguments, training=None) -> dict:
             run(spec, False, seed)
         wait_for_others()
         seeds = pick
+    cascade = None
+    if args.cascade:
+        with clock.measure("cascade"):
+            cascade = cascade_of_recommended(args, rows, t_record, say)
     return write_results(args, rows, t_record, task, phases=clock.phases, total=clock.total(), seeded=seeds,
-                         transfer=data["transfer"], template=data["template"])
+                         transfer=data["transfer"], template=data["template"], cascade=cascade)
+
+
+def cascade_of_recommended(args: ZooArguments, rows: list[dict], t_record: dict, say) -> dict:
+    """``hf-distill cascade`` for the recommended student (else the most accurate) and the teacher; the row the
+    report shows (test score, share sent to the teacher, latency per input at batch 1 on one thread)."""
+    from ..cascade_command import CascadeArguments, run_cascade
+
+    main = [r for r in rows if r["kd"] and r["seed"] == args.seed]
+    pick = recommend(main, t_record["f1"], args.max_f1_drop, None).get("within_f1_drop", {}).get("name") \
+        or max(main, key=lambda r: r["f1"])["name"]
+    row = next(r for r in main if r["name"] == pick)
+    say(f"cascade: {pick} with the teacher, calibrated on dev")
+    out = run_cascade(CascadeArguments(student=row["model_dir"], teacher=args.teacher, dataset=args.dataset,
+                                       data_dir=args.data_dir, max_eval_samples=args.max_eval_samples,
+                                       max_dev_samples=args.max_dev_samples))
+    c = out["cascade"]
+    return {"student": pick, "threshold": c["threshold"], "f1": c["f1"], "to_teacher": c["to_teacher"],
+            "latency_ms": 1000 / c["sent_per_s"]["1"], "sent_per_s": c["sent_per_s"],
+            "teacher_f1": out["teacher"]["f1"], "teacher_sent_per_s": out["teacher"]["sent_per_s"],
+            "results": os.path.join(row["model_dir"], "cascade_results.json")}
