@@ -307,3 +307,38 @@ def throughput(work, rows: int, seconds: float = 2.0) -> float:
         return done / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(old)
+
+
+class CascadePipeline:
+    """A pipeline over a :class:`Cascade`: ``pipe(inputs)`` answers each input with the student or, under the
+    threshold, the teacher.
+
+    Tagging: a string is one sentence (split on whitespace), a list of strings several sentences, a list of token
+    lists several pre-split sentences; each answer is ``{"tokens", "tags", "confidence", "answered_by"}``.
+    Classification: a string or a list of strings; each answer is ``{"label", "confidence", "answered_by"}``.
+    One input gives one answer, a list a list.
+    """
+
+    def __init__(self, cascade: Cascade, batch_size: int = 32):
+        self.cascade = cascade
+        self.batch_size = batch_size
+
+    def __call__(self, inputs):
+        import datasets
+
+        single = isinstance(inputs, str)
+        items = [inputs] if single else list(inputs)
+        if self.cascade.token:
+            sentences = [x.split() if isinstance(x, str) else list(x) for x in items]
+            split = datasets.Dataset.from_dict({"tokens": sentences, "ner_tags": [[0] * len(s) for s in sentences]})
+        else:
+            split = datasets.Dataset.from_dict({"text": items, "label": [0] * len(items)})
+        out = self.cascade.predict(split, self.batch_size)
+        answers = []
+        for i, (pred, who, conf) in enumerate(zip(out["predictions"], out["answered_by"], out["confidence"])):
+            if self.cascade.token:
+                tags = (list(pred) + ["O"] * len(sentences[i]))[: len(sentences[i])]  # truncated words: O
+                answers.append({"tokens": sentences[i], "tags": tags, "confidence": conf, "answered_by": who})
+            else:
+                answers.append({"label": pred, "confidence": conf, "answered_by": who})
+        return answers[0] if single else answers

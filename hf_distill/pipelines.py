@@ -122,12 +122,21 @@ def _crf_of(path: Path, model) -> dict[str, np.ndarray] | None:
     return dict(zip(("transitions", "start", "end"), (p.detach().cpu().numpy() for p in crf.potentials())))
 
 
-def student_pipeline(path: str, quantized: bool = False, aggregation_strategy: str = "first", **kwargs):
-    """A ``transformers`` pipeline for a saved student (PyTorch folder) or its ONNX export folder.
+def student_pipeline(path, quantized: bool = False, aggregation_strategy: str = "first", cascade: bool = False,
+                     **kwargs):
+    """A ``transformers`` pipeline for a saved student (PyTorch folder) or its ONNX export folder, or a cascade.
 
     ONNX folders (``model.onnx``, or ``model_quantized.onnx`` with ``quantized``) run through
     ``optimum.onnxruntime``. Token classifiers aggregate sub-words to words (``aggregation_strategy``).
+    A :class:`~hf_distill.cascade.Cascade`, or ``cascade=True`` with a folder holding ``cascade.json``, gives a
+    :class:`~hf_distill.cascade.CascadePipeline`: the student answers what it is sure of, the teacher the rest.
     """
+    from .cascade import Cascade, CascadePipeline
+
+    if isinstance(path, Cascade):
+        return CascadePipeline(path)
+    if cascade:
+        return CascadePipeline(Cascade.from_pretrained(str(path)))
     folder = Path(path)
     check_model_folder(folder)
     config = AutoConfig.from_pretrained(folder)

@@ -113,6 +113,19 @@ def test_round_trip_and_bad_input(tmp_path, tokenizer):
         Cascade(odd_student, teacher)
 
 
+def test_student_pipeline_serves_a_cascade(tmp_path, tokenizer):
+    from hf_distill.pipelines import student_pipeline
+
+    student, teacher = _pair(tmp_path, tokenizer)
+    Cascade(student, teacher, threshold=1.01).save_pretrained()  # above 1: the teacher answers everything
+    pipe = student_pipeline(student, cascade=True)
+    one = pipe("EU rejects German call")
+    assert one["tokens"] == ["EU", "rejects", "German", "call"] and one["answered_by"] == "teacher"
+    assert len(one["tags"]) == 4 and set(one["tags"]) <= set(CONLL_LABELS)
+    both = student_pipeline(Cascade(student, teacher, threshold=0.0))(["Peter Blackburn", ["BRUSSELS", "1996-08-22"]])
+    assert [a["answered_by"] for a in both] == ["student", "student"] and [len(a["tags"]) for a in both] == [2, 2]
+
+
 def test_a_data_set_without_dev_split_is_refused(tmp_path, tokenizer, monkeypatch):
     import datasets
 
