@@ -16,7 +16,7 @@ import shutil
 import sys
 
 from hf_distill.base import write_json_atomic, write_text_atomic
-from hf_distill.cascade_command import CascadeArguments, render, run_cascade
+from hf_distill.runs.cascade import CascadeArguments, render, run_cascade
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "cascade")
 

@@ -13,7 +13,7 @@ RESULTS = os.path.join(HERE, "results")
 
 def speed_cpu_flags() -> list[str]:
     """The CPU flags that decide bf16 and vector speed, for the benchmark reports."""
-    from hf_distill.args import cpu_flags
+    from hf_distill.training.args import cpu_flags
 
     return sorted(f for f in cpu_flags() if f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2"))
 

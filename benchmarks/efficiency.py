@@ -5,7 +5,7 @@ throughput of a BERT-base reference, our teacher and distilled students, measure
         --student outputs/recipes/conll2003-charcnn/model \
         [--extra "MiniLM 2 layers (KD)=outputs/foundation/student_kd_kl/model"]
 
-The main student is benchmarked with ``hf_distill.bench.bench_student`` (its ``efficiency.json`` and
+The main student is benchmarked with ``hf_distill.shipping.bench.bench_student`` (its ``efficiency.json`` and
 model card are written into its folder); ``--extra`` students are measured the same way. BERT-base has
 random weights (latency, size and FLOPs only: no F1). Everything runs on 1 CPU thread. Writes
 benchmarks/results/efficiency.json, efficiency.md and efficiency.png (F1 against ONNX latency).
@@ -25,10 +25,10 @@ from common import RESULTS
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
 from hf_distill import load_dataset
-from hf_distill.bench import bench_student, encode_for, export_for_bench, measure_model, read_info
-from hf_distill.cards import write_card
-from hf_distill.efficiency import training_flops
-from hf_distill.export import load_model
+from hf_distill.shipping.bench import bench_student, encode_for, export_for_bench, measure_model, read_info
+from hf_distill.shipping.cards import write_card
+from hf_distill.shipping.efficiency import training_flops
+from hf_distill.shipping.export import load_model
 
 
 def measure_dir(model_dir: str, split, runs: int, quality: bool = True, model=None, tokenizer=None) -> dict:

@@ -45,7 +45,7 @@ from hf_distill.data.words import (
     encode_words,
     load_word_vectors,
 )
-from hf_distill.efficiency import count_parameters, measure_latency
+from hf_distill.shipping.efficiency import count_parameters, measure_latency
 from hf_distill.students import build_student
 
 # name -> (family, config overrides, learning rate, word level?)

@@ -3,7 +3,7 @@
 Names are imported on first use (``from hf_distill import DistillationTrainer`` loads the trainer then), so
 ``import hf_distill`` and the ``hf-distill --help`` command stay fast. The students register with the Auto
 classes when :mod:`hf_distill.students` is first imported (any student name, ``build_student``...).
-ONNX export lives in ``hf_distill.export`` (it loads Optimum).
+ONNX export lives in ``hf_distill.shipping.export`` (it loads Optimum).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _LAZY = {
-    "DistillationTrainingArguments": "args",
-    "DistillationCollator": "collator",
+    "DistillationTrainingArguments": "training.args",
+    "DistillationCollator": "training.collator",
     "load_dataset": "data", "tokenize_and_align": "data", "tokenize_text": "data",
     "TokenClassificationMetrics": "metrics", "classification_metrics": "metrics", "seqeval_scores": "metrics",
-    "CachedTeacher": "signals", "OnlineTeacher": "signals", "StaleTeacherCacheError": "signals",
+    "CachedTeacher": "training.signals", "OnlineTeacher": "training.signals",
+    "StaleTeacherCacheError": "training.signals",
     "cache_teacher_outputs": "cache", "transfer_teacher_cache": "cache",
     "build_student": "students", "count_parameters": "students", "student_from_teacher": "students",
-    "DistillationTrainer": "trainer", "LabelSetMismatchError": "validate",
+    "DistillationTrainer": "training.trainer", "LabelSetMismatchError": "training.validate",
 }
 
 __all__ = [
@@ -46,12 +47,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
-    from .args import DistillationTrainingArguments
     from .cache import cache_teacher_outputs, transfer_teacher_cache
-    from .collator import DistillationCollator
     from .data import load_dataset, tokenize_and_align, tokenize_text
     from .metrics import TokenClassificationMetrics, classification_metrics, seqeval_scores
-    from .signals import CachedTeacher, OnlineTeacher, StaleTeacherCacheError
     from .students import build_student, count_parameters, student_from_teacher
-    from .trainer import DistillationTrainer
-    from .validate import LabelSetMismatchError
+    from .training.args import DistillationTrainingArguments
+    from .training.collator import DistillationCollator
+    from .training.signals import CachedTeacher, OnlineTeacher, StaleTeacherCacheError
+    from .training.trainer import DistillationTrainer
+    from .training.validate import LabelSetMismatchError

@@ -25,18 +25,18 @@ from transformers import (
     set_seed,
 )
 
-from .args import DistillationTrainingArguments, fast_bf16_available
 from .base import default_teacher_path, portable_path, write_json_atomic
 from .cache import cache_teacher_outputs
-from .collator import DistillationCollator
 from .data import load_dataset, tokenize_and_align
 from .data.transfer import build_transfer_set, mix_transfer
-from .efficiency import measure_latency
 from .files import read_json
 from .runs import evaluate, train_to_convergence
-from .signals import teacher_fingerprint
+from .shipping.efficiency import measure_latency
 from .students import count_parameters, freeze_word_embeddings, student_from_teacher
-from .validate import check_max_length
+from .training.args import DistillationTrainingArguments, fast_bf16_available
+from .training.collator import DistillationCollator
+from .training.signals import teacher_fingerprint
+from .training.validate import check_max_length
 
 logger = logging.getLogger(__name__)
 

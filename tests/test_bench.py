@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from hf_distill import cards, load_dataset
-from hf_distill.bench import bench_student
-from hf_distill.cards import render_card
+from hf_distill import load_dataset
 from hf_distill.data.words import build_word_tokenizer
+from hf_distill.shipping import cards
+from hf_distill.shipping.bench import bench_student
+from hf_distill.shipping.cards import render_card
 from hf_distill.students import build_student
 
 

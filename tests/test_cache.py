@@ -15,7 +15,7 @@ from conftest import HUB_TOKEN, tiny_bert
 
 from hf_distill.cache import build as cache_mod
 from hf_distill.cache import cache_teacher_outputs, load_cache_from_hub, push_cache_to_hub
-from hf_distill.signals import StaleTeacherCacheError
+from hf_distill.training.signals import StaleTeacherCacheError
 
 SCRIPT = Path(__file__).parent / "scripts" / "cache_build.py"
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import CONLL_LABELS, tiny_bert
 
-from hf_distill.cascade import Cascade, choose_threshold, confidence, merge, path_probability, threshold_curve
+from hf_distill.shipping.cascade import Cascade, choose_threshold, confidence, merge, path_probability, threshold_curve
 from hf_distill.students import build_student
 
 
@@ -44,7 +44,7 @@ def test_threshold_search_on_a_hand_made_table():
     with pytest.raises(ValueError, match="one of them"):
         choose_threshold(curve, 1.0)
     # against the teacher's answers (the default): agreement, whatever the gold labels say
-    from hf_distill.cascade import calibrate
+    from hf_distill.shipping.cascade import calibrate
 
     wrong_gold = ["b", "a", "b", "a"]  # the teacher is wrong everywhere: agreement does not care
     cal = calibrate(conf, student, teacher, wrong_gold, token=False, max_drop=0.0)
@@ -72,7 +72,7 @@ def test_crf_confidence_equals_brute_force_enumeration():
     best = max(paths, key=score)
     assert path_probability(torch.from_numpy(em), crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
     assert confidence(em, crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
-    from hf_distill.cascade import crf_path_probability
+    from hf_distill.shipping.cascade import crf_path_probability
 
     for path in paths[:5]:  # the numpy forward recursion the cascade uses, on any path
         assert crf_path_probability(em, crf, path) == pytest.approx(np.exp(score(path)) / z, rel=1e-9)
@@ -114,7 +114,7 @@ def test_round_trip_and_bad_input(tmp_path, tokenizer):
 
 
 def test_student_pipeline_serves_a_cascade(tmp_path, tokenizer):
-    from hf_distill.pipelines import student_pipeline
+    from hf_distill.shipping.pipelines import student_pipeline
 
     student, teacher = _pair(tmp_path, tokenizer)
     Cascade(student, teacher, threshold=1.01).save_pretrained()  # above 1: the teacher answers everything
@@ -129,7 +129,7 @@ def test_student_pipeline_serves_a_cascade(tmp_path, tokenizer):
 def test_a_data_set_without_dev_split_is_refused(tmp_path, tokenizer, monkeypatch):
     import datasets
 
-    from hf_distill.cascade_command import CascadeArguments, run_cascade
+    from hf_distill.runs.cascade import CascadeArguments, run_cascade
 
     student, teacher = _pair(tmp_path, tokenizer)
     names = datasets.ClassLabel(names=CONLL_LABELS)
@@ -141,7 +141,7 @@ def test_a_data_set_without_dev_split_is_refused(tmp_path, tokenizer, monkeypatc
 
 
 def test_the_card_section_is_rendered_from_cascade_json_only(tmp_path):
-    from hf_distill.cards import CardError, cascade_section
+    from hf_distill.shipping.cards import CardError, cascade_section
 
     assert cascade_section(tmp_path) == ""  # no cascade measured: no section
     record = {"teacher": {"f1": 0.8660, "backend": "onnx_int8", "sent_per_s": {"1": 210.0, "32": 400.0}},
@@ -161,9 +161,9 @@ def test_the_card_section_is_rendered_from_cascade_json_only(tmp_path):
 
 def test_a_crf_student_decodes_as_the_model_does_constraints_included(tmp_path, tokenizer, conll):
     from hf_distill.base import extra_model_inputs
-    from hf_distill.bench import torch_predictions
-    from hf_distill.cascade import Side
-    from hf_distill.collator import DistillationCollator
+    from hf_distill.shipping.bench import torch_predictions
+    from hf_distill.shipping.cascade import Side
+    from hf_distill.training.collator import DistillationCollator
 
     torch.manual_seed(1)
     student = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=8, hidden_size=8, use_crf=True,

@@ -11,8 +11,8 @@ import torch
 from conftest import tiny_bert
 from transformers import AutoModelForTokenClassification
 
-from hf_distill.args import fast_bf16_available
 from hf_distill.cli import load_demo, main
+from hf_distill.training.args import fast_bf16_available
 
 _demo = load_demo()  # hf_distill.demo
 DemoArguments, format_table, next_steps, run_demo = _demo.DemoArguments, _demo.format_table, _demo.next_steps, \

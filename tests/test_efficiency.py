@@ -10,7 +10,7 @@ from conftest import CONLL_LABELS
 from transformers import BertConfig, BertForTokenClassification
 
 from hf_distill import DistillationCollator
-from hf_distill.efficiency import (
+from hf_distill.shipping.efficiency import (
     break_even,
     count_flops,
     file_sizes,
@@ -92,7 +92,7 @@ def test_training_flops_and_break_even():
 
 
 def test_sizes_latency_and_throughput(tmp_path, tokenizer, tokenized):
-    from hf_distill.export import export_onnx
+    from hf_distill.shipping.export import export_onnx
 
     model = build_student("window", tokenizer, labels=CONLL_LABELS, embedding_dim=8)
     model.save_pretrained(tmp_path / "model")

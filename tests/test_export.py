@@ -9,7 +9,7 @@ import torch
 from conftest import CONLL_LABELS, tiny_bert
 
 from hf_distill.data.words import build_char_vocab, build_word_tokenizer, encode_words
-from hf_distill.export import ExportError, OnnxTagger, export_onnx, viterbi
+from hf_distill.shipping.export import ExportError, OnnxTagger, export_onnx, viterbi
 from hf_distill.students import BertCRFForTokenClassification, build_student
 
 
@@ -112,7 +112,7 @@ def test_validation_catches_a_broken_export(tmp_path, tokenizer, tokenized):
     export_onnx(model, str(tmp_path))
     with torch.no_grad():
         model.classifier.bias.add_(1.0)  # PyTorch now differs from the exported graph
-    from hf_distill.export import validate
+    from hf_distill.shipping.export import validate
 
     with pytest.raises(ExportError, match="differ from PyTorch"):
         validate(model, tmp_path / "model.onnx", _examples(tokenized["test"]), ["input_ids", "attention_mask"])
@@ -121,7 +121,7 @@ def test_validation_catches_a_broken_export(tmp_path, tokenizer, tokenized):
 def test_export_gives_the_model_back_unchanged(tmp_path):
     """The exporter sets config fields and eval mode; a teacher exported for its ONNX cache must keep its
     fingerprint (the zoo keys students and the teacher's bench by it)."""
-    from hf_distill.signals import teacher_fingerprint
+    from hf_distill.training.signals import teacher_fingerprint
 
     model = tiny_bert(60, layers=1, hidden=16, seed=0).train()
     before = teacher_fingerprint(model)

@@ -78,7 +78,7 @@ def test_a_toy_kd_loss_is_one_class_and_one_registry_line(tmp_path, tokenizer, t
 def test_a_toy_student_family_is_one_module_and_one_record(tmp_path, tokenizer, tokenized):
     from transformers import AutoModelForTokenClassification
 
-    from hf_distill.export import export_onnx
+    from hf_distill.shipping.export import export_onnx
     from hf_distill.zoo import StudentSpec, tagging_only
 
     register_family(StudentFamily("toy", ToyConfig, {"token": ToyForTokenClassification},
@@ -105,8 +105,8 @@ def test_a_new_training_field_reaches_the_zoo_without_editing_it(tmp_path, token
     edit) is parsed by ``hf-distill zoo`` and reaches every student's training arguments."""
     from conftest import tiny_bert
 
-    from hf_distill import args as args_module
     from hf_distill.cli import parse_with_training
+    from hf_distill.training import args as args_module
     from hf_distill.zoo import ZooArguments, run_zoo
 
     monkeypatch.setattr(args_module, "DistillationTrainingArguments", WithToySetting)

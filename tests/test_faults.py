@@ -11,7 +11,7 @@ import torch
 from conftest import CONLL_LABELS, tiny_bert
 
 from hf_distill import DistillationTrainer, DistillationTrainingArguments, cache_teacher_outputs
-from hf_distill.bench import bench_student
+from hf_distill.shipping.bench import bench_student
 from hf_distill.students import build_student
 
 DAMAGES = ("empty", "truncated", "other_content")
@@ -49,7 +49,7 @@ def made(tmp_path_factory, tokenizer, tokenized, conll):
     trainer.save_student(str(root / "student"), teacher=str(root / "teacher"), dataset="conll2003")
     bench_student(str(root / "student"), conll["test"].select(range(12)), runs=2)
     cache_teacher_outputs(teacher, train, cache_dir=str(root / "cache"), tokenizer=tokenizer)
-    from hf_distill.cascade import Cascade
+    from hf_distill.shipping.cascade import Cascade
 
     Cascade(student=str(root / "student"), teacher=str(root / "teacher"), threshold=0.5).save_pretrained()
     zoo = root / "zoo" / "students" / "s"
@@ -71,13 +71,13 @@ def made(tmp_path_factory, tokenizer, tokenized, conll):
 
 
 def _student_pipeline(folder):
-    from hf_distill.pipelines import student_pipeline
+    from hf_distill.shipping.pipelines import student_pipeline
 
     student_pipeline(str(folder))
 
 
 def _card(folder):
-    from hf_distill.cards import render_card
+    from hf_distill.shipping.cards import render_card
 
     render_card(str(folder))
 
@@ -104,7 +104,7 @@ def _cache_folder(path):
 
 
 def _cascade(folder):
-    from hf_distill.cascade import Cascade
+    from hf_distill.shipping.cascade import Cascade
 
     Cascade.from_pretrained(str(folder))
 

@@ -15,11 +15,11 @@ import torch
 from conftest import CONLL_LABELS, HUB_TOKEN, tiny_bert
 
 from hf_distill import DistillationTrainer, DistillationTrainingArguments
-from hf_distill.bench import bench_student
-from hf_distill.cards import CardError, render_card
 from hf_distill.cli import main as cli
-from hf_distill.export import viterbi
-from hf_distill.hub import PushError, push_student_to_hub, push_trainer_to_hub
+from hf_distill.shipping.bench import bench_student
+from hf_distill.shipping.cards import CardError, render_card
+from hf_distill.shipping.export import viterbi
+from hf_distill.shipping.hub import PushError, push_student_to_hub, push_trainer_to_hub
 from hf_distill.students import build_student
 
 TOKEN = HUB_TOKEN
@@ -129,7 +129,7 @@ def test_push_and_load_back_in_a_fresh_process(student_dir, tmp_path, tokenizer,
                           cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    from hf_distill.export import load_model
+    from hf_distill.shipping.export import load_model
 
     reference = load_model(str(student_dir))
     crf = {k: np.asarray(v) for k, v in got["crf"].items()}

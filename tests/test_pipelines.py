@@ -8,8 +8,8 @@ from conftest import CONLL_LABELS
 from transformers import pipeline
 
 from hf_distill.data.words import build_char_vocab, build_word_tokenizer, encode_words
-from hf_distill.export import export_onnx
-from hf_distill.pipelines import student_pipeline
+from hf_distill.shipping.export import export_onnx
+from hf_distill.shipping.pipelines import student_pipeline
 from hf_distill.students import build_student
 
 

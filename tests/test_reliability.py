@@ -17,11 +17,11 @@ from conftest import CONLL_LABELS, tiny_bert
 
 from hf_distill import DistillationTrainer, DistillationTrainingArguments, cache_teacher_outputs, load_dataset
 from hf_distill.cache import remove_abandoned_temp_folders
-from hf_distill.collator import DistillationCollator
 from hf_distill.data import DataFormatError, tokenize_and_align
 from hf_distill.data.readers import open_text
 from hf_distill.metrics import seqeval_scores
-from hf_distill.signals import StaleTeacherCacheError
+from hf_distill.training.collator import DistillationCollator
+from hf_distill.training.signals import StaleTeacherCacheError
 
 # ----------------------------------------------------------------------------------------- readers
 # (name, files {relative path: bytes}, path passed to load_dataset, error type, message regex)
@@ -55,7 +55,7 @@ READER_CASES = [
     ("mixed_formats", {"d/train.txt": b"EU B-ORG\n", "d/test.jsonl": b'{"text": "a", "label": "x"}\n'}, "d",
      DataFormatError, r"mix formats"),
     ("unsupported_type", {"train.xml": b"<a/>"}, "train.xml", DataFormatError, r"unsupported file type"),
-    ("missing_path", {}, "nope/train.txt", ValueError, r"not a registered name .* and not an existing file"),
+    ("missing_path", {}, "nope/train.txt", ValueError, r"not a registered name .* not an existing file or directory"),
     ("empty_directory", {"d/readme.md": b"x"}, "d", FileNotFoundError, r"no train\*/valid\*/dev\*/test\*"),
     ("label_outside_strict_iob2", {"train.txt": b"EU I-ORG\n"}, "train.txt", None, None),  # repaired (below)
 ]
@@ -206,7 +206,7 @@ def test_cache_built_without_tokenizer_records_the_teachers_own(tmp_path, tokeni
 
 
 def test_rows_longer_than_the_teachers_positions_are_refused_before_compute(tokenizer, tokenized, teacher):
-    from hf_distill.validate import check_max_length
+    from hf_distill.training.validate import check_max_length
 
     long_rows = tokenize_and_align(tokenized["train"].select(range(3)).map(
         lambda ex: {"tokens": ex["tokens"] * 20, "ner_tags": ex["ner_tags"] * 20}), tokenizer, max_length=600)
@@ -334,7 +334,7 @@ def test_teacher_vocabulary_smaller_than_the_tokenizer_is_refused(tmp_path, toke
 def test_export_refuses_a_folder_that_is_not_a_classifier(tmp_path, tokenizer):
     from transformers import BertConfig, BertForMaskedLM
 
-    from hf_distill.export import ExportError, export_onnx
+    from hf_distill.shipping.export import ExportError, export_onnx
 
     BertForMaskedLM(BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                intermediate_size=32)).save_pretrained(tmp_path / "mlm")
@@ -345,7 +345,7 @@ def test_export_refuses_a_folder_that_is_not_a_classifier(tmp_path, tokenizer):
 
 
 def test_failed_export_leaves_the_previous_export_untouched(tmp_path, tokenizer, monkeypatch):
-    from hf_distill import export as export_mod
+    from hf_distill.shipping import export as export_mod
 
     model = tiny_bert(len(tokenizer), layers=1, hidden=16)
     out = tmp_path / "onnx"
@@ -364,7 +364,7 @@ def test_failed_export_leaves_the_previous_export_untouched(tmp_path, tokenizer,
 
 
 def test_card_never_replaces_a_hand_written_readme(tmp_path, monkeypatch):
-    from hf_distill import cards
+    from hf_distill.shipping import cards
 
     monkeypatch.setattr(cards, "render_card", lambda *a, **k: "---\nlicense: mit\n---\n# generated\n")
     (tmp_path / "README.md").write_text("# my notes\n", encoding="utf-8")
@@ -381,7 +381,7 @@ def test_card_never_replaces_a_hand_written_readme(tmp_path, monkeypatch):
 
 
 def test_card_keeps_notes_written_below_its_marker(tmp_path, monkeypatch):
-    from hf_distill import cards
+    from hf_distill.shipping import cards
 
     monkeypatch.setattr(cards, "render_card", lambda *a, **k: "# generated v1\n")
     cards.write_card(tmp_path)
@@ -419,7 +419,7 @@ def test_push_to_an_unreachable_hub_is_one_line_and_creates_nothing(online, tmp_
 
 # ------------------------------------------------------------------------------------------ push
 def test_push_checks_repo_id_and_token_before_any_request(tmp_path, tokenizer, monkeypatch):
-    from hf_distill.hub import PushError, push_student_to_hub
+    from hf_distill.shipping.hub import PushError, push_student_to_hub
     from hf_distill.students import build_student
 
     folder = tmp_path / "s"
@@ -439,7 +439,7 @@ def test_push_checks_repo_id_and_token_before_any_request(tmp_path, tokenizer, m
 def test_failed_upload_deletes_the_repository_it_created(tmp_path, hub, tokenizer, monkeypatch):
     from huggingface_hub import HfApi
 
-    from hf_distill.hub import push_student_to_hub
+    from hf_distill.shipping.hub import push_student_to_hub
     from hf_distill.students import build_student
 
     folder = tmp_path / "s"

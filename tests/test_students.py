@@ -28,7 +28,6 @@ from hf_distill.data.words import (
     encode_words,
     load_word_vectors,
 )
-from hf_distill.signals import StaleTeacherCacheError
 from hf_distill.students import (
     BiLSTMConfig,
     CharLSTMConfig,
@@ -40,6 +39,7 @@ from hf_distill.students import (
     student_from_teacher,
     trim_vocabulary,
 )
+from hf_distill.training.signals import StaleTeacherCacheError
 
 TOKEN_FAMILIES = {
     "window": dict(embedding_dim=32),
@@ -340,7 +340,7 @@ def test_every_student_reports_params_and_embedding_share(tokenizer):
 
 
 def test_trimmed_small_bert_round_trips_and_exports(tmp_path, tokenizer, tokenized):
-    from hf_distill.export import export_onnx
+    from hf_distill.shipping.export import export_onnx
 
     rows = tokenized["test"].select(range(8))
     seen = {i for r in rows["input_ids"] for i in r}
@@ -363,7 +363,7 @@ def test_trimmed_small_bert_round_trips_and_exports(tmp_path, tokenizer, tokeniz
 
 
 def test_trimmed_vocabulary_keeps_seen_ids_and_round_trips(tmp_path, tokenizer, teacher, tokenized):
-    from hf_distill.export import export_onnx
+    from hf_distill.shipping.export import export_onnx
 
     student = build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=32, hidden_size=8).eval()
     rows = tokenized["test"].select(range(8))

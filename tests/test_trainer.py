@@ -367,7 +367,7 @@ def test_fingerprint_ignores_where_the_teacher_was_loaded_from(tmp_path, tokeniz
 
     from transformers import AutoModelForTokenClassification
 
-    from hf_distill.signals import teacher_fingerprint
+    from hf_distill.training.signals import teacher_fingerprint
 
     teacher.save_pretrained(tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "copy")

@@ -24,7 +24,7 @@ from hf_distill.data.transfer import (
     split_words,
 )
 from hf_distill.losses import kl_loss
-from hf_distill.signals import CACHE_LOGITS
+from hf_distill.training.signals import CACHE_LOGITS
 
 
 def test_split_words():

@@ -368,7 +368,7 @@ def test_without_a_validation_split_dev_is_carved_from_train_only(monkeypatch):
 
     rows = DatasetDict(train=Dataset.from_dict({"text": [f"train {i}" for i in range(50)], "label": [0, 1] * 25}),
                        test=Dataset.from_dict({"text": [f"test {i}" for i in range(10)], "label": [0, 1] * 5}))
-    monkeypatch.setattr(data, "load_dataset", lambda name, data_dir=None: DatasetDict(dict(rows)))
+    monkeypatch.setattr(data, "load_dataset", lambda path, **kwargs: DatasetDict(dict(rows)))
     args = ZooArguments(teacher="t", dataset="mine", dev_fraction=0.2, dev_seed=7)
     first, again = load_splits(args), load_splits(args)
     assert len(first["validation"]) == 10 and len(first["train"]) == 40 and len(first["test"]) == 10

@@ -109,9 +109,9 @@ def test_speedups_and_the_recommendation_are_against_the_teachers_fastest_backen
 @pytest.mark.slow
 def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_path, tokenizer, data_dir):
     from hf_distill.base import extra_model_inputs
-    from hf_distill.bench import encode_for, onnx_predictions, torch_predictions
-    from hf_distill.collator import DistillationCollator
-    from hf_distill.export import load_model
+    from hf_distill.shipping.bench import encode_for, onnx_predictions, torch_predictions
+    from hf_distill.shipping.export import load_model
+    from hf_distill.training.collator import DistillationCollator
 
     teacher = _teacher(tmp_path, tokenizer)
     args = ZooArguments(

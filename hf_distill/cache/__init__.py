@@ -8,7 +8,7 @@ build resumes with the shards it finished (and says how many rows it reused). Un
 the main process publishes one cache and the others wait for it and read it: no row is computed twice.
 ``backend="onnxruntime"`` runs the teacher through its Optimum ONNX export (checked against PyTorch on a
 sample first). Caches can be pushed to the Hub as dataset repositories and loaded by repo id; the checks of
-:class:`~hf_distill.signals.CachedTeacher` and of :func:`load_cache` apply to them as to local ones.
+:class:`~hf_distill.training.signals.CachedTeacher` and of :func:`load_cache` apply to them as to local ones.
 
 Modules: ``runners`` (PyTorch and ONNX teacher runners), ``build`` (computing, sharding, publishing; the cache
 record), ``store`` (loading and checking a published cache), ``transfer`` (sub-word outputs moved to words),

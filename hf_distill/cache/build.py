@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import torch
 
 from ..base import write_json_atomic
-from ..signals import (
+from ..training.signals import (
     CACHE_COLUMNS,
     CACHE_CRF,
     CACHE_FORMAT,
@@ -43,7 +43,7 @@ from ..signals import (
     teacher_fingerprint,
     tokenizer_fingerprint,
 )
-from ..validate import longest_row
+from ..training.validate import longest_row
 from .runners import BACKENDS, CACHE_META, ONNX_BATCH, _onnx_runner, _pad_batch, _torch_runner
 from .store import _file_hashes, load_cache, remove_abandoned_temp_folders
 

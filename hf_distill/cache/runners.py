@@ -73,7 +73,7 @@ def _onnx_runner(teacher, sample: list[dict], keys: tuple[str, ...], atol: float
     Returns ``(run, {"onnx_max_abs_diff", "onnx_argmax_agreement"})``."""
     import onnxruntime as ort
 
-    from ..export import ONNX_FILE, export_onnx, quantize_dynamic
+    from ..shipping.export import ONNX_FILE, export_onnx, quantize_dynamic
 
     folder = tempfile.mkdtemp(prefix="hf_distill_onnx_teacher_")
     try:

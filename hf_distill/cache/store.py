@@ -10,7 +10,7 @@ import shutil
 
 import datasets
 
-from ..signals import (
+from ..training.signals import (
     StaleTeacherCacheError,
 )
 from .runners import CACHE_META

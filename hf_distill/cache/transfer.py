@@ -8,7 +8,7 @@ import logging
 import datasets
 import numpy as np
 
-from .. import signals
+from ..training import signals
 
 logger = logging.getLogger(__name__)
 

@@ -196,7 +196,7 @@ def build_transfer_set(
 
 # ------------------------------------------------------------------ teacher-side filters
 def _teacher_probs(cached: datasets.Dataset) -> list[np.ndarray]:
-    from ..signals import CACHE_LOGITS
+    from ..training.signals import CACHE_LOGITS
 
     if CACHE_LOGITS not in cached.column_names:
         raise TransferSetError("filter_by_teacher needs full cached teacher logits (cache_teacher_outputs "

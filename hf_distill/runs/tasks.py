@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from transformers import EarlyStoppingCallback, PrinterCallback
 
-from ..args import DistillationTrainingArguments
 from ..metrics import TokenClassificationMetrics
-from ..trainer import DistillationTrainer
+from ..training.args import DistillationTrainingArguments
+from ..training.trainer import DistillationTrainer
 from .callbacks import Progress
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from transformers import PrinterCallback
 
-from ..args import DistillationTrainingArguments
 from ..base import IGNORE_INDEX
 from ..files import read_json
-from ..trainer import DistillationTrainer
+from ..training.args import DistillationTrainingArguments
+from ..training.trainer import DistillationTrainer
 from .callbacks import EarlyStoppingAboveFloor, Progress
 from .tasks import TaskSpec
 

@@ -63,7 +63,7 @@ class ZooArguments:
         "help": "With word vectors from a file (GloVe or a path): also give word-level students the file's N most "
                 "frequent words, so that test words never seen in training keep their vectors (the vocabulary is "
                 "lowercased when the file is; characters still carry the case). 0: training words only. On "
-                "CoNLL-2003, 31% of the test's entity tokens are not in the training words, 89% of those are among "
+                "CoNLL-2003, 31%% of the test's entity tokens are not in the training words, 89%% of those are among "
                 "GloVe's first 100k."})
     cascade: bool = field(default=False, metadata={
         "help": "Also calibrate a cascade of the recommended student with the teacher (as hf-distill cascade: the "
@@ -101,7 +101,7 @@ class ZooArguments:
     threads: int = field(default=1, metadata={"help": "Threads while timing."})
     bf16: bool = field(default=False, metadata={
         "help": "Train the students under bfloat16 autocast (faster on GPUs and on CPUs with native bf16; see "
-                "hf_distill.args.fast_bf16_available). Benches and exports stay in float32."})
+                "hf_distill.training.args.fast_bf16_available). Benches and exports stay in float32."})
 
     positional = ()
 

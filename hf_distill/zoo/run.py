@@ -93,9 +93,9 @@ def _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, t
                      key) -> dict:
     from transformers import EarlyStoppingCallback, PrinterCallback
 
-    from ..bench import bench_student
     from ..runs import Progress
-    from ..trainer import DistillationTrainer
+    from ..shipping.bench import bench_student
+    from ..training.trainer import DistillationTrainer
 
     result_path = os.path.join(folder, "zoo_result.json")
     template = data["template"]
@@ -165,7 +165,7 @@ def _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, t
 def bench_teacher(args: ZooArguments, teacher, tokenizer, raw, task: TaskSpec, teacher_id: str, say) -> dict:
     """The teacher's record: F1 and latency in PyTorch, ONNX and (with ``--quantize``) int8 ONNX, and its
     fastest backend within 0.5 F1 of PyTorch; reused from ``output_dir/teacher.json`` for the same teacher."""
-    from ..bench import encode_for, measure_exported
+    from ..shipping.bench import encode_for, measure_exported
 
     teacher_file = os.path.join(args.output_dir, "teacher.json")
     if os.path.isfile(teacher_file):
@@ -239,7 +239,7 @@ def run_zoo(args: ZooArguments, training=None) -> dict:
     from transformers import AutoTokenizer
 
     from ..runs import TaskSpec
-    from ..signals import teacher_fingerprint
+    from ..training.signals import teacher_fingerprint
     from .args import ZooArguments as _Defaults
 
     if not args.teacher:
@@ -341,11 +341,11 @@ def run_zoo(args: ZooArguments, training=None) -> dict:
 def cascade_of_recommended(args: ZooArguments, rows: list[dict], t_record: dict, say) -> dict:
     """``hf-distill cascade`` for the recommended student (else the most accurate) and the teacher; the row the
     report shows (test score, share sent to the teacher, latency per input at batch 1 on one thread)."""
-    from ..cascade_command import CascadeArguments, run_cascade
+    from ..runs.cascade import CascadeArguments, run_cascade
 
-    main = [r for r in rows if r["kd"] and r["seed"] == args.seed]
-    pick = recommend(main, t_record["f1"], args.max_f1_drop, None).get("within_f1_drop", {}).get("name") \
-        or max(main, key=lambda r: r["f1"])["name"]
+    main = [r for r in rows if r["seed"] == args.seed]  # the rows the report recommends from
+    pick = recommend(main, t_record["f1"], args.max_f1_drop, args.latency_budget_ms).get(
+        "within_f1_drop", {}).get("name") or max(main, key=lambda r: r["f1"])["name"]
     row = next(r for r in main if r["name"] == pick)
     say(f"cascade: {pick} with the teacher, calibrated on dev")
     out = run_cascade(CascadeArguments(student=row["model_dir"], teacher=args.teacher, dataset=args.dataset,

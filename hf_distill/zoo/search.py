@@ -19,7 +19,7 @@ def search_student(args, template, spec, teacher, tokenizer, task: TaskSpec, tra
     in ``search/trials.json``."""
     from transformers import EarlyStoppingCallback, PrinterCallback
 
-    from ..trainer import DistillationTrainer
+    from ..training.trainer import DistillationTrainer
 
     trials: list[dict] = []
     current: dict = {}

@@ -87,7 +87,7 @@ def training_args(args: ZooArguments, template, folder: str, task: TaskSpec, kd:
 def default_template(args: ZooArguments):
     """The template when none is given: ``DistillationTrainingArguments`` on its defaults (KL, T=1), with the
     zoo's own defaults: ``kd_weight="auto"``, warm-up and weight decay (:data:`TEMPLATE_DEFAULTS`)."""
-    from ..args import DistillationTrainingArguments
+    from ..training.args import DistillationTrainingArguments
 
     return DistillationTrainingArguments(output_dir=args.output_dir, **TEMPLATE_DEFAULTS)
 

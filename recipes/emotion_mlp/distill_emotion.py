@@ -45,7 +45,7 @@ from hf_distill.base import portable_path, write_json_atomic
 from hf_distill.data.augment import MaskedLMAugmenter, TangAugmenter
 from hf_distill.data.transfer import build_transfer_set, filter_by_teacher, mix_transfer
 from hf_distill.data.words import build_word_tokenizer
-from hf_distill.efficiency import measure_latency
+from hf_distill.shipping.efficiency import measure_latency
 from hf_distill.students import build_student, count_parameters
 
 BLOG = {"tfidf_lr_acc": 0.861, "mlp_acc": 0.86}

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from .base import DISTILLATION_FILE, EFFICIENCY_FILE, extra_model_inputs, task_of, write_json_atomic
-from .collator import DistillationCollator
-from .data import tokenize_and_align, tokenize_text
-from .data.words import encode_words
+from ..base import DISTILLATION_FILE, EFFICIENCY_FILE, extra_model_inputs, task_of, write_json_atomic
+from ..data import tokenize_and_align, tokenize_text
+from ..data.words import encode_words
+from ..files import read_json
+from ..metrics import IGNORE_INDEX, classification_scores, seqeval_scores
+from ..training.collator import DistillationCollator
 from .efficiency import (
     break_even,
     count_flops,
@@ -33,8 +35,6 @@ from .efficiency import (
     training_flops,
 )
 from .export import ONNX_FILE, QUANTIZED_FILE, OnnxTagger, export_onnx, load_model
-from .files import read_json
-from .metrics import IGNORE_INDEX, classification_scores, seqeval_scores
 
 
 def read_info(model_dir: str | os.PathLike, name: str = DISTILLATION_FILE) -> dict:

@@ -7,8 +7,8 @@ import copy
 import os
 from contextlib import contextmanager
 
-from .base import write_json_atomic
-from .files import read_json
+from ..base import write_json_atomic
+from ..files import read_json
 
 #: what the trainer resolved during a run, saved in every checkpoint beside Trainer's own state
 STATE_FILE = "hf_distill_state.json"

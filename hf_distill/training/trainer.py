@@ -11,19 +11,19 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..base import DISTILLATION_FILE, IGNORE_INDEX, extra_model_inputs, write_json_atomic
+from ..data.align import DISTILL_MASK
+from ..data.transfer import log_row_counts
+from ..files import check_checkpoint
+from ..losses import KD_LOSSES, KDBatch, cross_entropy, finite_values, hidden_terms
+from ..students.common import crf_nll
 from .args import DistillationTrainingArguments
-from .base import DISTILLATION_FILE, IGNORE_INDEX, extra_model_inputs, write_json_atomic
 from .checkpoints import distillation_record, resume_state, save_trainer_state, without_hub_token
 from .collator import EXTRA_COLUMNS, DistillationCollator, hidden_as_numpy
 from .counting import COUNT_NAMES, count_items
-from .data.align import DISTILL_MASK
-from .data.transfer import log_row_counts
-from .files import check_checkpoint
-from .losses import KD_LOSSES, KDBatch, cross_entropy, finite_values, hidden_terms
 from .projections import attach_projections, projections_detached, projections_of
 from .schedules import auto_kd_weight, kd_weight_at, task_weight_at
 from .signals import OnlineTeacher, SignalSelector, teacher_fingerprint
-from .students.common import crf_nll
 from .validate import LabelSetMismatchError, check_setup  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .students.truncated import count_parameters
+from ..students.truncated import count_parameters
 
 __all__ = [
     "break_even", "count_flops", "count_parameters", "file_sizes", "measure_latency", "measure_onnx_latency",

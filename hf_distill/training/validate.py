@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import IGNORE_INDEX, extra_model_inputs
+from ..base import IGNORE_INDEX, extra_model_inputs
 
 
 class LabelSetMismatchError(ValueError):
@@ -88,7 +88,7 @@ def check_rows(dataset, models: dict[str, nn.Module]) -> None:
 def check_setup(args, student: nn.Module, teacher: nn.Module | None, tokenizer, train_dataset) -> None:
     """Every check of a distillation run that needs no compute: label sets, the inputs the student reads,
     vocabulary sizes, row lengths and label ids, and a CRF head where the KD loss needs one."""
-    from .losses import KD_LOSSES
+    from ..losses import KD_LOSSES
     from .signals import CACHE_TOPK_VALUES
 
     distilling = args.kd_loss != "none" or bool(args.hidden_matches)

@@ -77,7 +77,7 @@ def push_student_to_hub(
     """Create ``repo_id`` if needed and upload ``student_dir`` in one commit; returns the ``CommitInfo``.
 
     With ``card`` the model card is (re)written from the folder's ``efficiency.json`` and
-    ``distillation.json`` first (see :func:`hf_distill.cards.write_card`; a hand-written README.md is
+    ``distillation.json`` first (see :func:`hf_distill.shipping.cards.write_card`; a hand-written README.md is
     kept unless ``overwrite_card``); ONNX files under ``student_dir/onnx`` go along. The repository id,
     the folder and the token are checked before anything is created; a repository this call created is
     deleted again when the upload fails.

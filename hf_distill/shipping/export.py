@@ -24,10 +24,10 @@ from optimum.exporters.tasks import TasksManager
 from optimum.utils import NormalizedTextConfig
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from .base import CRF_FILE, task_of
+from ..base import CRF_FILE, task_of
+from ..files import check_model_folder, read_json
+from ..students import FAMILIES, StudentFamily, family_for_model_type  # importing registers the students
 from .efficiency import onnx_feeds
-from .files import check_model_folder, read_json
-from .students import FAMILIES, StudentFamily, family_for_model_type  # importing registers the students
 
 ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_quantized.onnx"
 _AXES = {0: "batch_size", 1: "sequence_length"}

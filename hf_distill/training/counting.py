@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import IGNORE_INDEX
-from .data.align import DISTILL_MASK
+from ..base import IGNORE_INDEX
+from ..data.align import DISTILL_MASK
 
 #: names of the counts, in the order of :func:`count_items`'s tensor
 COUNT_NAMES = ("task", "kd", "tokens", "task_rows", "kd_rows")

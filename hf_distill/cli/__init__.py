@@ -1,6 +1,6 @@
 """``hf-distill`` command line: one sub-command per step from teacher to Hub.
 
-Each command's options are a dataclass (``hf_distill.cli_args``, or ``DemoArguments``) parsed by
+Each command's options are a dataclass (``hf_distill.cli.args``, or ``DemoArguments``) parsed by
 ``HfArgumentParser``; heavy modules are imported only once a command runs. Expected errors (bad data, a
 missing file, a refused token...) print one line; ``--debug`` shows the traceback instead.
 """
@@ -97,8 +97,8 @@ def _demo(argv: list[str]) -> int:
 
 
 def _eval_split(model_dir: str, data):
-    from .bench import read_info
-    from .data import load_dataset
+    from ..data import load_dataset
+    from ..shipping.bench import read_info
 
     name = data.dataset or read_info(model_dir).get("dataset")
     if not name:
@@ -112,14 +112,14 @@ def _eval_split(model_dir: str, data):
 
 
 def _export(argv: list[str]) -> int:
-    from .cli_args import ExportArguments
+    from .args import ExportArguments
 
     a = parse(ExportArguments, argv, "hf-distill export")
     _model_dir(a.model_dir, tokenizer=True)
     from transformers import AutoTokenizer
 
-    from .bench import encode_for, export_for_bench
-    from .export import load_model
+    from ..shipping.bench import encode_for, export_for_bench
+    from ..shipping.export import load_model
 
     model = load_model(a.model_dir)
     a.max_eval_samples = a.max_eval_samples or 200
@@ -132,11 +132,11 @@ def _export(argv: list[str]) -> int:
 
 
 def _bench(argv: list[str]) -> int:
-    from .cli_args import BenchArguments
+    from .args import BenchArguments
 
     a = parse(BenchArguments, argv, "hf-distill bench")
     _model_dir(a.model_dir, tokenizer=True)
-    from .bench import bench_student, bench_table
+    from ..shipping.bench import bench_student, bench_table
 
     name, split = _eval_split(a.model_dir, a)
     result = bench_student(a.model_dir, split, teacher_dir=a.teacher, threads=a.threads, runs=a.runs,
@@ -149,22 +149,22 @@ def _bench(argv: list[str]) -> int:
 
 
 def _card(argv: list[str]) -> int:
-    from .cli_args import CardArguments
+    from .args import CardArguments
 
     a = parse(CardArguments, argv, "hf-distill card")
     _model_dir(a.model_dir)
-    from .cards import write_card
+    from ..shipping.cards import write_card
 
     print(write_card(a.model_dir, a.repo_id, base_model=a.base_model, overwrite=a.overwrite))
     return 0
 
 
 def _push(argv: list[str]) -> int:
-    from .cli_args import PushArguments
+    from .args import PushArguments
 
     a = parse(PushArguments, argv, "hf-distill push")
     _model_dir(a.model_dir)
-    from .hub import push_student_to_hub
+    from ..shipping.hub import push_student_to_hub
 
     info = push_student_to_hub(a.model_dir, a.repo_id, endpoint=a.endpoint, private=a.private or None,
                                card=not a.no_card, base_model=a.base_model, commit_message=a.commit_message,
@@ -175,11 +175,11 @@ def _push(argv: list[str]) -> int:
 
 def parse_with_training(cls, argv: list[str], prog: str, per_run: dict[str, str], **defaults):
     """``cls`` and a ``DistillationTrainingArguments`` template from one command line: options of ``cls`` first,
-    every other option is the template's (so each KD setting is declared once, in ``hf_distill.args``).
+    every other option is the template's (so each KD setting is declared once, in ``hf_distill.training.args``).
     ``per_run`` maps template fields the command sets itself to the option that sets them (refused if given)."""
     from transformers import HfArgumentParser
 
-    from .args import DistillationTrainingArguments
+    from ..training.args import DistillationTrainingArguments
 
     parser = HfArgumentParser(cls, prog=prog, description=(cls.__doc__ or "").strip())
     training = HfArgumentParser(DistillationTrainingArguments, prog=prog)
@@ -199,8 +199,8 @@ def parse_with_training(cls, argv: list[str], prog: str, per_run: dict[str, str]
 
 
 def _zoo(argv: list[str]) -> int:
-    from .zoo import ZooArguments, run_zoo
-    from .zoo.student import TEMPLATE_DEFAULTS
+    from ..zoo import ZooArguments, run_zoo
+    from ..zoo.student import TEMPLATE_DEFAULTS
 
     args, template = parse_with_training(
         ZooArguments, argv, "hf-distill zoo",
@@ -216,7 +216,7 @@ def _zoo(argv: list[str]) -> int:
 
 
 def _cascade(argv: list[str]) -> int:
-    from .cascade_command import CascadeArguments, run_cascade
+    from ..runs.cascade import CascadeArguments, run_cascade
 
     a = parse(CascadeArguments, argv, "hf-distill cascade")
     _model_dir(a.student, tokenizer=True)

@@ -25,11 +25,11 @@ from transformers import (
 )
 from transformers.modeling_outputs import TokenClassifierOutput
 
-from . import students  # noqa: F401  (registers the students with the Auto classes)
-from .base import CRF_FILE, task_of
-from .data.words import char_ids_for
+from .. import students  # noqa: F401  (registers the students with the Auto classes)
+from ..base import CRF_FILE, task_of
+from ..data.words import char_ids_for
+from ..files import check_model_folder, read_json
 from .export import ONNX_FILE, QUANTIZED_FILE, viterbi
-from .files import check_model_folder, read_json
 
 
 class ORTStudentForTokenClassification(ORTModelForTokenClassification):
@@ -128,8 +128,8 @@ def student_pipeline(path, quantized: bool = False, aggregation_strategy: str = 
 
     ONNX folders (``model.onnx``, or ``model_quantized.onnx`` with ``quantized``) run through
     ``optimum.onnxruntime``. Token classifiers aggregate sub-words to words (``aggregation_strategy``).
-    A :class:`~hf_distill.cascade.Cascade`, or ``cascade=True`` with a folder holding ``cascade.json``, gives a
-    :class:`~hf_distill.cascade.CascadePipeline`: the student answers what it is sure of, the teacher the rest.
+    A :class:`~hf_distill.shipping.cascade.Cascade`, or ``cascade=True`` with a folder holding ``cascade.json``, gives a
+    :class:`~hf_distill.shipping.cascade.CascadePipeline`: the student answers what it is sure of, the teacher the rest.
     """
     from .cascade import Cascade, CascadePipeline
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .losses import HIDDEN_LOSSES, KD_LOSSES
+from ..losses import HIDDEN_LOSSES, KD_LOSSES
 
 _MIXED_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
 #: the mixed precision of the launcher (``accelerate launch``, its config), before any arguments object set it

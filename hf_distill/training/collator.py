@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
-from .data.align import DISTILL_MASK
+from ..data.align import DISTILL_MASK
 from .signals import (
     CACHE_COLUMNS,
     CACHE_CRF,

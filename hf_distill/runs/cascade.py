@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .base import write_figure_atomic, write_json_atomic, write_text_atomic
-from .cascade import Cascade, Side, calibrate, merge, score_rows, threshold_curve, throughput
+from ..base import write_figure_atomic, write_json_atomic, write_text_atomic
+from ..shipping.cascade import Cascade, Side, calibrate, merge, score_rows, threshold_curve, throughput
 
 
 @dataclass
@@ -39,8 +39,8 @@ class CascadeArguments:
 
 
 def _backend(choice: str, folder: str, measured: dict | None) -> str:
-    from .export import ONNX_FILE, QUANTIZED_FILE
-    from .zoo.selection import fastest_backend
+    from ..shipping.export import ONNX_FILE, QUANTIZED_FILE
+    from ..zoo.selection import fastest_backend
 
     if choice != "auto":
         return choice
@@ -68,8 +68,8 @@ def _fit(pred: list, gold: list, token: bool) -> list:
 
 def run_cascade(a: CascadeArguments) -> dict:
     """Calibrate, measure, plot and save; returns the results (the schema of benchmarks/results/cascade/)."""
-    from .bench import read_info
-    from .data import load_dataset
+    from ..data import load_dataset
+    from ..shipping.bench import read_info
 
     info = read_info(a.student)
     eff = read_info(a.student, "efficiency.json")

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import IGNORE_INDEX, portable_path, write_json_atomic
-from .files import read_json
-from .metrics import seqeval_scores
+from ..base import IGNORE_INDEX, portable_path, write_json_atomic
+from ..files import read_json
+from ..metrics import seqeval_scores
 
 CASCADE_FILE = "cascade.json"
 
@@ -33,7 +33,7 @@ def path_probability(emissions: torch.Tensor, crf: dict, path: Sequence[int]) ->
         crf: ``transitions`` (labels, labels), ``start`` and ``end`` (labels,) potentials.
         path: the tag ids (e.g. the Viterbi path).
     """
-    from .students.crf import log_partition, sequence_score
+    from ..students.crf import log_partition, sequence_score
 
     em = emissions.double()[None]
     pot = [torch.as_tensor(np.asarray(crf[k]), dtype=torch.float64) for k in ("transitions", "start", "end")]
@@ -159,7 +159,7 @@ class Side:
     def __post_init__(self):
         from transformers import AutoTokenizer
 
-        from .base import task_of
+        from ..base import task_of
         from .export import load_model
 
         if self.backend not in ("pytorch", "onnx", "onnx_int8"):
@@ -190,7 +190,7 @@ class Side:
         return list(encode_for(self.model, self.tokenizer, split))
 
     def _logits(self, batch: dict) -> np.ndarray:
-        from .base import extra_model_inputs
+        from ..base import extra_model_inputs
         from .efficiency import onnx_feeds
 
         if self.session is not None:
@@ -202,8 +202,8 @@ class Side:
     def predict(self, rows: list[dict], batch_size: int = 32, confidences: bool = True) -> tuple[list, list]:
         """Labels per row (tag names at labeled positions, or a class name) and the row's confidence (``None``
         without ``confidences``: a model serving alone needs none)."""
-        from .base import extra_model_inputs
-        from .collator import DistillationCollator
+        from ..base import extra_model_inputs
+        from ..training.collator import DistillationCollator
         from .export import viterbi
 
         collate = DistillationCollator(self.tokenizer, extra_inputs=extra_model_inputs(self.model))

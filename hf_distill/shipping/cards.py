@@ -8,13 +8,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from .base import DISTILLATION_FILE, task_of, write_json_atomic, write_text_atomic  # noqa: F401  (re-exported)
-from .files import read_json
+from ..base import DISTILLATION_FILE, task_of, write_json_atomic, write_text_atomic  # noqa: F401  (re-exported)
+from ..files import read_json
 
 CARD_FILE = "README.md"
 # A source checkout or editable install reads the repository's model_cards/; a wheel installs the same
 # templates under <prefix>/share/hf-distill/model_cards (setup.cfg data_files).
-TEMPLATE_DIRS = (Path(__file__).resolve().parent.parent / "model_cards",
+TEMPLATE_DIRS = (Path(__file__).resolve().parents[2] / "model_cards",
                  Path(sys.prefix) / "share" / "hf-distill" / "model_cards")
 
 
