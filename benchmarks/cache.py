@@ -61,7 +61,7 @@ def child_memory(repeat: int, cache_dir: str) -> dict:
     try:
         from hf_distill.cache import cache_teacher_outputs
     except ImportError:  # an earlier version of the package: the cache lived in signals
-        from hf_distill.training.signals import cache_teacher_outputs
+        from hf_distill.cache import cache_teacher_outputs
 
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(_teacher_path())
