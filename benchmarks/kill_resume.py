@@ -19,6 +19,8 @@ import time
 
 from common import RESULTS, ROOT
 
+from hf_distill.base import write_json_atomic
+
 CACHE_SCRIPT = """
 import json, sys
 import datasets, numpy as np, torch
@@ -135,10 +137,7 @@ def main() -> None:
             print(f"zoo kill {i}: after {at:.1f}s killed={code != 0} same={got == reference}", flush=True)
         results["zoo_reference"] = reference
     os.makedirs(RESULTS, exist_ok=True)
-    tmp = os.path.join(RESULTS, "kill_resume.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(tmp, os.path.join(RESULTS, "kill_resume.json"))
+    write_json_atomic(os.path.join(RESULTS, "kill_resume.json"), results)
 
 
 if __name__ == "__main__":
