@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--phase", nargs="*", default=[], metavar="NAME=WALL_S[:CPU_S]",
                    help="phases of the run that zoo.json does not hold (a run killed and resumed: its first "
                         "process's teacher cache and bench, read off its log)")
+    p.add_argument("--elapsed_default_s", type=float, default=None,
+                   help="wall time from the start of the run until its last default student (seed --seed) was "
+                        "benched, read off the log of the run's first process (zoo processes side by side on the "
+                        "cores overlap, so this is less than the sum of the phases)")
     a = p.parse_args(argv)
     run = _load(a.zoo)
     out = dict(run["summary"])
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict:
         "wall_s": sum(v["wall_s"] for v in shared.values()) + sum(v["wall_s"] for v in default),
         "students": sum(1 for _ in default),
         "note": "teacher cache, word data and teacher bench, plus every default student trained and benched once; "
-                "the extra seeds and no-KD twins are listed apart (extra_seed)"}
+                "the extra seeds and no-KD twins are listed apart (extra_seed)",
+        "elapsed_s": a.elapsed_default_s}
     out["ablation"] = []
     for item in a.ablation:
         label, _, rest = item.partition("=")
@@ -90,8 +95,11 @@ def main(argv: list[str] | None = None) -> dict:
         md = f.read()
     d = out["default_run"]
     md += (f"\n## Time of the default run\n\n{d['wall_s'] / 60:.1f} minutes of wall time for the teacher cache, "
-           f"the word data, the teacher's bench and {d['students']} students trained and benched once ({d['note']}). "
-           "Per phase:\n\n| phase | wall s | train CPU s | extra seed |\n|---|---|---|---|\n")
+           f"the word data, the teacher's bench and {d['students']} students trained and benched once ({d['note']}), "
+           "one after the other"
+           + (f"; {d['elapsed_s'] / 60:.1f} minutes elapsed with two zoo processes side by side on the two cores"
+              if d["elapsed_s"] else "")
+           + ". Per phase:\n\n| phase | wall s | train CPU s | extra seed |\n|---|---|---|---|\n")
     for name, v in out["phases"].items():
         cpu = "-" if v.get("cpu_s") is None else f"{v['cpu_s']:.0f}"
         md += f"| {name} | {v['wall_s']:.0f} | {cpu} | {'yes' if v.get('extra_seed') else ''} |\n"
