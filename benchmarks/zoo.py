@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="wall time from the start of the run until its last default student (seed --seed) was "
                         "benched, read off the log of the run's first process (zoo processes side by side on the "
                         "cores overlap, so this is less than the sum of the phases)")
+    p.add_argument("--ablation_note", default="", help="a sentence printed under the ablation table")
     a = p.parse_args(argv)
     run = _load(a.zoo)
     out = dict(run["summary"])
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         label, _, rest = item.partition("=")
         folder, _, student = rest.rpartition(":")
         out["ablation"].append(ablation_row(label, folder, student))
+    out["ablation_note"] = a.ablation_note or None
     out["transfer"] = run.get("transfer", {})
     os.makedirs(RESULTS, exist_ok=True)
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
             md += (f"| {r['setting']} | {r['student']} | {100 * r['f1_mean']:.2f} | "
                    f"{', '.join(f'{100 * f:.2f}' for f in r['f1_seeds'])} | {r['latency_ms']:.2f} | "
                    f"{r['train_rows']} | `{r['command']}` |\n")
+        if a.ablation_note:
+            md += f"\n{a.ablation_note}\n"
     write_text_atomic(os.path.join(RESULTS, f"{a.name}.md"), md)
     png = os.path.join(a.zoo, "zoo.png")
     if os.path.isfile(png):
