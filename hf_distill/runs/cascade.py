@@ -98,6 +98,7 @@ def run_cascade(a: CascadeArguments) -> dict:
                         "conf": conf, "s_rows": s_rows, "t_rows": t_rows}
     dev = parts["validation"]
     teacher_dev = score_rows(dev["gold"], dev["teacher"], token)
+    student_dev = score_rows(dev["gold"], dev["student"], token)
     test = parts["test"]
     n = min(a.speed_rows, len(test["s_rows"]))
 
@@ -136,7 +137,8 @@ def run_cascade(a: CascadeArguments) -> dict:
                        "sent_per_s": speed["student"]},
            "cascade": {"threshold": cascade.threshold, "f1": score_rows(test["gold"], merged, token),
                        "to_teacher": who.count("teacher") / len(who), "sent_per_s": speed["cascade"],
-                       "calibration": {"split": "validation", "teacher_dev": teacher_dev, **point,
+                       "calibration": {"split": "validation", "teacher_dev": teacher_dev,
+                                       "student_dev": student_dev, **point,
                                        "against": a.calibrate_against,
                                        "max_f1_drop": None if a.latency_budget_ms else a.max_f1_drop,
                                        "latency_budget_ms": a.latency_budget_ms}},
@@ -163,9 +165,16 @@ def render(out: dict) -> str:
                     f"{r['sent_per_s']['1']:.1f} | {r['sent_per_s']['32']:.1f} |")
     c = out["cascade"]
     gain = c["sent_per_s"]["1"] / out["teacher"]["sent_per_s"]["1"]
-    return ("\n".join(rows) + f"\n\nThreshold {c['threshold']:.4f}, calibrated on the dev split; the cascade is "
+    text = ("\n".join(rows) + f"\n\nThreshold {c['threshold']:.4f}, calibrated on the dev split; the cascade is "
             f"{100 * (c['f1'] - out['teacher']['f1']):+.2f} against the teacher at {gain:.1f}x its throughput "
             f"(batch 1, one thread).\n")
+    cal = c.get("calibration", {})
+    if cal.get("student_dev") is not None and cal["student_dev"] >= cal["teacher_dev"]:
+        text += (f"\nThe student alone scores {100 * cal['student_dev']:.2f} on dev against gold, the teacher "
+                 f"{100 * cal['teacher_dev']:.2f}: a cascade cannot be expected to gain over the student here; serve "
+                 "the student alone (calibrating against the teacher's answers makes the cascade copy the teacher, "
+                 "its errors included).\n")
+    return text
 
 
 def plot(out: dict, path: str) -> None:
