@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
         wall, _, cpu = value.partition(":")
         phases[name] = {"wall_s": float(wall), "cpu_s": float(cpu) if cpu else None}
     seed = run["settings"]["seed"]
-    shared = {k: v for k, v in phases.items() if not k.startswith("student:")}
+    shared = {k: v for k, v in phases.items() if not k.startswith("student:") and k != "cascade"}
     students = {}
     for r in run["students"]:
         wall = (r.get("train_wall_s") or 0) + (r.get("bench_wall_s") or 0)
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
                                             "extra_seed": r.get("seed", seed) != seed or not r["kd"]}
     default = [v for v in students.values() if not v["extra_seed"]]
     out["phases"] = {**shared, **students}
+    if "cascade" in phases:  # --cascade: after the students, not part of the default run
+        out["phases"]["cascade"] = {**phases["cascade"], "extra_seed": True}
     out["default_run"] = {
         "wall_s": sum(v["wall_s"] for v in shared.values()) + sum(v["wall_s"] for v in default),
         "students": sum(1 for _ in default),
@@ -95,6 +97,12 @@ def main(argv: list[str] | None = None) -> dict:
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     with open(os.path.join(a.zoo, "zoo.md")) as f:
         md = f.read()
+    if a.phase:  # the folder's last command did not train the students: its phase table would mislead
+        import re
+
+        md = re.sub(r"\| phase \| wall s \| CPU s \|\n(\|.*\|\n)*?\| \*\*total\*\* \|.*\|\n",
+                    "(The last command on this folder found every student finished; the default run's times are "
+                    "below.)\n", md, count=1)
     d = out["default_run"]
     md += (f"\n## Time of the default run\n\n{d['wall_s'] / 60:.1f} minutes of wall time for the teacher cache, "
            f"the word data, the teacher's bench and {d['students']} students trained and benched once ({d['note']}), "

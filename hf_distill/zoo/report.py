@@ -181,7 +181,11 @@ def cascade_markdown(c: dict, teacher_ms: float) -> str:
             f"(`hf-distill cascade`, details in `{portable_path(c['results'])}`).\n\n"
             "| model | test score | sent to the teacher | latency ms | speed-up |\n|---|---|---|---|---|\n"
             f"| cascade ({c['student']} + teacher) | {100 * c['f1']:.2f} | {100 * c['to_teacher']:.1f}% | "
-            f"{c['latency_ms']:.2f} | {teacher_ms / c['latency_ms']:.1f}x |\n")
+            f"{c['latency_ms']:.2f} | {teacher_ms / c['latency_ms']:.1f}x |\n"
+            + (f"\nThe student alone scores {100 * c['student_dev']:.2f} on dev against gold, the teacher "
+               f"{100 * c['teacher_dev']:.2f}: serve the student alone; a cascade calibrated against the teacher's "
+               "answers copies the teacher, its errors included.\n"
+               if c.get("student_dev") is not None and c["student_dev"] >= c["teacher_dev"] else ""))
 
 
 def plot(rows: list[dict], front: list[str], teacher: dict, path: str, cascade: dict | None = None) -> None:
