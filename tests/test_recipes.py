@@ -25,7 +25,8 @@ def test_emotion_mlp_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
     out = recipe.main(["--smoke", "true", "--teacher", str(tokenizer_dir), "--data_dir", str(data_dir),
                        "--output_dir", str(tmp_path), "--max_train_samples", "160", "--max_eval_samples", "40",
                        "--teacher_epochs", "1", "--student_epochs", "2", "--transfer_epochs", "1",
-                       "--augment_copies", "2"])
+                       "--augment_copies", "2", "--temperature", "2.0"])  # a KD setting: the template's field
+    assert (out["config"]["temperature"], out["config"]["kd_weight"]) == (2.0, "auto")
     for key in ("tfidf_lr", "mlp", "teacher", "mlp_kd", "mlp_kd_transfer"):
         assert 0.0 <= out[key]["accuracy"] <= 1.0, key
     assert out["mlp"]["params"] == out["mlp_kd_transfer"]["params"]

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 
-def parse_recipe_args(cls, argv: list[str]):
+def parse_recipe_args(cls, argv: list[str], training: dict | None = None):
     """A recipe's settings dataclass from its command line: one ``.json``/``.yaml`` file (also after
     ``--config``), options, or a file followed by options that override its values
-    (``config.json --seeds 43``). A setting the dataclass lacks is refused, naming the file."""
+    (``config.json --seeds 43``). A setting the dataclass lacks is refused, naming the file.
+
+    With ``training`` (the recipe's own defaults for ``DistillationTrainingArguments`` fields, e.g.
+    ``{"kd_weight": "auto"}``) it returns ``(settings, template)``: every KD setting and other training option,
+    in the file or on the command line, goes to the template, declared once in ``DistillationTrainingArguments``;
+    the recipe derives each run's arguments from it (``hf_distill.training.args.derive``)."""
     import dataclasses
     import json
 
@@ -27,15 +32,35 @@ def parse_recipe_args(cls, argv: list[str]):
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        known = names | (_training_fields() if training is not None else set())
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown settings {unknown}; {cls.__name__} has {sorted(names)}")
+            raise ValueError(f"{path}: unknown settings {unknown}; {cls.__name__} has {sorted(names)}"
+                             + (" (and DistillationTrainingArguments its own)" if training is not None else ""))
+        training = None if training is None else {**training, **{k: v for k, v in values.items() if k not in names}}
+        values = {k: v for k, v in values.items() if k in names}
         parser.set_defaults(**values)
         for action in parser._actions:  # a value from the file satisfies a required option
             if action.dest in values:
                 action.required = False
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args
+    if training is None:
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+        return args
+    from ..training.args import DistillationTrainingArguments
+
+    (args, rest) = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    template_parser = HfArgumentParser(DistillationTrainingArguments)
+    template_parser.set_defaults(**{"output_dir": getattr(args, "output_dir", None), **training})
+    (template,) = template_parser.parse_args_into_dataclasses(args=rest)
+    return args, template
+
+
+def _training_fields() -> set[str]:
+    import dataclasses
+
+    from ..training.args import DistillationTrainingArguments
+
+    return {f.name for f in dataclasses.fields(DistillationTrainingArguments) if f.init}
 
 
 def without_option(argv: list[str], option: str) -> list[str]:

@@ -146,3 +146,23 @@ class DistillationTrainingArguments(TrainingArguments):
     @property
     def hidden_match_specs(self) -> list[tuple[int, int, str]]:
         return [parse_hidden_match(m) for m in self.hidden_matches]
+
+
+def derive(template: DistillationTrainingArguments, **over) -> DistillationTrainingArguments:
+    """A copy of ``template`` (its class, every field it was given) with ``over`` replacing fields: how a command
+    turns the one template its user configured into each run's arguments. ``logging_dir`` follows the new
+    ``output_dir``."""
+    import dataclasses
+
+    fresh = {f.name: getattr(template, f.name) for f in dataclasses.fields(template) if f.init}
+    fresh.pop("logging_dir", None)  # derived from output_dir
+    return type(template)(**{**fresh, **over})
+
+
+def kd_settings(template) -> dict:
+    """The distillation settings of a template: every field ``DistillationTrainingArguments`` adds to
+    ``TrainingArguments`` (a subclass's new fields too)."""
+    from dataclasses import fields
+
+    base = {f.name for f in fields(TrainingArguments)}
+    return {f.name: getattr(template, f.name) for f in fields(template) if f.name not in base and f.init}

@@ -36,7 +36,7 @@ def command_of(args: ZooArguments, template=None) -> str:
     import shlex
     from dataclasses import fields
 
-    from .student import kd_settings
+    from ..training.args import kd_settings
 
     words = ["hf-distill", "zoo"]
     if template is not None:

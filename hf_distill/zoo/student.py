@@ -25,17 +25,6 @@ TEMPLATE_DEFAULTS = {"kd_weight": "auto", "warmup_ratio": 0.1, "weight_decay": 0
 PER_STUDENT = ("output_dir", "num_train_epochs", "learning_rate", "per_device_train_batch_size", "seed", "bf16")
 
 
-def kd_settings(template) -> dict:
-    """The distillation settings of a template: every field ``DistillationTrainingArguments`` adds to
-    ``TrainingArguments`` (a subclass's new fields too)."""
-    from dataclasses import fields
-
-    from transformers import TrainingArguments
-
-    base = {f.name for f in fields(TrainingArguments)}
-    return {f.name: getattr(template, f.name) for f in fields(template) if f.name not in base and f.init}
-
-
 def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: str, kd: bool,
                  seed: int | None = None) -> str:
     """A short hash of everything that decides a student's result: spec, data, KD and training settings (the
@@ -53,6 +42,8 @@ def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: st
                                                         ("dataset_config", None), ("dataset_revision", None))
                  if getattr(args, k) != default})
     if kd:
+        from ..training.args import kd_settings
+
         keep.update(kd_settings(template))
     if seed is not None and seed != args.seed:
         keep["seed"] = seed
@@ -68,7 +59,7 @@ def training_args(args: ZooArguments, template, folder: str, task: TaskSpec, kd:
     user set) with the zoo's per-student fields: output folder, epochs, learning rate, batch size, seed, early
     stopping on the dev split with the best epoch restored, length-grouped batches; ``over`` replaces any of them
     (a searched temperature, another seed). Without KD, ``kd_loss="none"``."""
-    import dataclasses
+    from ..training.args import derive
 
     base = dict(
         output_dir=folder, num_train_epochs=args.epochs, learning_rate=lr, per_device_train_batch_size=args.batch_size,
@@ -79,9 +70,7 @@ def training_args(args: ZooArguments, template, folder: str, task: TaskSpec, kd:
         restore_callback_states_from_checkpoint=True)  # a resumed run keeps its early-stopping count
     if not kd:
         base["kd_loss"] = "none"
-    fresh = {f.name: getattr(template, f.name) for f in dataclasses.fields(template) if f.init}
-    fresh.pop("logging_dir", None)  # derived from output_dir
-    return type(template)(**{**fresh, **base, **over})
+    return derive(template, **{**base, **over})
 
 
 def default_template(args: ZooArguments):

@@ -47,6 +47,7 @@ from hf_distill.data.transfer import build_transfer_set, filter_by_teacher, mix_
 from hf_distill.data.words import build_word_tokenizer
 from hf_distill.shipping.efficiency import measure_latency
 from hf_distill.students import build_student, count_parameters
+from hf_distill.training.args import derive, kd_settings
 
 BLOG = {"tfidf_lr_acc": 0.861, "mlp_acc": 0.86}
 
@@ -75,9 +76,6 @@ class EmotionArguments:
     hidden_size: int = 64
     pooling: str = field(default="mean_max", metadata={
         "help": "MLP pooling: mean_max (the mean and the per-dimension maximum over the words), or mean."})
-    kd_loss: str = "kl"
-    temperature: float = 1.0
-    kd_weight: str = "auto"
     augment_copies: int = field(default=10, metadata={"help": "Augmented copies of each training text."})
     p_mask: float = 0.1
     p_swap: float = 0.1
@@ -88,20 +86,26 @@ class EmotionArguments:
     smoke: bool = field(default=False, metadata={"help": "Tiny random teacher, a few rows (the test suite)."})
 
 
-def _targs(a: EmotionArguments, name: str, epochs: float, lr: float, batch: int, **kd):
-    return DistillationTrainingArguments(
-        output_dir=os.path.join(a.output_dir, name), num_train_epochs=epochs, learning_rate=lr,
-        per_device_train_batch_size=batch, per_device_eval_batch_size=128, warmup_ratio=0.1, weight_decay=0.01,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-        metric_for_best_model="accuracy", greater_is_better=True, save_only_model=True, logging_steps=100,
-        report_to="none", seed=a.seed, disable_tqdm=True, dataloader_pin_memory=False, **kd)
+#: the recipe's defaults for the template's fields (the command line or config.json can change each): the KD
+#: settings are DistillationTrainingArguments' own (KL at T=1), the KD weight balanced on the first step
+TEMPLATE_DEFAULTS = {"kd_weight": "auto", "warmup_ratio": 0.1, "weight_decay": 0.01}
 
 
-def _fit(a, name, model, tokenizer, train, dev, epochs, lr, batch, **kd) -> dict:
+def _targs(a: EmotionArguments, template, name: str, epochs: float, lr: float, batch: int, **over):
+    """One run's arguments: the ``template`` (its KD settings and anything else the user set) with the recipe's
+    per-run fields; ``over`` replaces any of them (``kd_loss="none"`` for the runs without KD)."""
+    return derive(template, output_dir=os.path.join(a.output_dir, name), num_train_epochs=epochs,
+                  learning_rate=lr, per_device_train_batch_size=batch, per_device_eval_batch_size=128,
+                  eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
+                  metric_for_best_model="accuracy", greater_is_better=True, save_only_model=True, logging_steps=100,
+                  report_to="none", seed=a.seed, disable_tqdm=True, dataloader_pin_memory=False, **over)
+
+
+def _fit(a, template, name, model, tokenizer, train, dev, epochs, lr, batch, **kd) -> dict:
     set_seed(a.seed)
-    trainer = DistillationTrainer(model=model, args=_targs(a, name, epochs, lr, batch, **kd), train_dataset=train,
-                                  eval_dataset=dev, processing_class=tokenizer, compute_metrics=classification_metrics,
-                                  callbacks=[EarlyStoppingCallback(a.patience)])
+    trainer = DistillationTrainer(model=model, args=_targs(a, template, name, epochs, lr, batch, **kd),
+                                  train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
+                                  compute_metrics=classification_metrics, callbacks=[EarlyStoppingCallback(a.patience)])
     trainer.remove_callback(PrinterCallback)
     start, cpu = time.perf_counter(), time.process_time()
     trainer.train()
@@ -158,7 +162,11 @@ def _finetuned(a: EmotionArguments, names: list[str]):
     return model
 
 
-def run(a: EmotionArguments) -> dict:
+def run(a: EmotionArguments, template=None) -> dict:
+    """Every model of the recipe; ``template``: the ``DistillationTrainingArguments`` each run starts from
+    (default: its defaults with :data:`TEMPLATE_DEFAULTS`)."""
+    if template is None:
+        template = DistillationTrainingArguments(output_dir=a.output_dir, **TEMPLATE_DEFAULTS)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     set_seed(a.seed)
     raw = load_dataset("emotion", data_dir=a.data_dir)
@@ -168,7 +176,8 @@ def run(a: EmotionArguments) -> dict:
         for split in ("validation", "test"):
             raw[split] = raw[split].select(range(min(a.max_eval_samples, len(raw[split]))))
     names = raw["train"].features["label"].names
-    out: dict = {"config": asdict(a), "train": len(raw["train"]), "test": len(raw["test"]), "blog": BLOG}
+    out: dict = {"config": {**asdict(a), **kd_settings(template)}, "train": len(raw["train"]),
+                 "test": len(raw["test"]), "blog": BLOG}
     out["tfidf_lr"] = tfidf_baseline(raw["train"], raw["test"])
     print(f"[emotion] TF-IDF + LR: test accuracy {100 * out['tfidf_lr']['accuracy']:.2f}", flush=True)
 
@@ -182,7 +191,7 @@ def run(a: EmotionArguments) -> dict:
         return build_student("mlp", word_tok, task="sequence", labels=names, **mlp_kw)
 
     student = mlp()
-    r = _fit(a, "mlp", student, word_tok, words["train"], words["validation"], a.student_epochs,
+    r = _fit(a, template, "mlp", student, word_tok, words["train"], words["validation"], a.student_epochs,
              a.student_learning_rate, a.student_batch_size, kd_loss="none")
     out["mlp"] = {**_test(r.pop("trainer"), words["test"], student, word_tok), **r}
 
@@ -194,24 +203,24 @@ def run(a: EmotionArguments) -> dict:
     sub = tokenize_text(raw, t_tok, max_length=a.max_length)
     if a.finetuned_teacher:
         teacher, r = _finetuned(a, names), {"finetuned_before": portable_path(a.finetuned_teacher)}
-        trainer = DistillationTrainer(model=teacher, args=_targs(a, "teacher", 1, 1e-5, a.batch_size,
+        trainer = DistillationTrainer(model=teacher, args=_targs(a, template, "teacher", 1, 1e-5, a.batch_size,
                                                                  kd_loss="none"),
                                       eval_dataset=sub["validation"], processing_class=t_tok,
                                       compute_metrics=classification_metrics)
         out["teacher"] = {**_test(trainer, sub["test"], teacher, t_tok), **r}
     else:
         teacher = _teacher(a, names, tok_dir)
-        r = _fit(a, "teacher", teacher, t_tok, sub["train"], sub["validation"], a.teacher_epochs,
+        r = _fit(a, template, "teacher", teacher, t_tok, sub["train"], sub["validation"], a.teacher_epochs,
                  a.teacher_learning_rate, a.batch_size, kd_loss="none")
         out["teacher"] = {**_test(r.pop("trainer"), sub["test"], teacher, t_tok), **r}
     teacher.eval()
     cache_dir = os.path.join(a.output_dir, "teacher_cache")
     t_train = cache_teacher_outputs(teacher, sub["train"], cache_dir=cache_dir, tokenizer=t_tok)
     kd_train = transfer_teacher_cache(t_train, words["train"], level="sequence")
-    kd = {"kd_loss": a.kd_loss, "temperature": a.temperature, "kd_weight": a.kd_weight}
+    kd = {}  # the template's KD settings
 
     student = mlp()
-    r = _fit(a, "mlp_kd", student, word_tok, kd_train, words["validation"], a.student_epochs,
+    r = _fit(a, template, "mlp_kd", student, word_tok, kd_train, words["validation"], a.student_epochs,
              a.student_learning_rate, a.student_batch_size, **kd)
     out["mlp_kd"] = {**_test(r.pop("trainer"), words["test"], student, word_tok), **r}
 
@@ -236,7 +245,7 @@ def run(a: EmotionArguments) -> dict:
     out["transfer"] = {**report.to_dict(), "operators": "mlm" if a.mlm else "tang",
                        "copies": a.augment_copies}
     student = mlp()
-    r = _fit(a, "mlp_kd_transfer", student, word_tok, mixed, words["validation"], a.transfer_epochs,
+    r = _fit(a, template, "mlp_kd_transfer", student, word_tok, mixed, words["validation"], a.transfer_epochs,
              a.student_learning_rate, a.student_batch_size, **kd)
     out["mlp_kd_transfer"] = {**_test(r.pop("trainer"), words["test"], student, word_tok), **r,
                               "train_rows": len(mixed)}
@@ -269,8 +278,8 @@ def main(argv: list[str] | None = None) -> dict:
     from hf_distill.runs import parse_recipe_args
 
     argv = sys.argv[1:] if argv is None else argv
-    a = parse_recipe_args(EmotionArguments, argv)
-    return run(a)
+    a, template = parse_recipe_args(EmotionArguments, argv, training=TEMPLATE_DEFAULTS)
+    return run(a, template)
 
 
 if __name__ == "__main__":
