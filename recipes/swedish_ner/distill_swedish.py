@@ -62,7 +62,6 @@ class SwedishArguments:
     teacher_learning_rate: float = 5e-5
     student_epochs: float = 30.0
     patience: int = 3
-    temperature: float = 1.0
     extra_test: str | None = field(default=None, metadata={"help": "Second Swedish NER test set (column format)."})
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
@@ -164,12 +163,18 @@ def render(out: dict) -> str:
     return "\n".join(md) + "\n"
 
 
+#: the recipe's defaults for the template's fields (the paper's KD: KL at T=1, the library's default; the KD
+#: weight balanced on the first step, as the zoo does)
+TEMPLATE_DEFAULTS = {"kd_weight": "auto", "warmup_ratio": 0.1, "weight_decay": 0.01}
+
+
 def main(argv: list[str]) -> dict:
-    from hf_distill import DistillationTrainingArguments
     from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base, without_option
+    from hf_distill.training.args import derive, kd_settings
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
-    a = parse_recipe_args(SwedishArguments, argv)
+    # KD settings (--kd_loss, --temperature...) are DistillationTrainingArguments' own: the template of every run
+    a, template = parse_recipe_args(SwedishArguments, argv, training=TEMPLATE_DEFAULTS)
     a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
     unknown = [s for s in a.students if s not in PAPER_STUDENTS]
     if unknown:
@@ -186,6 +191,7 @@ def main(argv: list[str]) -> dict:
             raise SystemExit(f"no finished student under {a.output_dir}/seed*/students yet")
         out = aggregate(a, runs, "accelerate launch recipes/swedish_ner/distill_swedish.py " + shlex.join(
             without_option(argv, "--partial")))
+        out["settings"] = {**out["settings"], **kd_settings(template)}
         out["partial"] = True
         out["finished"] = {seed: sorted(r["name"] for r in run["students"]) for seed, run in runs.items()}
         publish_results(out, render(out), "swedish_ner", results_file=a.results_file, output_dir=a.output_dir,
@@ -197,11 +203,10 @@ def main(argv: list[str]) -> dict:
     for seed in a.seeds:
         z = ZooArguments(**{**asdict(base), "teacher": teacher, "seed": seed,
                             "output_dir": os.path.join(a.output_dir, f"seed{seed}")})
-        template = DistillationTrainingArguments(output_dir=z.output_dir, kd_loss="kl", temperature=a.temperature,
-                                                 kd_weight="auto", warmup_ratio=0.1, weight_decay=0.01)
-        runs[seed] = run_zoo(z, template)
+        runs[seed] = run_zoo(z, derive(template, output_dir=z.output_dir))
     command = "accelerate launch recipes/swedish_ner/distill_swedish.py " + shlex.join(argv)
     out = aggregate(a, runs, command)
+    out["settings"] = {**out["settings"], **kd_settings(template)}
     publish_results(out, render(out), "swedish_ner", results_file=a.results_file, output_dir=a.output_dir,
                     smoke=a.smoke, results_dir=RESULTS)
     return out
