@@ -10,7 +10,7 @@ Per data set (CoNLL-2003 tagging, emotion classification):
 2. Student: the teacher's layers ``--layers`` (default 0, 2, 4: half the depth), embeddings and head copied
    (``student_from_teacher``). Loss: task cross-entropy + soft-target KL (temperature ``--temperature``,
    ``kd_weight=auto``) + cosine distance between student layer i and teacher layer ``layers[i] + 1`` hidden
-   states (the alternate-layer map), weight ``--cosine_weight``.
+   states (the alternate-layer map), weight ``--hidden_weight``.
 3. Ablations as the paper's Table 4: ``no_cosine`` (no hidden-state term), ``no_kl`` (no soft targets),
    ``no_init`` (the same shape, randomly initialized).
 Every run trains to convergence with early stopping on the validation split; each (data set, variant, seed)
@@ -50,8 +50,6 @@ class DistilBertArguments:
     teacher_emotion: str | None = field(default=None, metadata={"help": "An emotion teacher fine-tuned before."})
     layers: list[int] = field(default_factory=lambda: [0, 2, 4], metadata={"help": "Teacher layers the student "
                                                                                    "starts from."})
-    temperature: float = 2.0
-    cosine_weight: float = 1.0
     cache_hidden: bool = field(default=True, metadata={
         "help": "Cache the matched teacher layers' hidden states with its logits (fp16), so no variant runs the "
                 "teacher online; false: the cosine variants run it on every batch."})
@@ -144,23 +142,30 @@ def main_score(task, scores: dict) -> float:
     return scores["f1"] if task.kind == "token" else scores["accuracy"]
 
 
-def run_fields(a, teacher_path: str) -> dict:
+#: the recipe's defaults for the template's fields: the paper's soft-target temperature 2, the KD weight balanced
+#: on the first step, and the cosine loss's weight (hidden_weight; the cosine pairs are the recipe's layer map)
+TEMPLATE_DEFAULTS = {"temperature": 2.0, "kd_weight": "auto", "hidden_weight": 1.0, "warmup_ratio": 0.1,
+                     "weight_decay": 0.01}
+
+
+def run_fields(a, teacher_path: str, template) -> dict:
     """What a run's key holds besides its variant and seed: the settings and the teacher."""
-    settings = {k: getattr(a, k) for k in ("layers", "temperature", "cosine_weight", "cache_hidden", "learning_rate",
-                                           "no_init_learning_rate", "epochs", "patience", "batch_size",
-                                           "max_length", "max_train_samples", "max_eval_samples", "smoke")}
+    settings = {k: getattr(a, k) for k in ("layers", "cache_hidden", "learning_rate", "no_init_learning_rate",
+                                           "epochs", "patience", "batch_size", "max_length", "max_train_samples",
+                                           "max_eval_samples", "smoke")}
+    settings.update(temperature=template.temperature, cosine_weight=template.hidden_weight)  # names of old keys
     fields = {"settings": settings, "teacher": teacher_path}
     if a.bf16:  # in the key only when on, so results of runs before the option existed stay valid
         fields["bf16"] = True
     return json.loads(json.dumps(fields, default=str))
 
 
-def finished_runs(a, dataset: str, teacher_path: str) -> list[dict]:
+def finished_runs(a, dataset: str, teacher_path: str, template) -> list[dict]:
     """Every finished run of ``dataset`` in ``output_dir`` with these settings and teacher, whatever its variant
     and seed: runs of earlier invocations (other seeds, other variants) count as much as this one's."""
     import glob
 
-    want = run_fields(a, teacher_path)
+    want = run_fields(a, teacher_path, template)
     runs = []
     for path in sorted(glob.glob(os.path.join(a.output_dir, dataset, "*-seed*", "result.json"))):
         with open(path) as f:
@@ -175,13 +180,13 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
     """One student trained to convergence; resumable by its result file (same settings: skipped)."""
     from transformers import set_seed
 
-    from hf_distill import DistillationTrainingArguments
     from hf_distill.base import write_json_atomic
     from hf_distill.runs import train_to_convergence
+    from hf_distill.training.args import derive
 
     folder = os.path.join(a.output_dir, dataset, f"{variant}-seed{seed}")
-    key = json.dumps({**run_fields(a, data["teacher_path"]), "variant": variant, "seed": seed}, sort_keys=True,
-                     default=str)
+    key = json.dumps({**run_fields(a, data["teacher_path"], data["template"]), "variant": variant, "seed": seed},
+                     sort_keys=True, default=str)
     result_path = os.path.join(folder, "result.json")
     if os.path.isfile(result_path):
         with open(result_path) as f:
@@ -193,16 +198,16 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
     student = student_for(variant, teacher, a.layers)
     # the alternate-layer map: student layer i+1 <-> teacher layer layers[i]+1 (0 = embeddings, not matched)
     cosine = [f"{t + 1}:{s + 1}:cosine" for s, t in enumerate(a.layers)]
-    kd = {"kd_loss": "none" if variant == "no_kl" else "kl", "temperature": a.temperature, "kd_weight": "auto",
-          "hidden_matches": [] if variant == "no_cosine" else cosine, "hidden_weight": a.cosine_weight}
-    targs = DistillationTrainingArguments(
-        output_dir=os.path.join(folder, "run"), num_train_epochs=a.epochs,
+    # the variant decides which terms run; the template (its KD settings) everything else
+    kd = {"kd_loss": "none" if variant == "no_kl" else data["template"].kd_loss,
+          "hidden_matches": [] if variant == "no_cosine" else cosine}
+    targs = derive(
+        data["template"], output_dir=os.path.join(folder, "run"), num_train_epochs=a.epochs,
         learning_rate=a.no_init_learning_rate if variant == "no_init" else a.learning_rate,
-        per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=64, warmup_ratio=0.1,
-        weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
-        load_best_model_at_end=True, metric_for_best_model=task.metric, save_only_model=True, logging_steps=50,
-        report_to="none", disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, seed=seed,
-        bf16=a.bf16, **kd)
+        per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=64, eval_strategy="epoch",
+        save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
+        save_only_model=True, logging_steps=50, report_to="none", disable_tqdm=True, dataloader_pin_memory=False,
+        group_by_length=True, seed=seed, bf16=a.bf16, **kd)
     # cached rows carry the teacher's logits (and, with cache_hidden, its matched layers' hidden states); the
     # teacher is still passed: it sizes the hidden-state projections and the cache is checked against it
     online = bool(kd["hidden_matches"]) and not a.cache_hidden
@@ -221,7 +226,7 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
     return record
 
 
-def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
+def run_dataset(a: DistilBertArguments, dataset: str, template) -> dict:
     from transformers import AutoTokenizer
 
     from hf_distill import cache_teacher_outputs
@@ -237,7 +242,7 @@ def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
         return task.encode(split, tokenizer, max_length=a.max_length)
 
     data = {"train": encode(raw["train"]), "dev": encode(raw["validation"]), "test": encode(raw["test"]),
-            "teacher_path": portable_path(teacher_path)}
+            "teacher_path": portable_path(teacher_path), "template": template}
     hidden = [t + 1 for t in a.layers] if a.cache_hidden and set(a.variants) - {"no_cosine"} else None
     if not a.partial and ("no_cosine" in a.variants or hidden):
         data["cached"] = cache_teacher_outputs(teacher, data["train"], tokenizer=tokenizer, hidden_layers=hidden,
@@ -247,7 +252,7 @@ def run_dataset(a: DistilBertArguments, dataset: str) -> dict:
         for v in a.variants:
             for seed in a.seeds:
                 run_variant(a, dataset, v, seed, teacher, tokenizer, task, data)
-    runs = finished_runs(a, dataset, data["teacher_path"])
+    runs = finished_runs(a, dataset, data["teacher_path"], template)
     out = {"teacher": main_score(task, t_scores), "metric": "F1" if task.kind == "token" else "accuracy",
            "teacher_path": data["teacher_path"], "teacher_params": sum(p.numel() for p in teacher.parameters()),
            "bf16": a.bf16, "seeds": {}}
@@ -310,8 +315,10 @@ def render(out: dict) -> str:
 
 def main(argv: list[str]) -> dict:
     from hf_distill.runs import parse_recipe_args, without_option, write_results
+    from hf_distill.training.args import kd_settings
 
-    a = parse_recipe_args(DistilBertArguments, argv)
+    # KD settings (--temperature, --kd_weight, --hidden_weight...) are DistillationTrainingArguments' own
+    a, template = parse_recipe_args(DistilBertArguments, argv, training=TEMPLATE_DEFAULTS)
     path = a.results_file or (os.path.join(a.output_dir, "distilbert.json") if a.smoke
                               else os.path.join(RESULTS, "distilbert.json"))
     out = {}
@@ -319,10 +326,10 @@ def main(argv: list[str]) -> dict:
         with open(path) as f:
             out = {k: v for k, v in json.load(f).items() if k in DATASETS}
     for dataset in a.datasets:
-        out[dataset] = run_dataset(a, dataset)
+        out[dataset] = run_dataset(a, dataset, template)
     out["command"] = "accelerate launch recipes/distilbert/distill_distilbert.py " + shlex.join(
         without_option(argv, "--partial"))
-    out["settings"] = asdict(a)
+    out["settings"] = {**asdict(a), **kd_settings(template)}
     write_results(path, out, render(out))
     print(render(out))
     return out
