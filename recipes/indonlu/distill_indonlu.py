@@ -84,7 +84,6 @@ class IndoNLUArguments:
     teacher_learning_rate: float = 5e-5
     student_epochs: float = 30.0
     patience: int = 3
-    temperature: float = 1.0
     ulb_kd_loss: str = field(default="mse", metadata={"help": "KD loss of the unlabeled-data settings."})
     ulb_length: str | None = field(default="minmax", metadata={
         "help": "Length filter of the unlabeled rows against the task's train split: minmax, iqr, or none."})
@@ -170,10 +169,16 @@ def _specs(a: IndoNLUArguments, task: str, setting: str) -> list[str]:
     return specs
 
 
-def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> None:
-    """The teacher and every setting's zoo runs of one task, for every seed (results: the zoo records)."""
-    from hf_distill import DistillationTrainingArguments
+#: the recipe's defaults for the template's fields (KD settings are DistillationTrainingArguments' own; each setting
+#: group sets its KD loss, as the paper's settings differ by it)
+TEMPLATE_DEFAULTS = {"kd_weight": "auto", "warmup_ratio": 0.1, "weight_decay": 0.01}
+
+
+def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None, template=None) -> None:
+    """The teacher and every setting's zoo runs of one task, for every seed (results: the zoo records);
+    ``template``: the ``DistillationTrainingArguments`` every run starts from."""
     from hf_distill.runs import TaskSpec, fine_tune_teacher
+    from hf_distill.training.args import DistillationTrainingArguments, derive
     from hf_distill.zoo import ZooArguments, load_splits, run_zoo
 
     folder = os.path.join(a.output_dir, task)
@@ -204,8 +209,8 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> None:
         if not wanted[group]:
             continue
         for seed in a.seeds:
-            template = DistillationTrainingArguments(output_dir=folder, temperature=a.temperature, kd_weight="auto",
-                                                     warmup_ratio=0.1, weight_decay=0.01, kd_loss=over["kd_loss"])
+            run_template = derive(template or DistillationTrainingArguments(output_dir=folder, **TEMPLATE_DEFAULTS),
+                                  output_dir=folder, kd_loss=over["kd_loss"])
             zoo_over = {k: v for k, v in over.items() if k != "kd_loss"}
             z = ZooArguments(**{**asdict(base), **zoo_over, "teacher": teacher, "seed": seed,
                                 "students": _specs(a, task, setting),
@@ -214,7 +219,7 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None) -> None:
                                 "output_dir": os.path.join(folder, group, f"seed{seed}"),
                                 # one cache folder per task: the settings over the same rows label them once
                                 "cache_dir": os.path.join(folder, "teacher_cache")})
-            run_zoo(z, template)  # its records are what finished_runs tabulates
+            run_zoo(z, run_template)  # its records are what finished_runs tabulates
 
 
 def results_path(a: IndoNLUArguments) -> str:
@@ -526,14 +531,15 @@ def render(out: dict) -> str:
 def main(argv: list[str]) -> dict:
     from hf_distill.runs import parse_recipe_args, publish_results, recipe_teacher_base, without_option
 
-    a = parse_recipe_args(IndoNLUArguments, argv)
+    # KD settings (--temperature, --kd_weight...) are DistillationTrainingArguments' own: the template of every run
+    a, template = parse_recipe_args(IndoNLUArguments, argv, training=TEMPLATE_DEFAULTS)
     if a.partial:
         argv = without_option(argv, "--partial")
     else:
         a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
         unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None
         for task in a.tasks:
-            run_task(a, task, unlabeled)
+            run_task(a, task, unlabeled, template)
     archive_runs(a)
     per_task = finished_runs(a)  # every finished student of these tasks: this run's, earlier runs' and archived
     if not per_task:
@@ -541,6 +547,9 @@ def main(argv: list[str]) -> dict:
                          f"{archive_dir(a)} yet")
     command = "accelerate launch recipes/indonlu/distill_indonlu.py " + shlex.join(argv)
     out = aggregate(a, per_task, command)
+    from hf_distill.training.args import kd_settings
+
+    out["settings"] = {**out["settings"], **kd_settings(template)}
     if a.partial:
         out["partial"] = True
     path = publish_results(out, render(out), "indonlu", results_file=a.results_file, output_dir=a.output_dir,
