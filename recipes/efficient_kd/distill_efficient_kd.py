@@ -9,7 +9,7 @@ Teacher: ``--teacher_base`` + CRF (the paper: BERT-base-CRF; here by default mul
 cased), fine-tuned on CoNLL-2003 train once and saved with a record of its settings (``--crf_teacher``).
 Student: its first ``--student_layers`` + CRF. Methods: vanilla (CRF NLL), kbest, structural, posterior,
 substructure (teacher online), substructure_cached and substructure_emissions_cached (teacher outputs cached
-once). KD methods follow ``--kd_schedule``: the paper's (KD in every epoch but the last, NLL in the last) or
+once). KD methods follow ``--kd_weight_schedule``: the paper's (KD in every epoch but the last, NLL in the last) or
 ``constant`` (NLL + KD mixed in every epoch). The time of each KD epoch is split by a callback
 (:class:`hf_distill.runs.PhaseTimer`) into teacher (encoder + CRF inference), student forward and the rest.
 Per seed: ``<results_name>_seed<S>.json``; over seeds: ``<results_name>.json`` + ``.md`` (mean ± s.d.).
@@ -40,6 +40,7 @@ from hf_distill import (
 from hf_distill.base import write_json_atomic, write_text_atomic
 from hf_distill.runs import PhaseTimer, parse_recipe_args
 from hf_distill.students import BertCRFConfig, BertCRFForTokenClassification, freeze_word_embeddings
+from hf_distill.training.args import derive
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
@@ -52,14 +53,21 @@ METHODS = ("vanilla", "kbest", "structural", "posterior", "substructure", "subst
            "substructure_emissions_cached")
 
 
-def targs(out, name, epochs, lr, kd_loss, schedule="constant", kd_weight="1.0", seed=42, group_by_length=False,
-          bf16=False, crf_lr=None):
-    return DistillationTrainingArguments(
-        output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr, kd_loss=kd_loss,
-        kd_weight_schedule=schedule, kd_weight=kd_weight, per_device_train_batch_size=32, per_device_eval_batch_size=64,
-        warmup_ratio=0.1, logging_steps=100, save_strategy="no", report_to="none", disable_tqdm=True,
-        dataloader_pin_memory=False, seed=seed, group_by_length=group_by_length, bf16=bf16,
-        crf_learning_rate=crf_lr)
+#: the recipe's defaults for the template's KD settings (DistillationTrainingArguments fields): the paper's
+#: schedule (KD in every epoch but the last, NLL in the last) and weight 1
+TEMPLATE_DEFAULTS = {"kd_weight": "1.0", "kd_weight_schedule": "kd_only_until_last_epoch"}
+
+
+def targs(out, name, epochs, lr, kd_loss, seed=42, group_by_length=False, bf16=False, crf_lr=None, template=None):
+    """One run's arguments from the ``template`` (its KD weight and schedule; the runs without KD train on the
+    task loss in every epoch)."""
+    template = template or DistillationTrainingArguments(output_dir=out, **TEMPLATE_DEFAULTS)
+    return derive(
+        template, output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr, kd_loss=kd_loss,
+        kd_weight_schedule="constant" if kd_loss == "none" else template.kd_weight_schedule,
+        per_device_train_batch_size=32, per_device_eval_batch_size=64, warmup_ratio=0.1, logging_steps=100,
+        save_strategy="no", report_to="none", disable_tqdm=True, dataloader_pin_memory=False, seed=seed,
+        group_by_length=group_by_length, bf16=bf16, crf_learning_rate=crf_lr)
 
 
 TEACHER_RECORD = "structured_kd_teacher.json"
@@ -84,9 +92,6 @@ class EfficientKDArguments:
     student_epochs: float = 2.0
     student_lr: float = 1e-4
     methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": f"Of {list(METHODS)}."})
-    kd_schedule: str = field(default="kd_only_until_last_epoch", metadata={
-        "help": "kd_weight_schedule of the KD methods: the paper's, or 'constant' (NLL + KD in every epoch)."})
-    kd_weight: str = "1.0"
     freeze_embeddings: bool = field(default=False, metadata={
         "help": "Keep the word-embedding table of teacher and students frozen (a CPU-budget choice: the cased "
                 "250k-token table is most of the parameters the optimizer updates; the paper trains it)."})
@@ -183,9 +188,8 @@ def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer,
         from_cache = method.endswith("_cached")
         timer = PhaseTimer()
         tr = DistillationTrainer(
-            model=student, args=targs(a.output_dir, f"{method}-seed{seed}", a.student_epochs, a.student_lr, kd,
-                                      "constant" if kd == "none" else a.kd_schedule, a.kd_weight, seed,
-                                      a.group_by_length, a.bf16, a.crf_learning_rate),
+            model=student, args=targs(a.output_dir, f"{method}-seed{seed}", a.student_epochs, a.student_lr, kd, seed,
+                                      a.group_by_length, a.bf16, a.crf_learning_rate, template=data["template"]),
             train_dataset=data["cached"] if from_cache else data["train"],
             teacher_model=None if method == "vanilla" or from_cache else teacher,
             processing_class=tokenizer, compute_metrics=metrics, callbacks=[timer])
@@ -201,12 +205,13 @@ def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer,
                                      "f1": ev["eval_f1"], "trainable_params": trainable}
         print(f"[efficient_kd] seed {seed} {method}: F1 {100 * ev['eval_f1']:.2f}, first epoch "
               f"{first['epoch_s']:.1f}s (teacher {first['teacher_s']:.1f}s)", flush=True)
-        write(result, a, command, seed)
+        write(result, a, command, seed, data["template"])
     return result
 
 
 def main(argv: list[str]) -> dict:
-    a = parse_recipe_args(EfficientKDArguments, argv)
+    # KD settings (--kd_weight, --kd_weight_schedule...) are DistillationTrainingArguments' own: the template
+    a, template = parse_recipe_args(EfficientKDArguments, argv, training=TEMPLATE_DEFAULTS)
     a.results_dir = a.results_dir or (a.output_dir if a.smoke else RESULTS)
     command = "accelerate launch recipes/efficient_kd/distill_efficient_kd.py " + shlex.join(argv)
     names = [f"{a.results_name}_seed{s}" for s in a.seeds]
@@ -231,7 +236,7 @@ def main(argv: list[str]) -> dict:
     t0 = time.perf_counter()
     cached = cache_teacher_outputs(teacher, train, dtype="float32", tokenizer=tokenizer,
                                    cache_dir=os.path.join(a.output_dir, "teacher_cache"))
-    data = {"train": train, "test": test, "cached": cached, "cache_s": time.perf_counter() - t0,
+    data = {"train": train, "test": test, "cached": cached, "template": template, "cache_s": time.perf_counter() - t0,
             "teacher_record": {"precision": ev["eval_precision"], "recall": ev["eval_recall"], "f1": ev["eval_f1"],
                                "train_s": record.get("train_s"), "init": a.teacher_base, "epochs": a.teacher_epochs,
                                "layers": teacher.config.num_hidden_layers,
@@ -257,10 +262,10 @@ def targets(methods: dict) -> list[tuple[str, str, bool]]:
     return rows
 
 
-def write(result, args, command, seed):
+def write(result, args, command, seed, template):
     result["command"] = command
     result["train_sentences"] = args.max_train_samples or 14041
-    result["kd_schedule"], result["kd_weight"] = args.kd_schedule, args.kd_weight
+    result["kd_schedule"], result["kd_weight"] = template.kd_weight_schedule, template.kd_weight
     result["seed"], result["group_by_length"] = seed, args.group_by_length
     result["student_layers"] = args.student_layers
     result["threads"] = torch.get_num_threads()
