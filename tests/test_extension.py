@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 from conftest import CONLL_LABELS
 from torch import nn
@@ -125,3 +126,31 @@ def test_a_new_training_field_reaches_the_zoo_without_editing_it(tmp_path, token
     used = torch.load(tmp_path / "zoo" / "students" / "l" / "model" / "training_args.bin", weights_only=False)
     assert used.toy_setting == 3.5 and used.kd_loss == "mse" and used.num_train_epochs == 1
     assert "--toy_setting 3.5" in out["command"] and "--kd_loss mse" in out["command"]
+
+
+def test_a_new_training_field_reaches_the_recipes_without_editing_them(tmp_path, monkeypatch):
+    """A recipe parses (its settings, a DistillationTrainingArguments template), from its config file and its
+    command line, and derives every run's arguments from the template: a new field reaches each run."""
+    import json
+    from dataclasses import dataclass
+
+    from hf_distill.runs import parse_recipe_args
+    from hf_distill.training import args as args_module
+
+    @dataclass
+    class Recipe:
+        output_dir: str = "out"
+        epochs: float = 2.0
+
+    monkeypatch.setattr(args_module, "DistillationTrainingArguments", WithToySetting)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"epochs": 3.0, "toy_setting": 1.5, "temperature": 2.0}))
+    settings, template = parse_recipe_args(Recipe, [str(config), "--kd_weight", "auto"], training={"kd_weight": "1.0"})
+    assert settings == Recipe(epochs=3.0) and isinstance(template, WithToySetting)
+    assert (template.toy_setting, template.temperature, template.kd_weight) == (1.5, 2.0, "auto")
+    run = args_module.derive(template, output_dir=str(tmp_path / "run"), num_train_epochs=settings.epochs)
+    assert isinstance(run, WithToySetting) and run.toy_setting == 1.5 and run.num_train_epochs == 3.0
+    assert args_module.kd_settings(run)["toy_setting"] == 1.5
+    config.write_text(json.dumps({"epochs": 3.0, "no_such_setting": 1}))
+    with pytest.raises(ValueError, match=r"unknown settings \['no_such_setting'\]"):
+        parse_recipe_args(Recipe, [str(config)], training={})
