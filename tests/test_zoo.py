@@ -377,3 +377,20 @@ def test_without_a_validation_split_dev_is_carved_from_train_only(monkeypatch):
     assert all(t.startswith("train") for t in first["validation"]["text"])
     other = load_splits(ZooArguments(teacher="t", dataset="mine", dev_fraction=0.2, dev_seed=8))
     assert set(other["validation"]["text"]) != set(first["validation"]["text"])
+
+
+@pytest.mark.slow
+def test_workers_share_the_students_and_the_report_has_them_all(tmp_path, tokenizer, data_dir):
+    teacher_dir = _tiny_teacher(tmp_path, tokenizer)
+    specs = [f'{n}=window:{{"embedding_dim": {d}}}@1e-2' for n, d in (("a", 8), ("b", 12), ("c", 16), ("d", 20))]
+    args = ZooArguments(teacher=str(teacher_dir), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
+                        students=specs, max_train_samples=48, max_dev_samples=24, max_eval_samples=24, epochs=2,
+                        patience=1, bench_runs=2, quantize=False, augment="none", workers=2)
+    out = run_zoo(args)
+    assert sorted(r["name"] for r in out["students"]) == ["a", "b", "c", "d"]
+    log = (tmp_path / "zoo" / "worker1.log").read_text()
+    assert "results:" in log and "Traceback" not in log  # the helper ran to its end
+    assert "other settings" not in log  # it keyed the students as this process did (nothing trained twice)
+    assert not list((tmp_path / "zoo" / "students").glob("*.lock"))  # every claim released
+    saved = json.loads((tmp_path / "zoo" / "zoo.json").read_text())
+    assert sorted(r["name"] for r in saved["students"]) == ["a", "b", "c", "d"] and "--workers 2" in saved["command"]

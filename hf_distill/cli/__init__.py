@@ -209,7 +209,7 @@ def _zoo(argv: list[str]) -> int:
         **TEMPLATE_DEFAULTS)
     if args.teacher and args.teacher.startswith(("/", ".", "~")) and not os.path.exists(args.teacher):
         raise CommandError(f"--teacher {args.teacher}: no such folder")
-    run_zoo(args, template)
+    run_zoo(args, template, argv=argv)
     print(f"\nresults: {os.path.join(args.output_dir, 'zoo.json')}, zoo.md, zoo.png; students under "
           f"{os.path.join(args.output_dir, 'students')} (each ready for `hf-distill card` / `push`)")
     return 0

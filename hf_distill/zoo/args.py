@@ -65,6 +65,10 @@ class ZooArguments:
                 "lowercased when the file is; characters still carry the case). 0: training words only. On "
                 "CoNLL-2003, 31%% of the test's entity tokens are not in the training words, 89%% of those are among "
                 "GloVe's first 100k."})
+    workers: int = field(default=1, metadata={
+        "help": "Zoo processes training students side by side, one per core (each on one thread): after the teacher "
+                "is cached and benched, this process starts N-1 more with the same command (logs: "
+                "output_dir/worker<i>.log); each student is claimed by one of them."})
     cascade: bool = field(default=False, metadata={
         "help": "Also calibrate a cascade of the recommended student with the teacher (as hf-distill cascade: the "
                 "least teacher use within 0.3 of the teacher on dev, scored against the teacher's answers) and add "
@@ -106,6 +110,8 @@ class ZooArguments:
     positional = ()
 
     def __post_init__(self):
+        # the command line parses floats: ``epochs=2`` from Python must key a student as ``--epochs 2`` does
+        self.epochs, self.dev_fraction = float(self.epochs), float(self.dev_fraction)
         if self.augment not in ("tang", "none"):
             raise ValueError(f"--augment {self.augment!r}: use 'tang' or 'none'")
         if self.augment_copies < 0:

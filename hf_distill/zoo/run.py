@@ -227,13 +227,15 @@ def prepare(args: ZooArguments, specs: list[StudentSpec], task: TaskSpec, raw, t
     return data
 
 
-def run_zoo(args: ZooArguments, training=None) -> dict:
+def run_zoo(args: ZooArguments, training=None, argv: list[str] | None = None) -> dict:
     """Distill, bench and compare every student; write zoo.json, zoo.md and zoo.png under ``output_dir``.
 
     Args:
         args: the zoo's options.
         training: a ``DistillationTrainingArguments`` (or subclass) whose KD settings and other fields every
             student's training arguments start from (default: ``default_template(args)``).
+        argv: the command line, for the helper processes of ``--workers`` (default: rebuilt from ``args`` and
+            the template's KD settings).
     """
     import torch
     from transformers import AutoTokenizer
@@ -278,6 +280,7 @@ def run_zoo(args: ZooArguments, training=None) -> dict:
         f"{fast['latency_ms']:.2f} ms per sentence")
     data["teacher_measured"] = t_record["measured"]
     data["teacher_fastest"] = fast
+    helpers = start_workers(args, argv, data["template"], say) if args.workers > 1 else []
     rows = []
     plan = [(spec, kd) for spec in specs for kd in ((True, False) if args.compare_no_kd else (True,))]
 
@@ -330,12 +333,43 @@ def run_zoo(args: ZooArguments, training=None) -> dict:
             run(spec, False, seed)
         wait_for_others()
         seeds = pick
+    for proc in helpers:  # their students are done (waited for above); let them finish before the report
+        proc.wait()
     cascade = None
     if args.cascade:
         with clock.measure("cascade"):
             cascade = cascade_of_recommended(args, rows, t_record, say)
     return write_results(args, rows, t_record, task, phases=clock.phases, total=clock.total(), seeded=seeds,
                          transfer=data["transfer"], template=data["template"], cascade=cascade)
+
+
+def start_workers(args: ZooArguments, argv: list[str] | None, template, say) -> list:
+    """``args.workers - 1`` more zoo processes with this command, each pinned to its own core on one thread (this
+    process takes the first core); they share the students through claim files and read the teacher's cache and
+    bench from disk."""
+    import shlex
+    import subprocess
+    import sys
+
+    import torch
+
+    from .report import command_of
+
+    words = list(argv) if argv is not None else shlex.split(command_of(args, template))[2:]
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) >= args.workers:
+        os.sched_setaffinity(0, {cores[0]})
+    torch.set_num_threads(1)
+    procs = []
+    for i in range(1, args.workers):
+        core = {cores[i]} if len(cores) >= args.workers else None
+        log = open(os.path.join(args.output_dir, f"worker{i}.log"), "w")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "hf_distill.cli", "zoo", *words, "--workers", "1"], stdout=log,
+            stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+            preexec_fn=(lambda core=core: os.sched_setaffinity(0, core)) if core else None))
+    say(f"{len(procs)} more zoo process(es) started (logs: {args.output_dir}/worker*.log)")
+    return procs
 
 
 def cascade_of_recommended(args: ZooArguments, rows: list[dict], t_record: dict, say) -> dict:
