@@ -110,8 +110,9 @@ def _prepare(teacher, dataset, tokenizer, backend, device, atol, batch_size, min
     if "attention_mask" not in keys:
         raise ValueError("cache_teacher_outputs needs a tokenized dataset with input_ids and attention_mask")
     limit = getattr(getattr(teacher, "config", None), "max_position_embeddings", None)
-    if limit and longest_row(dataset) > limit:
-        raise ValueError(f"rows are up to {longest_row(dataset)} tokens long but the teacher has {limit} position "
+    longest = longest_row(dataset) if limit else 0
+    if longest > limit:
+        raise ValueError(f"rows are up to {longest} tokens long but the teacher has {limit} position "
                          f"embeddings: tokenize with max_length<={limit}")
     inputs_only = dataset.select_columns(list(keys))
     report = {}

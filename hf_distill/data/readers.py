@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from .schemes import TagSchemeError, convert_scheme, map_entity_types, repair_iob2, validate_iob2
+from .schemes import (
+    TagSchemeError,
+    convert_scheme,
+    iob_shaped,
+    map_entity_types,
+    repair_iob2,
+    split_tag,
+    validate_iob2,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,15 +159,15 @@ def check_tag_shapes(splits: Mapping[str, list[ColumnSentence]], col: str, schem
                 where.setdefault(tag, (s.path, s.lines[j]))
     if scheme in ("iob2", "iob1"):
         for tag in counts:
-            if tag not in ("O", "0") and not (len(tag) > 2 and tag[1] == "-" and tag[0] in "BI"):
+            if not iob_shaped(tag):
                 path, line = where[tag]
                 raise DataFormatError(f"{path}:{line}: label {tag!r} in column {col!r} is not {scheme.upper()} "
                                       "(expected O, B-X or I-X); a file of bare entity types is IO: read it with "
                                       "scheme 'io'")
     types: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for tag, n in counts.items():
-        if tag not in ("O", "0"):
-            prefix, typ = (tag[0], tag[2:]) if len(tag) > 2 and tag[1] == "-" else ("I", tag)
+        prefix, typ = split_tag(tag)
+        if typ is not None:
             types[typ][prefix] += n
     problems = []
     for typ, by_prefix in sorted(types.items()):

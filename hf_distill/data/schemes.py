@@ -20,6 +20,11 @@ class TagSchemeError(ValueError):
     """A tag sequence that breaks the declared scheme."""
 
 
+def iob_shaped(tag: str) -> bool:
+    """Whether ``tag`` is ``O`` (or ``0``), ``B-X`` or ``I-X``."""
+    return tag in _OUTSIDE_SPELLINGS or (len(tag) > 2 and tag[1] == "-" and tag[0] in "BI")
+
+
 def split_tag(tag: str) -> tuple[str, str | None]:
     """``"B-PER"`` -> ``("B", "PER")``; ``"O"`` -> ``("O", None)``; a bare type ``"PER"`` -> ``("I", "PER")``."""
     if tag in _OUTSIDE_SPELLINGS:
@@ -57,7 +62,7 @@ def validate_iob2(tags: Sequence[str], where: str = "", strict: bool = True) -> 
     prev_type: str | None = None
     for i, tag in enumerate(tags):
         prefix, typ = split_tag(tag)
-        if tag not in _OUTSIDE_SPELLINGS and not (len(tag) > 2 and tag[1] == "-" and tag[0] in "BI"):
+        if not iob_shaped(tag):
             raise TagSchemeError(f"{where}tag {tag!r} at token {i} is not IOB2 (expected O, B-X or I-X)")
         if prefix == "I" and typ != prev_type:
             before = "O" if prev_type is None else f"a {prev_type} tag"

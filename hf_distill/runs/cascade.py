@@ -169,12 +169,17 @@ def render(out: dict) -> str:
             f"{100 * (c['f1'] - out['teacher']['f1']):+.2f} against the teacher at {gain:.1f}x its throughput "
             f"(batch 1, one thread).\n")
     cal = c.get("calibration", {})
-    if cal.get("student_dev") is not None and cal["student_dev"] >= cal["teacher_dev"]:
-        text += (f"\nThe student alone scores {100 * cal['student_dev']:.2f} on dev against gold, the teacher "
-                 f"{100 * cal['teacher_dev']:.2f}: a cascade cannot be expected to gain over the student here; serve "
-                 "the student alone (calibrating against the teacher's answers makes the cascade copy the teacher, "
-                 "its errors included).\n")
-    return text
+    return text + serve_student_note(cal.get("student_dev"), cal.get("teacher_dev"))
+
+
+def serve_student_note(student_dev: float | None, teacher_dev: float | None) -> str:
+    """A paragraph saying to serve the student alone when it scores at least the teacher's dev score ("" else)."""
+    if student_dev is None or teacher_dev is None or student_dev < teacher_dev:
+        return ""
+    return (f"\nThe student alone scores {100 * student_dev:.2f} on dev against gold, the teacher "
+            f"{100 * teacher_dev:.2f}: a cascade cannot be expected to gain over the student here; serve the student "
+            "alone (calibrating against the teacher's answers makes the cascade copy the teacher, its errors "
+            "included).\n")
 
 
 def plot(out: dict, path: str) -> None:

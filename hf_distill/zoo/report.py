@@ -175,6 +175,8 @@ def markdown(args: ZooArguments, main: list[dict], rows: list[dict], teacher: di
 
 def cascade_markdown(c: dict, teacher_ms: float) -> str:
     """The zoo report's cascade section: the calibrated point, measured."""
+    from ..runs.cascade import serve_student_note
+
     return ("\n## Cascade\n\n"
             f"{c['student']} answers the inputs it is sure of (confidence at least {c['threshold']:.4f}, calibrated on "
             "dev against the teacher's answers) and the teacher the rest; measured on test at batch 1 on one thread "
@@ -182,10 +184,7 @@ def cascade_markdown(c: dict, teacher_ms: float) -> str:
             "| model | test score | sent to the teacher | latency ms | speed-up |\n|---|---|---|---|---|\n"
             f"| cascade ({c['student']} + teacher) | {100 * c['f1']:.2f} | {100 * c['to_teacher']:.1f}% | "
             f"{c['latency_ms']:.2f} | {teacher_ms / c['latency_ms']:.1f}x |\n"
-            + (f"\nThe student alone scores {100 * c['student_dev']:.2f} on dev against gold, the teacher "
-               f"{100 * c['teacher_dev']:.2f}: serve the student alone; a cascade calibrated against the teacher's "
-               "answers copies the teacher, its errors included.\n"
-               if c.get("student_dev") is not None and c["student_dev"] >= c["teacher_dev"] else ""))
+            + serve_student_note(c.get("student_dev"), c.get("teacher_dev")))
 
 
 def plot(rows: list[dict], front: list[str], teacher: dict, path: str, cascade: dict | None = None) -> None:

@@ -363,11 +363,11 @@ def start_workers(args: ZooArguments, argv: list[str] | None, template, say) -> 
     procs = []
     for i in range(1, args.workers):
         core = {cores[i]} if len(cores) >= args.workers else None
-        log = open(os.path.join(args.output_dir, f"worker{i}.log"), "w")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "hf_distill.cli", "zoo", *words, "--workers", "1"], stdout=log,
-            stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
-            preexec_fn=(lambda core=core: os.sched_setaffinity(0, core)) if core else None))
+        with open(os.path.join(args.output_dir, f"worker{i}.log"), "w") as log:  # the child keeps its own copy
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "hf_distill.cli", "zoo", *words, "--workers", "1"], stdout=log,
+                stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                preexec_fn=(lambda core=core: os.sched_setaffinity(0, core)) if core else None))
     say(f"{len(procs)} more zoo process(es) started (logs: {args.output_dir}/worker*.log)")
     return procs
 

