@@ -16,7 +16,6 @@ import sys
 import time
 
 from common import RESULTS, load_demo
-from transformers import HfArgumentParser
 
 from hf_distill.base import write_json_atomic
 
@@ -108,9 +107,9 @@ def main(argv: list[str]) -> None:
         with open(os.path.join(RESULTS, "foundation.json")) as f:
             render(json.load(f))
         return
-    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=DEFAULTS + argv)
+    args, template = _demo.parse_demo_args(DEFAULTS + argv)
     start = time.perf_counter()
-    r = run_demo(args)
+    r = run_demo(args, template)
     seeds = args.student_seeds
     f1 = {run: [r[f"student_{run}_seed{s}"]["f1"] for s in seeds] for run in ("no_kd", "kd")}
 
@@ -122,7 +121,7 @@ def main(argv: list[str]) -> None:
         "dataset": "conll2003 (test split, seqeval strict IOB2)",
         "teacher": "all-MiniLM-L6-v2 fine-tuned (6 layers, hidden 384), early stopping on dev",
         "student": f"teacher layers {args.student_layers} (truncated teacher), early stopping on dev",
-        "kd": f"{args.kd_loss}, T={args.temperature}, kd_weight={args.kd_weight}",
+        "kd": f"{template.kd_loss}, T={template.temperature}, kd_weight={template.kd_weight}",
         "train_sentences": r["labeled_sentences"], "test_sentences": r["test_sentences"], "threads": r["threads"],
         "teacher_f1": r["teacher"]["f1"], "seeds": seeds, "f1": f1,
         "mean_f1": {k: statistics.mean(v) for k, v in f1.items()},

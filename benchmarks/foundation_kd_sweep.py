@@ -49,7 +49,8 @@ def main(argv):
         loss, temperature, weight = setting.split(":")
         set_seed(demo.seed)
         student = student_from_teacher(teacher, demo.student_layers)
-        targs = _training_args(demo, setting.replace(":", "_"), args.epochs, demo.student_learning_rate,
+        targs = _training_args(demo, _demo.demo_template(demo), setting.replace(":", "_"), args.epochs,
+                               demo.student_learning_rate,
                                early_stopping=False, kd_loss=loss, temperature=float(temperature), kd_weight=weight)
         start = time.perf_counter()
         timing = train_to_convergence(student, targs, cached, tokenizer)

@@ -26,7 +26,7 @@ import time
 
 import torch
 from common import HERE, RESULTS, default_teacher_path, load_demo
-from transformers import AutoTokenizer, HfArgumentParser
+from transformers import AutoTokenizer
 
 from hf_distill.base import write_json_atomic
 from hf_distill.students import count_parameters
@@ -64,11 +64,11 @@ def _prefix(tag: str | None) -> str:
     return "conll2003" + (f"_{tag}" if tag else "")
 
 
-def _settings(demo: DemoArguments) -> dict:
-    return {k: getattr(demo, k) for k in ("max_train_samples", "transfer_samples", "kd_loss", "temperature",
-                                          "labeled_temperature", "kd_weight", "patience", "student_epochs",
-                                          "transfer_epochs", "student_layers", "student_learning_rate", "bf16",
-                                          "freeze_student_embeddings")}
+def _settings(demo: DemoArguments, template) -> dict:
+    return {**{k: getattr(demo, k) for k in ("max_train_samples", "transfer_samples", "labeled_temperature",
+                                             "patience", "student_epochs", "transfer_epochs", "student_layers",
+                                             "student_learning_rate", "bf16", "freeze_student_embeddings")},
+            **{k: getattr(template, k) for k in ("kd_loss", "temperature", "kd_weight")}}
 
 
 def stage_teacher(demo: DemoArguments, tag: str | None = None) -> None:
@@ -100,7 +100,7 @@ def _claim(path: str) -> bool:
     return True
 
 
-def stage_worker(demo: DemoArguments, seeds, runs, tag: str | None = None) -> None:
+def stage_worker(demo: DemoArguments, template, seeds, runs, tag: str | None = None) -> None:
     tokenizer, data, label_names, _, teacher, _, cached = setup(demo)
     os.makedirs(RUNS_DIR, exist_ok=True)
     # the slow transfer runs first, so the two workers finish close together
@@ -112,9 +112,9 @@ def stage_worker(demo: DemoArguments, seeds, runs, tag: str | None = None) -> No
             continue
         try:
             r = train_student(demo, run, seed, teacher, data, cached, tokenizer, label_names, data["test"], _say,
-                              name=f"student_{run}_seed{seed}" + (f"_{tag}" if tag else ""))
+                              name=f"student_{run}_seed{seed}" + (f"_{tag}" if tag else ""), template=template)
             r["threads"] = torch.get_num_threads()
-            r["settings"] = _settings(demo)
+            r["settings"] = _settings(demo, template)
             write_json_atomic(out, r)
         finally:
             os.remove(claim)
@@ -470,8 +470,7 @@ def main(argv: list[str]) -> None:
         stage_emotion(demo_argv, run=not a.merge_only, folder=a.emotion_dir, variants=a.emotion_variants,
                       seed_folders=a.emotion_seeds)
         return
-    (demo,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(
-        args=["--output_dir", "outputs/transfer", "--quiet", "false", *demo_argv])
+    demo, template = _demo.parse_demo_args(["--output_dir", "outputs/transfer", "--quiet", "false", *demo_argv])
     command = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/transfer.py --stage teacher|worker|aggregate"
     if a.tag:
         command += f" --tag {a.tag}"
@@ -480,7 +479,7 @@ def main(argv: list[str]) -> None:
     if a.stage == "teacher":
         stage_teacher(demo, a.tag)
     elif a.stage == "worker":
-        stage_worker(demo, a.seeds, a.runs, a.tag)
+        stage_worker(demo, template, a.seeds, a.runs, a.tag)
     else:
         if a.archive:
             archive_main(a.archive, a.archive_note)

@@ -33,7 +33,7 @@ from .files import read_json
 from .runs import evaluate, train_to_convergence
 from .shipping.efficiency import measure_latency
 from .students import count_parameters, freeze_word_embeddings, student_from_teacher
-from .training.args import DistillationTrainingArguments, fast_bf16_available
+from .training.args import DistillationTrainingArguments, derive, fast_bf16_available, kd_settings
 from .training.collator import DistillationCollator
 from .training.signals import teacher_fingerprint
 from .training.validate import check_max_length
@@ -69,13 +69,11 @@ class DemoArguments:
     patience: int = field(default=2, metadata={"help": "Epochs without a better dev F1 before stopping."})
     student_layers: list[int] = field(default_factory=lambda: [0, 1])
     runs: list[str] = field(default_factory=lambda: list(RUNS), metadata={"help": f"Student runs: {list(RUNS)}."})
-    kd_loss: str = "kl"
-    temperature: float = field(default=1.0, metadata={"help": "KD temperature of the KD + transfer run."})
     labeled_temperature: float | None = field(default=2.0, metadata={
-        "help": "KD temperature of the labeled-only KD run (default 2; none: --temperature). Measured over 3 "
-                "seeds (benchmarks/results/transfer.md): on labeled rows T=2 beat T=1 (77.08 against 76.71) and "
-                "on labeled + transfer rows T=1 beat T=2 (80.74 against 80.08)."})
-    kd_weight: str = "auto"
+        "help": "KD temperature of the labeled-only KD run (default 2; none: the template's --temperature, which "
+                "the KD + transfer run uses). Measured over 3 seeds (benchmarks/results/transfer.md): on labeled "
+                "rows T=2 beat T=1 (77.08 against 76.71) and on labeled + transfer rows T=1 beat T=2 (80.74 "
+                "against 80.08)."})
     teacher_learning_rate: float = 1e-4
     student_learning_rate: float = 2e-4
     batch_size: int = 32
@@ -105,30 +103,41 @@ class DemoArguments:
             self.bf16 = fast_bf16_available()
 
 
-def _training_args(args: DemoArguments, name: str, epochs: float, lr: float, seed: int | None = None,
-                   early_stopping: bool = True, **kd) -> DistillationTrainingArguments:
+#: the demo's values for ``DistillationTrainingArguments`` fields (the template of its runs); the KD settings
+#: (``--kd_loss``, ``--temperature``, ``--kd_weight``...) are the template's own, declared once there
+TEMPLATE_DEFAULTS = {"kd_loss": "kl", "kd_weight": "auto", "warmup_ratio": 0.1, "weight_decay": 0.01,
+                     "per_device_eval_batch_size": 64, "dataloader_pin_memory": False, "logging_steps": 50,
+                     "report_to": "none", "dataloader_num_workers": 0, "disable_tqdm": True}
+#: template fields the demo sets per run, and the demo option that sets each
+PER_RUN = {"num_train_epochs": "--teacher_epochs / --student_epochs / --transfer_epochs",
+           "learning_rate": "--teacher_learning_rate / --student_learning_rate",
+           "per_device_train_batch_size": "--batch_size"}
+
+
+def demo_template(args: DemoArguments, **over) -> DistillationTrainingArguments:
+    """The demo's template on its defaults (``over``: KD settings and other training fields that differ)."""
+    return DistillationTrainingArguments(output_dir=args.output_dir, **{**TEMPLATE_DEFAULTS, **over})
+
+
+def parse_demo_args(argv: list[str]) -> tuple[DemoArguments, DistillationTrainingArguments]:
+    """``(DemoArguments, template)`` from a command line: the demo's options, then any
+    ``DistillationTrainingArguments`` option (KD settings included) for the template of every run."""
+    from .runs.recipe_io import parse_recipe_args
+
+    return parse_recipe_args(DemoArguments, argv, training=TEMPLATE_DEFAULTS)
+
+
+def _training_args(args: DemoArguments, template: DistillationTrainingArguments, name: str, epochs: float,
+                   lr: float, seed: int | None = None, early_stopping: bool = True,
+                   **kd) -> DistillationTrainingArguments:
+    """One run's arguments: ``template`` with the run's folder, epochs, learning rate, seed and ``kd``."""
     stop = {"eval_strategy": "epoch", "save_strategy": "epoch", "save_total_limit": 1,
             "load_best_model_at_end": True, "metric_for_best_model": "f1", "greater_is_better": True,
             "save_only_model": True} if early_stopping else {"eval_strategy": "no", "save_strategy": "no"}
-    return DistillationTrainingArguments(
-        output_dir=os.path.join(args.output_dir, name),
-        num_train_epochs=epochs,
-        learning_rate=lr,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=64,
-        warmup_ratio=0.1,
-        dataloader_pin_memory=False,
-        weight_decay=0.01,
-        logging_steps=50,
-        report_to="none",
-        seed=args.seed if seed is None else seed,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        group_by_length=args.group_by_length,
-        bf16=args.bf16,
-        **stop,
-        **kd,
-    )
+    return derive(template, output_dir=os.path.join(args.output_dir, name), num_train_epochs=epochs,
+                  learning_rate=lr, per_device_train_batch_size=args.batch_size,
+                  seed=args.seed if seed is None else seed, group_by_length=args.group_by_length, bf16=args.bf16,
+                  **stop, **kd)
 
 
 def latency(model, dataset, tokenizer, runs: int) -> dict[str, float]:
@@ -151,8 +160,9 @@ def base_name(args: DemoArguments) -> str:
     return os.path.basename(os.path.normpath(args.teacher)) if args.teacher else "all-MiniLM-L6-v2"
 
 
-def demo_argv(args: DemoArguments) -> list[str]:
-    """The options of ``args`` that differ from the demo's defaults, as command-line words."""
+def demo_argv(args: DemoArguments, template: DistillationTrainingArguments | None = None) -> list[str]:
+    """The options of ``args`` (and the KD settings of ``template``) that differ from the demo's defaults, as
+    command-line words."""
     from dataclasses import fields
 
     words = []
@@ -161,6 +171,9 @@ def demo_argv(args: DemoArguments) -> list[str]:
         value = getattr(args, f.name)
         if value != getattr(defaults, f.name) and f.name not in ("student_seeds", "bf16"):
             words += [f"--{f.name}", *([str(v) for v in value] if isinstance(value, list) else [str(value)])]
+    if template is not None:
+        usual = kd_settings(type(template)(output_dir=args.output_dir, **TEMPLATE_DEFAULTS))
+        words += [w for k, v in kd_settings(template).items() if v != usual[k] for w in (f"--{k}", str(v))]
     return words
 
 
@@ -218,7 +231,8 @@ def get_teacher(args: DemoArguments, teacher_path: str, data, tokenizer, label_n
     teacher = AutoModelForTokenClassification.from_pretrained(
         teacher_path, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
         label2id={n: i for i, n in enumerate(label_names)})
-    targs = _training_args(args, "teacher", args.teacher_epochs, args.teacher_learning_rate, kd_loss="none")
+    targs = _training_args(args, demo_template(args), "teacher", args.teacher_epochs, args.teacher_learning_rate,
+                           kd_loss="none")
     timing = train_to_convergence(teacher, targs, data["train"], tokenizer, dev=data["dev"], label_names=label_names,
                     patience=args.patience, phase="teacher", quiet=args.quiet)
     teacher.eval()
@@ -240,8 +254,11 @@ def cache_for_students(args: DemoArguments, teacher, data, tokenizer=None) -> di
 
 
 def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cached, tokenizer, label_names,
-                  test, say, name: str | None = None) -> dict:
-    """One student run (``no_kd``, ``kd`` or ``kd_transfer``) for one seed: train, test, time, save."""
+                  test, say, name: str | None = None,
+                  template: DistillationTrainingArguments | None = None) -> dict:
+    """One student run (``no_kd``, ``kd`` or ``kd_transfer``) for one seed: train, test, time, save.
+    ``template``: the arguments every run starts from (default: :func:`demo_template`)."""
+    template = template or demo_template(args)
     kd_on, transfer_on = RUNS[run]
     name = name or (f"student_{run}" if len(args.student_seeds) == 1 else f"student_{run}_seed{seed}")
     set_seed(seed)
@@ -251,10 +268,9 @@ def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cache
         train, epochs = cached["mixed"], args.transfer_epochs
     else:
         train, epochs = (cached["train"] if kd_on else data["train"]), args.student_epochs
-    temperature = args.temperature if transfer_on or args.labeled_temperature is None else args.labeled_temperature
-    kd = {"kd_loss": args.kd_loss, "temperature": temperature, "kd_weight": args.kd_weight} if kd_on \
-        else {"kd_loss": "none"}
-    targs = _training_args(args, name, epochs, args.student_learning_rate, seed=seed, **kd)
+    labeled_t = template.temperature if args.labeled_temperature is None else args.labeled_temperature
+    kd = ({} if transfer_on else {"temperature": labeled_t}) if kd_on else {"kd_loss": "none"}
+    targs = _training_args(args, template, name, epochs, args.student_learning_rate, seed=seed, **kd)
     say(f"{name}: {len(train)} rows ({'KD' if kd_on else 'no KD'}"
         f"{', labeled + transfer' if transfer_on else ', labeled only'})")
     model_dir = os.path.join(args.output_dir, name, "model")
@@ -262,7 +278,7 @@ def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cache
               "teacher_name": f"{base_name(args)} fine-tuned on {args.dataset} ({args.max_train_samples or 'all'} "
                               "labeled sentences)",
               "student_family": f"truncated (teacher layers {list(args.student_layers)})", "demo_run": run,
-              "command": "hf-distill demo " + " ".join(demo_argv(args)), "seed": seed}
+              "command": "hf-distill demo " + " ".join(demo_argv(args, template)), "seed": seed}
     result = train_to_convergence(student, targs, train, tokenizer, dev=data["dev"], label_names=label_names,
                                   patience=args.patience, phase=name, quiet=args.quiet, save_to=model_dir,
                                   record=record)
@@ -276,8 +292,15 @@ def train_student(args: DemoArguments, run: str, seed: int, teacher, data, cache
     return result
 
 
-def run_demo(args: DemoArguments) -> dict:
-    """Run the whole pipeline and return (and optionally write) the results."""
+def run_demo(args: DemoArguments, template: DistillationTrainingArguments | None = None) -> dict:
+    """Run the whole pipeline and return (and optionally write) the results.
+
+    Args:
+        args: the demo's settings.
+        template: ``DistillationTrainingArguments`` every run starts from: the KD settings (``kd_loss``,
+            ``temperature``, ``kd_weight``...) and other training fields (default: :func:`demo_template`).
+    """
+    template = template or demo_template(args)
     wall0, cpu0 = time.perf_counter(), time.process_time()
 
     def say(text: str) -> None:
@@ -295,7 +318,7 @@ def run_demo(args: DemoArguments) -> dict:
     test = data["test"]
     say(f"data: {info['labeled_sentences']} labeled, {info['transfer_sentences']} transfer (labels dropped), "
         f"{info['dev_sentences']} dev, {info['test_sentences']} test sentences")
-    results: dict = {"config": asdict(args), **info, "threads": torch.get_num_threads()}
+    results: dict = {"config": {**asdict(args), **kd_settings(template)}, **info, "threads": torch.get_num_threads()}
 
     # 1. teacher (fine-tuned with early stopping, or reused)
     teacher, timing = get_teacher(args, teacher_path, data, tokenizer, label_names, say)
@@ -319,13 +342,14 @@ def run_demo(args: DemoArguments) -> dict:
             if run == "kd_transfer" and "transfer" not in data:
                 say("kd_transfer skipped: no transfer sentences (all of train is labeled, or transfer_samples=0)")
                 continue
-            r = train_student(args, run, seed, teacher, data, cached, tokenizer, label_names, test, say)
+            r = train_student(args, run, seed, teacher, data, cached, tokenizer, label_names, test, say,
+                              template=template)
             results[os.path.basename(os.path.dirname(r["model_dir"]))] = r
     if args.measure_online_epoch:
         set_seed(args.seed)
         student = student_from_teacher(teacher, args.student_layers)
-        targs = _training_args(args, "student_kd_online", 1.0, args.student_learning_rate, early_stopping=False,
-                               kd_loss=args.kd_loss, temperature=args.temperature, kd_weight=args.kd_weight)
+        targs = _training_args(args, template, "student_kd_online", 1.0, args.student_learning_rate,
+                               early_stopping=False)
         results["student_kd_online"] = train_to_convergence(student, targs, data["train"], tokenizer, teacher=teacher,
                                               phase="student_kd_online", quiet=args.quiet)
     results["wall_s"] = time.perf_counter() - wall0

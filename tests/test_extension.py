@@ -154,3 +154,33 @@ def test_a_new_training_field_reaches_the_recipes_without_editing_them(tmp_path,
     config.write_text(json.dumps({"epochs": 3.0, "no_such_setting": 1}))
     with pytest.raises(ValueError, match=r"unknown settings \['no_such_setting'\]"):
         parse_recipe_args(Recipe, [str(config)], training={})
+
+
+def test_a_new_training_field_reaches_the_demo_without_editing_it(tmp_path, monkeypatch, capsys):
+    """``hf-distill demo`` parses (DemoArguments, template): KD settings and a new field reach each run's
+    arguments; a field the demo sets per run is refused, naming the demo option that sets it."""
+    from hf_distill import demo
+    from hf_distill.cli import main
+    from hf_distill.training import args as args_module
+
+    monkeypatch.setattr(args_module, "DistillationTrainingArguments", WithToySetting)
+    seen = {}
+
+    def fake_run(args, template):
+        seen["args"], seen["template"] = args, template
+        raise SystemExit(0)  # stop before any training
+
+    monkeypatch.setattr(demo, "run_demo", fake_run)
+    with pytest.raises(SystemExit):
+        main(["demo", "--output_dir", str(tmp_path), "--student_epochs", "3", "--toy_setting", "2.5",
+              "--temperature", "3", "--kd_loss", "mse"])
+    args, template = seen["args"], seen["template"]
+    assert isinstance(template, WithToySetting) and (template.toy_setting, template.temperature) == (2.5, 3.0)
+    assert template.kd_weight == "auto" and template.warmup_ratio == 0.1  # the demo's own template values
+    run = demo._training_args(args, template, "student_kd", args.student_epochs, args.student_learning_rate)
+    assert (run.toy_setting, run.kd_loss, run.num_train_epochs) == (2.5, "mse", 3.0)
+    assert run.output_dir == str(tmp_path / "student_kd")
+    words = " ".join(demo.demo_argv(args, template))  # the command recorded in the students' cards
+    assert words.endswith("--kd_loss mse --temperature 3.0 --toy_setting 2.5"), words
+    assert main(["demo", "--output_dir", str(tmp_path), "--learning_rate", "0.1"]) == 1
+    assert "--learning_rate is set per run; use --teacher_learning_rate" in capsys.readouterr().err

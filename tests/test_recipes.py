@@ -112,6 +112,13 @@ def test_swedish_ner_recipe_smoke(tmp_path, tokenizer_dir, data_dir):
                                                               "Window-no-kd"]}
     assert [m["f1_kd"] for m in partial["models"]] == [m["f1_kd"] for m in out["models"]]
     assert "**Partial**" in (tmp_path / "swedish_ner.md").read_text()
+    # --teacher_only: the teacher alone (to hand to hf-distill zoo), no student trained
+    only = recipe.main(["--smoke", "true", "--teacher_base", str(tokenizer_dir), "--data_dir", str(data_dir),
+                        "--output_dir", str(tmp_path / "t"), "--max_train_samples", "40", "--max_dev_samples", "20",
+                        "--teacher_epochs", "1", "--teacher_only", "true"])
+    assert only == {"teacher": str(tmp_path / "t" / "teacher" / "model")}
+    assert (tmp_path / "t" / "teacher" / "model" / "config.json").is_file()
+    assert not list((tmp_path / "t").glob("seed*"))
 
 
 def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):

@@ -78,11 +78,13 @@ def _demo(argv: list[str]) -> int:
     DemoArguments, format_table, next_steps, run_demo, comparison = (
         demo.DemoArguments, demo.format_table, demo.next_steps, demo.run_demo, demo.comparison)
 
-    args = parse(DemoArguments, argv, "hf-distill demo")
+    # the demo's own options, then DistillationTrainingArguments' (KD settings) for the template of its runs
+    args, template = parse_with_training(DemoArguments, argv, "hf-distill demo", demo.PER_RUN,
+                                         **demo.TEMPLATE_DEFAULTS)
     t = args.teacher
     if t and not os.path.exists(t) and (t.startswith(("/", ".", "~")) or t.count("/") > 1 or os.sep + os.sep in t):
         raise CommandError(f"--teacher {t}: no such folder (and not a Hub id)")
-    results = run_demo(args)
+    results = run_demo(args, template)
     print()
     print(format_table(results))
     print(f"\nlabeled sentences: {results['labeled_sentences']}; transfer sentences (labels dropped): "

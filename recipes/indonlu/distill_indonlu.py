@@ -107,6 +107,9 @@ class IndoNLUArguments:
     partial: bool = field(default=False, metadata={
         "help": "Train nothing: tabulate the students finished so far, of every task (a run spread over "
                 "sessions)."})
+    teacher_only: bool = field(default=False, metadata={
+        "help": "Fine-tune (or reuse) each task's teacher, print its folder and train no student (e.g. to hand "
+                "it to hf-distill zoo)."})
 
     def __post_init__(self):
         for name, given, allowed in (("tasks", self.tasks, TASKS), ("settings", self.settings, SETTINGS),
@@ -198,6 +201,9 @@ def run_task(a: IndoNLUArguments, task: str, unlabeled: str | None, template=Non
                                 epochs=settings["teacher_epochs"], learning_rate=a.teacher_learning_rate,
                                 patience=a.patience,
                                 settings={**settings, "dataset": TASKS[task]}, smoke=a.smoke, bf16=a.teacher_bf16)
+    if a.teacher_only:
+        print(f"[indonlu] {task} teacher: {teacher}")
+        return
     # one zoo run per setting group: vanilla and kd_kl come from one run (compare_no_kd)
     groups = {"kl": ({"kd_loss": "kl", "compare_no_kd": "vanilla" in a.settings}, "kd_kl"),
               "mse": ({"kd_loss": "mse"}, "kd_mse"),
@@ -537,9 +543,12 @@ def main(argv: list[str]) -> dict:
         argv = without_option(argv, "--partial")
     else:
         a.teacher_base = recipe_teacher_base(a.teacher_base, a.extra_test)
-        unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) else None
+        unlabeled = unlabeled_texts(a) if {"kd_ulb", "kd_ulb_emb"} & set(a.settings) \
+            and not a.teacher_only else None
         for task in a.tasks:
             run_task(a, task, unlabeled, template)
+        if a.teacher_only:
+            return {}
     archive_runs(a)
     per_task = finished_runs(a)  # every finished student of these tasks: this run's, earlier runs' and archived
     if not per_task:

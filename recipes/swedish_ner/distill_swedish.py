@@ -73,6 +73,9 @@ class SwedishArguments:
     smoke: bool = field(default=False, metadata={"help": "Tiny random teacher, a few rows (the test suite)."})
     partial: bool = field(default=False, metadata={
         "help": "Train nothing: tabulate the students finished so far (a run spread over sessions)."})
+    teacher_only: bool = field(default=False, metadata={
+        "help": "Fine-tune (or reuse) the teacher, print its folder and train no student (e.g. to hand it to "
+                "hf-distill zoo)."})
 
 
 def fine_tune_teacher(a: SwedishArguments, raw) -> str:
@@ -199,6 +202,9 @@ def main(argv: list[str]) -> dict:
         return out
     raw = load_splits(base)
     teacher = fine_tune_teacher(a, raw)
+    if a.teacher_only:
+        print(teacher)
+        return {"teacher": teacher}
     runs = {}
     for seed in a.seeds:
         z = ZooArguments(**{**asdict(base), "teacher": teacher, "seed": seed,
