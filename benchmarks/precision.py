@@ -21,10 +21,10 @@ import sys
 import time
 
 import torch
-from common import RESULTS, default_teacher_path, speed_cpu_flags
+from common import RESULTS, default_teacher_path, load_demo, speed_cpu_flags
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from hf_distill import DistillationCollator, DistillationTrainer, DistillationTrainingArguments, load_dataset
+from hf_distill import DistillationCollator, DistillationTrainer, load_dataset
 from hf_distill.base import write_json_atomic
 from hf_distill.data import tokenize_and_align
 from hf_distill.students import freeze_word_embeddings, student_from_teacher
@@ -35,11 +35,11 @@ def time_training(teacher, rows, tokenizer, bf16: bool, seed: int, freeze: bool 
     embeddings fixed, as the demo's default."""
     student = student_from_teacher(teacher, [0, 1])
     freeze_word_embeddings(student, freeze)
-    args = DistillationTrainingArguments(
-        output_dir="outputs/precision_bench", num_train_epochs=1, per_device_train_batch_size=32,
-        learning_rate=2e-4, warmup_ratio=0.1, weight_decay=0.01, kd_loss="none", group_by_length=True,
-        report_to="none", save_strategy="no", disable_tqdm=True, logging_steps=10_000, seed=seed, bf16=bf16,
-        dataloader_pin_memory=False)
+    demo = load_demo()  # the demo student's own arguments, from the demo's template
+    settings = demo.DemoArguments(output_dir="outputs", bf16=bf16, seed=seed)
+    args = demo._training_args(settings, demo.demo_template(settings), "precision_bench", 1.0,
+                               settings.student_learning_rate, early_stopping=False, kd_loss="none",
+                               logging_steps=10_000)
     trainer = DistillationTrainer(model=student, args=args, train_dataset=rows, processing_class=tokenizer)
     start = time.perf_counter()
     trainer.train()

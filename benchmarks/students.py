@@ -10,19 +10,20 @@ signal is the teacher's first-sub-word logits) and is scored per word. Latency: 
 forward pass, 1 CPU thread, mean over 100 real test sentences after 10 warm-up passes.
 Every student trains to convergence: evaluation on the dev split every epoch, early stopping after
 ``--patience`` epochs without a better F1, the best checkpoint restored (``--patience 0``: a fixed number of
-epochs). KD: KL with ``--temperature`` and ``--kd_weight``. Each finished (student, seed, KD) run is written to
+epochs). KD: KL with the template's ``--temperature`` and ``--kd_weight`` (every ``DistillationTrainingArguments``
+option is accepted; the script sets only what differs per run). Each finished (student, seed, KD) run is written to
 benchmarks/results/students_runs/ at once and skipped when the script runs again (resumable).
 Writes benchmarks/results/students.json and students.md (means over seeds).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 
 import torch
 from common import RESULTS
@@ -31,7 +32,6 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer, EarlySt
 from hf_distill import (
     DistillationCollator,
     DistillationTrainer,
-    DistillationTrainingArguments,
     TokenClassificationMetrics,
     cache_teacher_outputs,
     load_dataset,
@@ -45,8 +45,10 @@ from hf_distill.data.words import (
     encode_words,
     load_word_vectors,
 )
+from hf_distill.runs import parse_recipe_args
 from hf_distill.shipping.efficiency import count_parameters, measure_latency
 from hf_distill.students import build_student
+from hf_distill.training.args import derive, kd_settings
 
 # name -> (family, config overrides, learning rate, word level?)
 STUDENTS = {
@@ -61,31 +63,38 @@ STUDENTS = {
 RUNS_DIR = os.path.join(RESULTS, "students_runs")
 
 
-def train_args(out, name, epochs, lr, kd_loss, batch_size, seed=42, patience=0, temperature=1.0, kd_weight="auto"):
+#: this benchmark's values for DistillationTrainingArguments fields (the template of every run)
+TEMPLATE_DEFAULTS = {"kd_weight": "auto", "warmup_ratio": 0.05, "weight_decay": 0.0, "per_device_eval_batch_size": 64,
+                     "logging_steps": 100, "report_to": "none", "disable_tqdm": True, "dataloader_pin_memory": False,
+                     "group_by_length": True}
+
+
+@dataclass
+class StudentsArguments:
+    """Settings of the student benchmark (KD settings: DistillationTrainingArguments options)."""
+
+    teacher: str = "outputs/foundation/teacher/model"
+    data_dir: str | None = None
+    output_dir: str = "outputs/students"
+    epochs: float = field(default=20.0, metadata={"help": "most epochs (early stopping on dev)"})
+    patience: int = 2
+    seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
+    batch_size: int = 32
+    max_train_samples: int | None = None
+    only: list[str] = field(default_factory=list)
+
+
+def train_args(template, out, name, epochs, lr, kd_loss, batch_size, seed=42, patience=0):
+    """One run's arguments: ``template`` with the run's folder, epochs, learning rate, KD loss and seed."""
     stop = dict(eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
                 metric_for_best_model="f1", greater_is_better=True, save_only_model=True) if patience else dict(
         save_strategy="no")
-    return DistillationTrainingArguments(
-        output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr, kd_loss=kd_loss,
-        temperature=temperature, kd_weight=kd_weight, per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=64, warmup_ratio=0.05, weight_decay=0.0, logging_steps=100, report_to="none",
-        disable_tqdm=True, dataloader_pin_memory=False, seed=seed, group_by_length=True, **stop)
+    return derive(template, output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr,
+                  kd_loss=kd_loss, per_device_train_batch_size=batch_size, seed=seed, **stop)
 
 
 def main(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--teacher", default="outputs/foundation/teacher/model")
-    p.add_argument("--data_dir", default=None)
-    p.add_argument("--output_dir", default="outputs/students")
-    p.add_argument("--epochs", type=float, default=20.0, help="most epochs (early stopping on dev)")
-    p.add_argument("--patience", type=int, default=2)
-    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--kd_weight", default="auto")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--max_train_samples", type=int, default=None)
-    p.add_argument("--only", nargs="*", default=None)
-    args = p.parse_args(argv)
+    args, template = parse_recipe_args(StudentsArguments, argv, training=TEMPLATE_DEFAULTS)
     set_seed(42)
     raw = load_dataset("conll2003", data_dir=args.data_dir)
     labels = raw["train"].features["ner_tags"].feature.names
@@ -112,8 +121,8 @@ def main(argv):
     results = {"models": []}
     teacher_row = {"name": "teacher (all-MiniLM-L6-v2 fine-tuned)", **count_parameters(teacher)}
     teacher_row.update(measure_latency(teacher, [test[i] for i in latency_rows], DistillationCollator(tokenizer)))
-    trainer = DistillationTrainer(model=teacher, args=train_args(args.output_dir, "teacher_eval", 1, 1e-4, "none",
-                                                                 args.batch_size),
+    trainer = DistillationTrainer(model=teacher, args=train_args(template, args.output_dir, "teacher_eval", 1, 1e-4,
+                                                                 "none", args.batch_size),
                                   processing_class=tokenizer, compute_metrics=metrics)
     teacher_row["f1"] = trainer.evaluate(test)["eval_f1"]
     results["teacher"] = teacher_row
@@ -128,7 +137,7 @@ def main(argv):
                 student, run = train_one(args, name, family, overrides, lr, word_level, seed, kd_loss, tok, labels,
                                          chars, teacher, word_tok, metrics, (word_cached if word_level else cached),
                                          (word_train if word_level else train), (word_dev if word_level else dev),
-                                         (word_test if word_level else test))
+                                         (word_test if word_level else test), template)
                 row["runs"].append(run)
                 row["glove_coverage"] = run.get("glove_coverage")
         for kd_loss, key in (("none", "f1_no_kd"), ("kl", "f1_kd")):
@@ -141,12 +150,12 @@ def main(argv):
         inputs = ("input_ids", "attention_mask", "char_ids") if word_level else ("input_ids", "attention_mask")
         row.update(measure_latency(student, [evalset[i] for i in latency_rows], collate, inputs=inputs))
         results["models"].append(row)
-        write(results, args, cache_s, argv)
-    write(results, args, cache_s, argv)
+        write(results, args, template, cache_s, argv)
+    write(results, args, template, cache_s, argv)
 
 
 def train_one(args, name, family, overrides, lr, word_level, seed, kd_loss, tok, labels, chars, teacher, word_tok,
-              metrics, cached, train, dev, test):
+              metrics, cached, train, dev, test, template):
     """Train (or load the finished record of) one (student, seed, KD) run; return the model and its record."""
     path = os.path.join(RUNS_DIR, f"{name}_seed{seed}_{kd_loss}.json")
     set_seed(seed)
@@ -172,8 +181,8 @@ def train_one(args, name, family, overrides, lr, word_level, seed, kd_loss, tok,
         except ImportError:
             run["glove_coverage"] = None
     t0 = time.perf_counter()
-    targs = train_args(args.output_dir, f"{name}-{kd_loss}-seed{seed}", args.epochs, lr, kd_loss, args.batch_size,
-                       seed, args.patience, args.temperature, args.kd_weight)
+    targs = train_args(template, args.output_dir, f"{name}-{kd_loss}-seed{seed}", args.epochs, lr, kd_loss,
+                       args.batch_size, seed, args.patience)
     callbacks = [EarlyStoppingCallback(args.patience)] if args.patience else None
     tr = DistillationTrainer(model=student, args=targs, train_dataset=cached if kd_loss != "none" else train,
                              eval_dataset=dev if args.patience else None, processing_class=tok,
@@ -191,9 +200,10 @@ def train_one(args, name, family, overrides, lr, word_level, seed, kd_loss, tok,
     return student, run
 
 
-def write(results, args, cache_s, argv):
+def write(results, args, template, cache_s, argv):
     results["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/students.py " + " ".join(argv)
     results["epochs"] = args.epochs
+    results["kd"] = {k: v for k, v in kd_settings(template).items() if k in ("kd_loss", "temperature", "kd_weight")}
     results["teacher_cache_s"] = cache_s
     os.makedirs(RESULTS, exist_ok=True)
     tmp = os.path.join(RESULTS, "students.json.tmp")
@@ -203,8 +213,8 @@ def write(results, args, cache_s, argv):
     t = results["teacher"]
     md = ["# Student zoo on CoNLL-2003 (full train; test split, seqeval strict IOB2)", "",
           f"Command: `{results['command']}`  ", f"At most {args.epochs:g} epochs per student, early stopping on dev "
-          f"(patience {args.patience}); F1 is the mean over seeds {args.seeds}; KD: KL, T={args.temperature:g}, "
-          f"kd_weight={args.kd_weight}. Latency: batch of one sentence, "
+          f"(patience {args.patience}); F1 is the mean over seeds {args.seeds}; KD: KL, T={template.temperature:g}, "
+          f"kd_weight={template.kd_weight}. Latency: batch of one sentence, "
           "1 CPU thread, mean over 100 test sentences. Sub-word students are scored at first sub-words, "
           "CharCNN+WordLSTM per word.", "",
           "| model | params | embedding share | latency ms | F1 no KD | F1 KD (KL) |", "|---|---|---|---|---|---|",
