@@ -5,7 +5,7 @@
     HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage onnx       # the ONNX part of speed only
     HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cache.py --stage render
 
-Writes benchmarks/results/cache.json (+ .md); each stage fills its part, so they can run in different sessions.
+Writes benchmarks/results/cache/cache.json (+ .md); each stage fills its part, so they can run in different sessions.
 - memory: RSS the build adds (peak during the build, sampled every 20 ms, minus RSS just before it) with a tiny
   1-layer teacher at 14,041 rows (CoNLL-2003 train) and at 140,410 (the split repeated 10 times), for the
   streamed build (``cache_dir``; shards of 16,384 rows) and the one-pass in-memory build (``cache_dir=None``:
@@ -29,7 +29,9 @@ import tempfile
 import threading
 import time
 
-from common import RESULTS, ROOT, default_teacher_path
+from common import ROOT, default_teacher_path, study_dir
+
+RESULTS = study_dir("cache")  # this study's folder under benchmarks/results/
 
 OUT = os.path.join(RESULTS, "cache.json")
 

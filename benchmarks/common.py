@@ -11,6 +11,11 @@ ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 
 
+def study_dir(name: str) -> str:
+    """``benchmarks/results/<name>/``, the folder of one study (its summary ``.md``/``.json`` and ``runs/``)."""
+    return os.path.join(RESULTS, name)
+
+
 def speed_cpu_flags() -> list[str]:
     """The CPU flags that decide bf16 and vector speed, for the benchmark reports."""
     from hf_distill.training.args import cpu_flags

@@ -1,6 +1,6 @@
 """How long the README's main job takes: ``hf-distill demo`` on its defaults, wall and CPU time per phase.
 
-Runs the demo (all torch threads, as a user would) and writes ``benchmarks/results/demo_time.json`` + ``.md``:
+Runs the demo (all torch threads, as a user would) and writes ``benchmarks/results/demo_time/demo_time.json`` + ``.md``:
 total wall and CPU minutes, the time of each phase (teacher, cache, each student), test F1 of every model, the
 precision and thread count, the CPU's bf16 flags. ``--from_results FILE`` tabulates the results file of a demo
 run made before (``hf-distill demo --results_file FILE``) instead of running it again.
@@ -16,9 +16,11 @@ import os
 import shlex
 import sys
 
-from common import RESULTS, load_demo, speed_cpu_flags
+from common import load_demo, speed_cpu_flags, study_dir
 
 from hf_distill.base import write_json_atomic
+
+RESULTS = study_dir("demo_time")  # this study's folder under benchmarks/results/
 
 PHASES = ("teacher", "student_no_kd", "student_kd", "student_kd_transfer")
 

@@ -8,7 +8,7 @@ throughput of a BERT-base reference, our teacher and distilled students, measure
 The main student is benchmarked with ``hf_distill.shipping.bench.bench_student`` (its ``efficiency.json`` and
 model card are written into its folder); ``--extra`` students are measured the same way. BERT-base has
 random weights (latency, size and FLOPs only: no F1). Everything runs on 1 CPU thread. Writes
-benchmarks/results/efficiency.json, efficiency.md and efficiency.png (F1 against ONNX latency).
+benchmarks/results/efficiency/efficiency.json, efficiency.md and efficiency.png (F1 against ONNX latency).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 import torch
-from common import RESULTS
+from common import study_dir
 from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
 from hf_distill import load_dataset
@@ -29,6 +29,8 @@ from hf_distill.shipping.bench import bench_student, encode_for, export_for_benc
 from hf_distill.shipping.cards import write_card
 from hf_distill.shipping.efficiency import training_flops
 from hf_distill.shipping.export import load_model
+
+RESULTS = study_dir("efficiency")  # this study's folder under benchmarks/results/
 
 
 def measure_dir(model_dir: str, split, runs: int, quality: bool = True, model=None, tokenizer=None) -> dict:

@@ -3,7 +3,7 @@ every model trained to convergence (early stopping on dev), and epoch times side
 
     HF_DISTILL_DATA_DIR=../shared/data python benchmarks/foundation.py [-- demo flags]
 
-Writes benchmarks/results/foundation.json and foundation.md. Epoch times of the no-KD, cached-KD and
+Writes benchmarks/results/foundation/foundation.json and foundation.md. Epoch times of the no-KD, cached-KD and
 online-KD students are measured in the same process (wall and process CPU time).
 """
 
@@ -15,15 +15,17 @@ import statistics
 import sys
 import time
 
-from common import RESULTS, load_demo
+from common import load_demo, study_dir
 
 from hf_distill.base import write_json_atomic
+
+RESULTS = study_dir("foundation")  # this study's folder under benchmarks/results/
 
 DEFAULTS = ["--max_train_samples", "0", "--transfer_samples", "0", "--runs", "no_kd", "kd",
             "--student_seeds", "42", "43", "44", "--measure_online_epoch", "true", "--output_dir", "outputs/foundation"]
 
 
-RUNS_DIR = os.path.join(RESULTS, "transfer_runs")
+RUNS_DIR = os.path.join(study_dir("transfer"), "runs")
 
 
 _demo = load_demo()

@@ -6,7 +6,7 @@
 Each setting is ``loss:temperature:kd_weight`` (``none:1:0`` = no KD); every run starts from the same
 initialization (the teacher's first two layers), with the foundation benchmark's epochs and, by default,
 its seed (``--seed`` changes the data order and dropout, to measure seed noise).
-Writes benchmarks/results/foundation_kd_sweep.json and .md.
+Writes benchmarks/results/foundation/foundation_kd_sweep.json and .md.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import sys
 import time
 
 import torch
-from common import RESULTS, load_demo
+from common import load_demo, study_dir
 from transformers import AutoModelForTokenClassification, AutoTokenizer, set_seed
 
 from hf_distill import cache_teacher_outputs, load_dataset, student_from_teacher, tokenize_and_align
 from hf_distill.runs import evaluate, train_to_convergence
+
+RESULTS = study_dir("foundation")  # this study's folder under benchmarks/results/
 
 _demo = load_demo()
 DemoArguments, _training_args = _demo.DemoArguments, _demo._training_args

@@ -1,6 +1,6 @@
 """Kill and resume: a sharded teacher-cache build and a zoo run (tiny random teacher, a slice of real CoNLL-2003) are
 killed with SIGKILL at seeded random points, run again with the same command, and compared with an uninterrupted
-run. Writes ``benchmarks/results/kill_resume.json`` (read by ``benchmarks/reliability.py``).
+run. Writes ``benchmarks/results/reliability/kill_resume.json`` (read by ``benchmarks/reliability.py``).
 
     HF_DISTILL_DATA_DIR=../shared/data python benchmarks/kill_resume.py [--points 10]
 """
@@ -17,9 +17,11 @@ import sys
 import tempfile
 import time
 
-from common import RESULTS, ROOT
+from common import ROOT, study_dir
 
 from hf_distill.base import write_json_atomic
+
+RESULTS = study_dir("reliability")  # this study's folder under benchmarks/results/
 
 CACHE_SCRIPT = """
 import json, sys

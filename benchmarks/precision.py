@@ -5,7 +5,7 @@ The demo's student (all-MiniLM-L6-v2's first 2 layers, token classification) tra
 sentences through ``DistillationTrainer`` (length-grouped batches of 32, the demo's optimizer), once per
 precision, the two alternating for ``--repeats`` rounds so that load on the machine falls on both; the full
 teacher runs forward over the same sentences (batches of 64, as the teacher cache does). Reported: the median
-seconds of each and the ratio fp32 / bf16. Writes ``benchmarks/results/precision.json`` + ``.md``.
+seconds of each and the ratio fp32 / bf16. Writes ``benchmarks/results/precision/precision.json`` + ``.md``.
 
     HF_DISTILL_DATA_DIR=../shared/data OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/precision.py
 """
@@ -21,13 +21,15 @@ import sys
 import time
 
 import torch
-from common import RESULTS, default_teacher_path, load_demo, speed_cpu_flags
+from common import default_teacher_path, load_demo, speed_cpu_flags, study_dir
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from hf_distill import DistillationCollator, DistillationTrainer, load_dataset
 from hf_distill.base import write_json_atomic
 from hf_distill.data import tokenize_and_align
 from hf_distill.students import freeze_word_embeddings, student_from_teacher
+
+RESULTS = study_dir("precision")  # this study's folder under benchmarks/results/
 
 
 def time_training(teacher, rows, tokenizer, bf16: bool, seed: int, freeze: bool = False) -> float:
@@ -80,7 +82,7 @@ def render(out: dict, output: str) -> None:
         if k0 in med and k1 in med:
             md.append(f"| {label} | {before} | {med[k0]:.2f} | {after} | {med[k1]:.2f} | {med[k0] / med[k1]:.2f}x |")
     md += ["", "Speed only: what bf16 and frozen embeddings do to F1 is measured by training runs "
-               "(`benchmarks/results/transfer.md`), not here."]
+               "(`benchmarks/results/transfer/transfer.md`), not here."]
     with open(output + ".md", "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(md))

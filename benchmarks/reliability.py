@@ -1,5 +1,6 @@
 """Run the bad-input corpus (``tests/test_reliability.py``, the fault-injection matrix of ``tests/test_faults.py``
-and the bad-input tests of the other test files) and write ``benchmarks/results/reliability.md``: every case,
+and the bad-input tests of the other test files) and write
+``benchmarks/results/reliability/reliability.md``: every case,
 grouped, with its outcome, and the kill-and-resume runs of ``benchmarks/kill_resume.py`` (its JSON, run first).
 
     HF_DISTILL_DATA_DIR=../shared/data python benchmarks/kill_resume.py
@@ -16,7 +17,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-from common import RESULTS, ROOT
+from common import ROOT, study_dir
 
 #: (test file, test-name pattern) of the bad-input cases outside test_reliability.py
 OTHER_CASES = (
@@ -41,6 +42,8 @@ GROUPS = (
     ("push to the Hub", r"push|upload|token|incomplete"),
     ("command line", r"cli|bare"),
 )
+
+RESULTS = study_dir("reliability")  # this study's folder under benchmarks/results/
 
 
 def run_pytest() -> list[dict]:

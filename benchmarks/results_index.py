@@ -2,9 +2,10 @@
 
     python benchmarks/results_index.py
 
-A study is the files sharing a name before their suffix (``transfer.json``, ``transfer.md``, ``transfer_runs/``);
-its headline is the first heading and the ``Command:`` line of its main Markdown, with the commit that last
-changed it. Files under ``archive/`` are listed apart: superseded results whose producing script is gone.
+A study is a folder ``benchmarks/results/<study>/``: its summaries (``.md`` with ``.json``, sometimes a ``.png``)
+at the top, per-seed and per-run records under ``runs/`` (or another sub-folder). Each summary's headline is its
+first heading and ``Command:`` line, with the commit that last changed it. ``archive/`` holds superseded results,
+listed apart.
 """
 
 from __future__ import annotations
@@ -17,17 +18,16 @@ from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-#: suffixes of per-seed, per-run and per-task files that belong to the study named before them
-PART = re.compile(r"(_seed\d+|_seeds|_runs|_teacher2|_card|_(nerp|posp|emot|smsa|terma|nergrit))$")
+#: what the archived files were superseded by (the index says it)
+ARCHIVE_NOTE = ("Superseded, kept for the record: `structured_kd*`, measured by `benchmarks/structured_kd.py`, which "
+                "has since become `recipes/efficient_kd/` (current results: `efficient_kd/`); `zoo_conll2003.*`, the "
+                "zoo on CoNLL-2003 before transfer sets, input vectors and CRF students were its defaults (issue 34's "
+                "starting point; current results: `zoo/conll2003.md`).")
 
 
 def study_of(rel: str) -> str:
-    """The study a results file belongs to (its top folder, or its name without per-seed/per-run suffixes)."""
-    top = rel.split("/")[0]
-    if "/" in rel and top not in ("archive",):
-        return PART.sub("", top)
-    stem = os.path.splitext(os.path.basename(rel))[0]
-    return PART.sub("", stem)
+    """The study a results file belongs to: its top folder."""
+    return rel.split("/")[0] if "/" in rel else ""
 
 
 def files() -> list[str]:
@@ -57,7 +57,9 @@ def headline(path: str) -> tuple[str, str]:
 
 def commit_of(path: str) -> str:
     try:
-        out = subprocess.run(["git", "log", "-1", "--format=%h", "--", path], cwd=HERE, capture_output=True,
+        # the last commit that changed the content (a move into the study folder does not count)
+        out = subprocess.run(["git", "log", "-1", "--format=%h", "--follow", "--diff-filter=AM", "--", path],
+                             cwd=HERE, capture_output=True,
                              text=True, check=False).stdout.strip()
     except OSError:
         out = ""
@@ -66,29 +68,28 @@ def commit_of(path: str) -> str:
 
 def render() -> str:
     groups: dict[str, list[str]] = defaultdict(list)
-    archived = []
     for rel in files():
-        (archived if rel.startswith("archive/") else groups[study_of(rel)]).append(rel)
+        groups[study_of(rel)].append(rel)
+    archived = groups.pop("archive", [])
     lines = ["# Results index", "",
-             "Every file under `benchmarks/results/`, one section per study: its headline (the main Markdown's title "
-             "and command), the commit that last changed it, and every file it has. Regenerate with "
-             "`python benchmarks/results_index.py`; `tests/test_results.py` checks that nothing is left out and "
-             "that no file holds an absolute path of a machine.", "",
-             "| study | headline | command | commit |", "|---|---|---|---|"]
+             "Every file under `benchmarks/results/`, one folder per study: its summaries (each with its headline: "
+             "the title and command of its Markdown, and the commit that last changed it), then every file it has "
+             "(per-seed and per-run records under `runs/`). Regenerate with `python benchmarks/results_index.py`; "
+             "`tests/test_results.py` checks that nothing is left out and that no file holds an absolute path of a "
+             "machine.", "",
+             "| study | summary | headline | command | commit |", "|---|---|---|---|---|"]
     for study in sorted(groups):
-        mains = [r for r in groups[study] if r.endswith(".md") and study_of(r) == study and "/" not in r
-                 and os.path.splitext(r)[0] == study] or [r for r in groups[study] if r.endswith(".md")]
-        main = mains[0] if mains else groups[study][0]
-        title, command = headline(os.path.join(RESULTS, main)) if main.endswith(".md") else ("", "")
-        title, command = title.replace("|", "\\|"), command.replace("|", "\\|")
-        lines.append(f"| [{study}]({main}) | {title} | {'`' + command + '`' if command else ''} | "
-                     f"{commit_of(os.path.join(RESULTS, main))} |")
+        summaries = [r for r in groups[study] if r.endswith(".md") and "/runs/" not in r] or \
+            [r for r in groups[study] if r.endswith(".md")][:1] or groups[study][:1]
+        for main in summaries:
+            title, command = headline(os.path.join(RESULTS, main)) if main.endswith(".md") else ("", "")
+            title, command = title.replace("|", "\\|"), command.replace("|", "\\|")
+            lines.append(f"| {study or '(top)'} | [{main}]({main}) | {title} | "
+                         f"{'`' + command + '`' if command else ''} | {commit_of(os.path.join(RESULTS, main))} |")
     lines += ["", "## Files by study", ""]
     for study in sorted(groups):
-        lines.append(f"- **{study}**: " + ", ".join(f"[{r}]({r})" for r in groups[study]))
-    lines += ["", "## Archive", "",
-              "Superseded: the structured-KD results measured by `benchmarks/structured_kd.py`, which has since "
-              "become `recipes/efficient_kd/` (its current results are `efficient_kd*`).", ""]
+        lines.append(f"- **{study or '(top)'}**: " + ", ".join(f"[{r}]({r})" for r in groups[study]))
+    lines += ["", "## Archive", "", ARCHIVE_NOTE, ""]
     lines += [f"- [{r}]({r})" for r in archived]
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,7 @@ the training rows as the zoo does): the mean time of ``--steps`` optimizer steps
 batches of 32 real training sentences drawn from length-sorted batches, as ``group_by_length`` forms them),
 after 3 warm-up steps; an epoch is that mean times the number of batches, without and with ``--extra_rows``
 unlabeled rows (the recipe's transfer set; KD on them adds no forward pass, the teacher is cached).
-Writes benchmarks/results/student_train_cost.json and .md.
+Writes benchmarks/results/student_train_cost/student_train_cost.json and .md.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ import sys
 import time
 
 import torch
-from common import RESULTS
+from common import study_dir
 
 from hf_distill import load_dataset
 from hf_distill.base import write_json_atomic, write_text_atomic
 from hf_distill.students import SMALL_BERTS, small_bert, trim_vocabulary
+
+RESULTS = study_dir("student_train_cost")  # this study's folder under benchmarks/results/
 
 
 def _batches(ids: list[list[int]], size: int) -> list[list[list[int]]]:

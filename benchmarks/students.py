@@ -12,8 +12,8 @@ Every student trains to convergence: evaluation on the dev split every epoch, ea
 ``--patience`` epochs without a better F1, the best checkpoint restored (``--patience 0``: a fixed number of
 epochs). KD: KL with the template's ``--temperature`` and ``--kd_weight`` (every ``DistillationTrainingArguments``
 option is accepted; the script sets only what differs per run). Each finished (student, seed, KD) run is written to
-benchmarks/results/students_runs/ at once and skipped when the script runs again (resumable).
-Writes benchmarks/results/students.json and students.md (means over seeds).
+benchmarks/results/students/runs/ at once and skipped when the script runs again (resumable).
+Writes benchmarks/results/students/students.json and students.md (means over seeds).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from common import RESULTS
+from common import study_dir
 from transformers import AutoModelForTokenClassification, AutoTokenizer, EarlyStoppingCallback, set_seed
 
 from hf_distill import (
@@ -50,6 +50,8 @@ from hf_distill.shipping.efficiency import count_parameters, measure_latency
 from hf_distill.students import build_student
 from hf_distill.training.args import derive, kd_settings
 
+RESULTS = study_dir("students")  # this study's folder under benchmarks/results/
+
 # name -> (family, config overrides, learning rate, word level?)
 STUDENTS = {
     "window": ("window", dict(embedding_dim=128, window_size=3), 2e-3, False),
@@ -60,7 +62,7 @@ STUDENTS = {
 }
 
 
-RUNS_DIR = os.path.join(RESULTS, "students_runs")
+RUNS_DIR = os.path.join(RESULTS, "runs")
 
 
 #: this benchmark's values for DistillationTrainingArguments fields (the template of every run)

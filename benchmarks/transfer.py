@@ -3,8 +3,8 @@
 One teacher (fine-tuned on the demo's labeled slice, early stopping on dev) and its cache are prepared once;
 then workers (one per core) take the (seed, run) jobs in turn: student without KD, with KD on the labeled rows,
 with KD on labeled + transfer rows (the rest of train, gold labels dropped). Each finished job is written to
-``benchmarks/results/transfer_runs/`` at once, so a killed run resumes where it stopped; ``--aggregate``
-writes ``benchmarks/results/transfer.json`` (the ``conll2003`` section) and ``transfer.md``.
+``benchmarks/results/transfer/runs/`` at once, so a killed run resumes where it stopped; ``--aggregate``
+writes ``benchmarks/results/transfer/transfer.json`` (the ``conll2003`` section) and ``transfer.md``.
 
     export HF_DISTILL_DATA_DIR=../shared/data OMP_NUM_THREADS=1
     python benchmarks/transfer.py --stage teacher                           # teacher + cache, once
@@ -25,13 +25,15 @@ import sys
 import time
 
 import torch
-from common import HERE, RESULTS, default_teacher_path, load_demo
+from common import HERE, default_teacher_path, load_demo, study_dir
 from transformers import AutoTokenizer
 
 from hf_distill.base import write_json_atomic
 from hf_distill.students import count_parameters
 
-RUNS_DIR = os.path.join(RESULTS, "transfer_runs")
+RESULTS = study_dir("transfer")  # this study's folder under benchmarks/results/
+
+RUNS_DIR = os.path.join(RESULTS, "runs")
 SEEDS = (42, 43, 44)
 
 

@@ -71,8 +71,8 @@ class DemoArguments:
     runs: list[str] = field(default_factory=lambda: list(RUNS), metadata={"help": f"Student runs: {list(RUNS)}."})
     labeled_temperature: float | None = field(default=2.0, metadata={
         "help": "KD temperature of the labeled-only KD run (default 2; none: the template's --temperature, which "
-                "the KD + transfer run uses). Measured over 3 seeds (benchmarks/results/transfer.md): on labeled "
-                "rows T=2 beat T=1 (77.08 against 76.71) and on labeled + transfer rows T=1 beat T=2 (80.74 "
+                "the KD + transfer run uses). Measured over 3 seeds (benchmarks/results/transfer/transfer.md): on "
+                "labeled rows T=2 beat T=1 (77.08 against 76.71), on labeled + transfer rows T=1 beat T=2 (80.74 "
                 "against 80.08)."})
     teacher_learning_rate: float = 1e-4
     student_learning_rate: float = 2e-4
@@ -80,10 +80,10 @@ class DemoArguments:
     bf16: bool | None = field(default=None, metadata={
         "help": "Train teacher and students under bfloat16 autocast (weights stay float32). Default: on where "
                 "the hardware runs bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU), where a student "
-                "epoch is about 1.5x and a teacher forward 1.7x faster (benchmarks/results/precision.md)."})
+                "epoch is about 1.5x and a teacher forward 1.7x faster (benchmarks/results/precision/precision.md)."})
     freeze_student_embeddings: bool = field(default=True, metadata={
         "help": "Keep the students' word-embedding table (copied from the teacher; most of their weights) "
-                "fixed: a student epoch is about 1.25x faster (benchmarks/results/precision.md)."})
+                "fixed: a student epoch is about 1.25x faster (benchmarks/results/precision/precision.md)."})
     group_by_length: bool = field(default=True, metadata={"help": "Batches of similar lengths (less padding)."})
     seed: int = field(default=42, metadata={"help": "Seed of the teacher and the data slices."})
     student_seeds: list[int] = field(default_factory=list, metadata={"help": "Student seeds (default: seed)."})
@@ -386,7 +386,7 @@ def comparison(results: dict) -> str:
     if not lines:
         return ""
     return ("\n".join(lines) + "\nOne seed: differences under about 0.7 F1 are within the seed-to-seed spread "
-            "(benchmarks/results/transfer.md has three seeds of each).")
+            "(benchmarks/results/transfer/transfer.md has three seeds of each).")
 
 
 def next_steps(results: dict) -> str:

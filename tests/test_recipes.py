@@ -175,7 +175,7 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
         recipe.main([*small, "--teacher_bf16", "true"])
     # every finished student's record is archived beside the results (a later session may start on a machine
     # without output_dir): with the emot folder gone, the archive alone gives the same table
-    assert (tmp_path / "indonlu_runs" / "emot" / "ulb" / "seed42" / "students" / "bilstm-att" /
+    assert (tmp_path / "runs" / "emot" / "ulb" / "seed42" / "students" / "bilstm-att" /
             "zoo_result.json").is_file()
     shutil.rmtree(tmp_path / "emot")
     again = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "emot"])
@@ -185,14 +185,14 @@ def test_indonlu_recipe_smoke(tmp_path, tokenizer_dir, data_dir, capsys):
     assert "fine-tuned up to 1 epochs (learning rate 5e-05" in (tmp_path / "indonlu.md").read_text()
     # archived records of another teacher than the one on disk are left out, and said so
     shutil.rmtree(tmp_path / "nergrit" / "kl")
-    archived = tmp_path / "indonlu_runs" / "nergrit" / "kl" / "seed42" / "teacher.json"
+    archived = tmp_path / "runs" / "nergrit" / "kl" / "seed42" / "teacher.json"
     archived.write_text(json.dumps({**json.loads(archived.read_text()), "teacher_id": 1}))
     other = recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "nergrit"])
     assert set(other["tasks"]["nergrit"]["students"]["bilstm"]) == {"kd_mse", "kd_ulb", "kd_ulb_emb"}
     assert "nergrit/kl/seed42: recorded with another teacher" in capsys.readouterr().out
     # ... and the students of the teacher on disk are not archived over them (which would credit the old
     # students of a group to the new teacher)
-    mse = tmp_path / "indonlu_runs" / "nergrit" / "mse" / "seed42" / "teacher.json"
+    mse = tmp_path / "runs" / "nergrit" / "mse" / "seed42" / "teacher.json"
     mse.write_text(json.dumps({**json.loads(mse.read_text()), "teacher_id": 1}))
     recipe.main(["--partial", "true", "--smoke", "true", "--output_dir", str(tmp_path), "--tasks", "nergrit"])
     assert json.loads(mse.read_text())["teacher_id"] == 1
@@ -285,7 +285,7 @@ def test_efficient_kd_recipe_smoke_times_phases_through_a_callback(tmp_path, tok
     out = recipe.main(argv)
     assert out["seeds"] == [1, 2] and set(out["methods"]) == set(recipe.METHODS)
     for seed in (1, 2):
-        run = json.loads((tmp_path / f"efficient_kd_seed{seed}.json").read_text())
+        run = json.loads((tmp_path / "runs" / f"efficient_kd_seed{seed}.json").read_text())
         for method, r in run["methods"].items():
             assert 0.0 <= r["f1"] <= 1.0 and len(r["epoch_s_all"]) == 2
             assert r["student_forward_s"] > 0 and r["student_backward_s"] > 0
@@ -316,7 +316,7 @@ def test_efficient_kd_recipe_can_freeze_the_word_embeddings(tmp_path, tokenizer_
     table = teacher.get_input_embeddings().weight.numel()
     assert record["freeze_embeddings"] is True
     assert record["trainable_params"] == sum(p.numel() for p in teacher.parameters()) - table
-    run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
+    run = json.loads((tmp_path / "runs" / "efficient_kd_seed1.json").read_text())
     assert run["teacher"]["freeze_embeddings"] is True
     student = recipe.student_from_teacher(teacher, [0])
     for r in run["methods"].values():
@@ -329,7 +329,7 @@ def test_efficient_kd_recipe_records_bf16_and_the_crf_learning_rate(tmp_path, to
     recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01"])
     record = json.loads((tmp_path / "crf_teacher" / recipe.TEACHER_RECORD).read_text())
     assert record["bf16"] is True and record["crf_learning_rate"] == 0.01
-    run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
+    run = json.loads((tmp_path / "runs" / "efficient_kd_seed1.json").read_text())
     assert run["teacher"]["bf16"] is True and run["settings"]["bf16"] is True
     assert run["teacher"]["crf_learning_rate"] == 0.01
     assert all(0.0 <= r["f1"] <= 1.0 for r in run["methods"].values())
@@ -342,7 +342,7 @@ def test_efficient_kd_recipe_records_bf16_and_the_crf_learning_rate(tmp_path, to
     assert all("structural" not in t["target"] for t in both["targets_on_means"])  # only methods of every seed
     # a later invocation of other methods adds to a seed's file and keeps what it held
     recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01", "--methods", "substructure_cached"])
-    run = json.loads((tmp_path / "efficient_kd_seed1.json").read_text())
+    run = json.loads((tmp_path / "runs" / "efficient_kd_seed1.json").read_text())
     assert set(run["methods"]) == {"vanilla", "structural", "substructure_cached"}
     # --partial trains nothing and tabulates the seeds found on disk
     again = recipe.main([*argv, "--bf16", "true", "--crf_learning_rate", "0.01", "--seeds", "1", "2", "3",
@@ -351,9 +351,9 @@ def test_efficient_kd_recipe_records_bf16_and_the_crf_learning_rate(tmp_path, to
         "f1_per_seed"]
     with pytest.raises(FileNotFoundError, match="efficient_kd_seed9.json"):  # nothing to tabulate: said so
         recipe.main([*argv, "--seeds", "9", "--partial", "true"])
-    other = json.loads((tmp_path / "efficient_kd_seed2.json").read_text())
+    other = json.loads((tmp_path / "runs" / "efficient_kd_seed2.json").read_text())
     other["settings"]["student_lr"] = 1.0
-    (tmp_path / "efficient_kd_seed2.json").write_text(json.dumps(other))
+    (tmp_path / "runs" / "efficient_kd_seed2.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="its settings or teacher differ"):
         recipe.aggregate(["efficient_kd_seed1", "efficient_kd_seed2"], "both", [], str(tmp_path))
     with pytest.raises(ValueError, match="holds a teacher trained with"):  # other settings refuse that teacher

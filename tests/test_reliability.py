@@ -1,7 +1,7 @@
 """A bad-input corpus: generated files and settings a new user might hand the library, one case each,
 with the error type and the words the message must hold (file, line, label, what to do).
 
-``benchmarks/results/reliability.md`` lists these cases grouped, with their outcome.
+``benchmarks/results/reliability/reliability.md`` lists these cases grouped, with their outcome.
 """
 
 from __future__ import annotations

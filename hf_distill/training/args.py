@@ -82,7 +82,7 @@ class DistillationTrainingArguments(TrainingArguments):
     )
     temperature: float = field(default=1.0, metadata={
         "help": "Softmax temperature of the KL term. The one default of the library, its commands and recipes: 1, "
-                "measured best with transfer sets (benchmarks/results/transfer.md, foundation_kd_sweep.md)."})
+                "measured best with transfer sets (benchmarks/results/transfer/transfer.md, foundation_kd_sweep.md)."})
     kd_weight: str = field(
         default="1.0",
         metadata={"help": "Weight of the KD term: a number, or 'auto' (set on the first step so that the weighted "

@@ -14,7 +14,7 @@ Per data set (CoNLL-2003 tagging, emotion classification):
 3. Ablations as the paper's Table 4: ``no_cosine`` (no hidden-state term), ``no_kl`` (no soft targets),
    ``no_init`` (the same shape, randomly initialized).
 Every run trains to convergence with early stopping on the validation split; each (data set, variant, seed)
-is resumable by its result file. Results: ``benchmarks/results/distilbert.json`` + ``.md``.
+is resumable by its result file. Results: ``benchmarks/results/distilbert/distilbert.json`` + ``.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results", "distilbert")
 DATASETS = ("conll2003", "emotion")
 VARIANTS = ("student", "no_cosine", "no_kl", "no_init")
 #: the paper's claims (Sanh et al. 2019, general-purpose distillation, GLUE): the student keeps about 97% of
@@ -64,13 +64,13 @@ class DistilBertArguments:
     seeds: list[int] = field(default_factory=lambda: [42])
     bf16: bool = field(default=False, metadata={
         "help": "Train the students under bfloat16 autocast (weights stay float32): on a CPU with AVX512-BF16 or "
-                "AMX a step is about 1.4x faster (benchmarks/results/precision.md)."})
+                "AMX a step is about 1.4x faster (benchmarks/results/precision/precision.md)."})
     data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
     output_dir: str = "outputs/recipes/distilbert"
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     results_file: str | None = field(default=None, metadata={
-        "help": "Default: benchmarks/results/distilbert.json (smoke runs: inside output_dir)."})
+        "help": "Default: benchmarks/results/distilbert/distilbert.json (smoke runs: inside output_dir)."})
     smoke: bool = field(default=False, metadata={"help": "A tiny random teacher, a few rows (the test suite)."})
     partial: bool = field(default=False, metadata={
         "help": "Train nothing: tabulate the runs finished so far with these settings (every variant and seed)."})

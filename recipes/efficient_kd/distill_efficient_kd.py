@@ -43,7 +43,7 @@ from hf_distill.students import BertCRFConfig, BertCRFForTokenClassification, fr
 from hf_distill.training.args import derive
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results", "efficient_kd")
 DEFAULT_TEACHER = "~/.cache/hf-distill/multilingual-e5-small"
 PAPER = {  # Lin et al. 2022 (BERT-CRF teacher, 3-layer BERT-CRF student, CoNLL-2003, one V100)
     "vanilla": {"f1": 88.86, "epoch_s": 54}, "kbest": {"f1": 89.22, "epoch_s": 83},
@@ -109,7 +109,8 @@ class EfficientKDArguments:
     max_eval_samples: int | None = None
     results_name: str = "efficient_kd"
     results_dir: str | None = field(default=None, metadata={
-        "help": "Default: benchmarks/results (smoke runs: output_dir)."})
+        "help": "Default: benchmarks/results/efficient_kd (smoke runs: output_dir); each seed's file goes under its "
+                "runs/ folder."})
     smoke: bool = field(default=False, metadata={"help": "A tiny random CRF teacher, a few rows (the test suite)."})
     partial: bool = field(default=False, metadata={
         "help": "Train nothing: aggregate the seed files of --seeds found on disk (a run spread over sessions)."})
@@ -165,11 +166,16 @@ def crf_teacher(args, path, labels, train, tokenizer, metrics):
     return teacher, record
 
 
+def seed_file(results_dir: str, name: str) -> str:
+    """Where one seed's results go (without the extension): ``runs/`` of the results folder."""
+    return os.path.join(results_dir, "runs", name)
+
+
 def run_seed(a: EfficientKDArguments, seed: int, teacher, data: dict, tokenizer, metrics, command: str) -> dict:
     """Every method for one student seed; the result file is written after each method and reused when a
     run with the same settings finished it before."""
     name = f"{a.results_name}_seed{seed}"
-    path = os.path.join(a.results_dir, name + ".json")
+    path = seed_file(a.results_dir, name) + ".json"
     settings = {k: v for k, v in asdict(a).items() if k not in ("seeds", "methods", "results_name", "results_dir")}
     result = {"teacher": data["teacher_record"], "methods": {}, "cache_s": data["cache_s"], "settings": settings}
     if os.path.isfile(path):
@@ -216,9 +222,10 @@ def main(argv: list[str]) -> dict:
     command = "accelerate launch recipes/efficient_kd/distill_efficient_kd.py " + shlex.join(argv)
     names = [f"{a.results_name}_seed{s}" for s in a.seeds]
     if a.partial:
-        found = [n for n in names if os.path.isfile(os.path.join(a.results_dir, n + ".json"))]
+        found = [n for n in names if os.path.isfile(seed_file(a.results_dir, n) + ".json")]
         if not found:
-            raise FileNotFoundError(f"--partial: none of {[n + '.json' for n in names]} is in {a.results_dir}")
+            raise FileNotFoundError(f"--partial: none of {[n + '.json' for n in names]} is in "
+                                    f"{os.path.join(a.results_dir, 'runs')}")
         return aggregate(found, a.results_name, argv, a.results_dir)
     set_seed(42)
     raw = load_dataset("conll2003", data_dir=a.data_dir)
@@ -271,8 +278,8 @@ def write(result, args, command, seed, template):
     result["threads"] = torch.get_num_threads()
     result["paper"] = PAPER
     result["targets"] = [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(result["methods"])]
-    os.makedirs(args.results_dir, exist_ok=True)
-    name = os.path.join(args.results_dir, f"{args.results_name}_seed{seed}")
+    name = seed_file(args.results_dir, f"{args.results_name}_seed{seed}")
+    os.makedirs(os.path.dirname(name), exist_ok=True)
     write_json_atomic(name + ".json", result)
     t = result["teacher"]
     md = ["# Structured KD on CoNLL-2003 (CRF teacher and student)", "",
@@ -324,7 +331,7 @@ def aggregate(names: list[str], results_name: str, argv: list[str], results_dir:
     """Mean and sample standard deviation over seeds, and the targets checked on the means and per seed."""
     runs = []
     for name in names:
-        with open(os.path.join(results_dir, name + ".json")) as f:
+        with open(seed_file(results_dir, name) + ".json") as f:
             runs.append(json.load(f))
     base = runs[0]
     for name, r in zip(names, runs):

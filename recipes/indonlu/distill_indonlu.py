@@ -16,7 +16,7 @@ Per task (NERGrit, NERP, POSP, TermA: sequence labelling; EmoT, SmSA: classifica
    - ``kd_ulb``: KD (``--ulb_kd_loss``) with the unlabeled set: the training texts of all six tasks merged,
      labels dropped, rows of the task's validation and test splits removed (the paper's setting);
    - ``kd_ulb_emb``: the same, BiLSTM and CNN starting from the teacher's sub-word embeddings ("-B").
-3. Results: ``benchmarks/results/indonlu.json`` (macro-F1 for classification, seqeval F1 for tagging, in
+3. Results: ``benchmarks/results/indonlu/indonlu.json`` (macro-F1 for classification, seqeval F1 for tagging, in
    [0, 1]) + ``.md`` tables (score per task and setting; parameters, CPU latency, ONNX size and latency) and a
    zoo plot per task and setting under ``output_dir``.
 """
@@ -30,7 +30,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results", "indonlu")
 
 #: short name -> registered dataset
 TASKS = {"nergrit": "indonlu-nergrit", "nerp": "indonlu-nerp", "posp": "indonlu-posp", "terma": "indonlu-terma",
@@ -102,7 +102,7 @@ class IndoNLUArguments:
         "help": "Fine-tune the teachers under bfloat16 autocast (recorded in the teacher's settings, so a "
                 "teacher fine-tuned in float32 is not reused for it)."})
     results_file: str | None = field(default=None, metadata={
-        "help": "Default: benchmarks/results/indonlu.json (smoke runs: inside output_dir)."})
+        "help": "Default: benchmarks/results/indonlu/indonlu.json (smoke runs: inside output_dir)."})
     smoke: bool = field(default=False, metadata={"help": "Tiny random teachers, a few rows (the test suite)."})
     partial: bool = field(default=False, metadata={
         "help": "Train nothing: tabulate the students finished so far, of every task (a run spread over "
@@ -234,10 +234,10 @@ def results_path(a: IndoNLUArguments) -> str:
 
 
 def archive_dir(a: IndoNLUArguments) -> str:
-    """The zoo records kept beside the results (``indonlu_runs/<task>/<group>/seed<k>/``, the zoo's own layout
+    """The zoo records kept beside the results (``runs/<task>/<group>/seed<k>/``, the zoo's own layout
     without the models): the run is spread over sessions, and a later session may start on another machine
     without ``output_dir``, so every finished student's record is committed with the tables."""
-    return os.path.join(os.path.dirname(os.path.abspath(results_path(a))), "indonlu_runs")
+    return os.path.join(os.path.dirname(os.path.abspath(results_path(a))), "runs")
 
 
 def _same_teacher(x: dict, y: dict) -> bool:

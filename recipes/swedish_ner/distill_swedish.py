@@ -10,7 +10,7 @@
 2. Students (the paper's Table 4 rows, ``config.json``): each trained without and with KD (KL, T=1, kd_weight
    ``auto`` so the two terms start equal), to convergence on the dev split, for every seed, through
    ``hf_distill.zoo`` (resumable per student and seed; benched in PyTorch, ONNX and int8 ONNX).
-3. Results: ``benchmarks/results/swedish_ner.json`` + ``.md`` (mean ± s.d. over seeds), the paper's numbers
+3. Results: ``benchmarks/results/swedish_ner/swedish_ner.json`` + ``.md`` (mean ± s.d. over seeds), the paper's numbers
    beside ours in this folder's README. ``--extra_test FILE`` scores every student on a second Swedish test set.
 """
 
@@ -23,7 +23,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks", "results", "swedish_ner")
 
 #: Table 4 of the paper: name -> zoo spec (teacher_embeddings = the "-B" students)
 PAPER_STUDENTS = {
@@ -69,7 +69,8 @@ class SwedishArguments:
     bench_runs: int = 50
     quantize: bool = True
     results_file: str | None = field(default=None, metadata={
-        "help": "Results JSON (default: benchmarks/results/swedish_ner.json; smoke runs write beside the output)."})
+        "help": "Results JSON (default: benchmarks/results/swedish_ner/swedish_ner.json; smoke runs write beside "
+                "the output)."})
     smoke: bool = field(default=False, metadata={"help": "Tiny random teacher, a few rows (the test suite)."})
     partial: bool = field(default=False, metadata={
         "help": "Train nothing: tabulate the students finished so far (a run spread over sessions)."})
