@@ -184,3 +184,21 @@ def test_a_new_training_field_reaches_the_demo_without_editing_it(tmp_path, monk
     assert words.endswith("--kd_loss mse --temperature 3.0 --toy_setting 2.5"), words
     assert main(["demo", "--output_dir", str(tmp_path), "--learning_rate", "0.1"]) == 1
     assert "--learning_rate is set per run; use --teacher_learning_rate" in capsys.readouterr().err
+
+
+def test_commands_take_a_settings_file_like_the_recipes(tmp_path):
+    """``hf-distill zoo``/``demo`` parse through the recipes' one path: a JSON file of settings (the command's own
+    and the template's) first, options after it override; a field the command sets per run is refused."""
+    import json
+
+    from hf_distill.cli import CommandError, parse_with_training
+    from hf_distill.zoo import ZooArguments
+
+    config = tmp_path / "zoo.json"
+    config.write_text(json.dumps({"teacher": "t", "epochs": 2, "temperature": 3.0, "kd_loss": "mse"}))
+    per_run = {"num_train_epochs": "--epochs"}
+    zoo, template = parse_with_training(ZooArguments, [str(config), "--seed", "7"], "hf-distill zoo", per_run)
+    assert (zoo.teacher, zoo.epochs, zoo.seed) == ("t", 2.0, 7)
+    assert (template.temperature, template.kd_loss) == (3.0, "mse")
+    with pytest.raises(CommandError, match="hf-distill zoo: --num_train_epochs is set per run; use --epochs"):
+        parse_with_training(ZooArguments, ["--teacher", "t", "--num_train_epochs", "3"], "hf-distill zoo", per_run)

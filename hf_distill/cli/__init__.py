@@ -176,28 +176,24 @@ def _push(argv: list[str]) -> int:
 
 
 def parse_with_training(cls, argv: list[str], prog: str, per_run: dict[str, str], **defaults):
-    """``cls`` and a ``DistillationTrainingArguments`` template from one command line: options of ``cls`` first,
-    every other option is the template's (so each KD setting is declared once, in ``hf_distill.training.args``).
-    ``per_run`` maps template fields the command sets itself to the option that sets them (refused if given)."""
+    """``cls`` and a ``DistillationTrainingArguments`` template from one command line (or a JSON/YAML file of
+    settings first, as the recipes take): options of ``cls`` first, every other option is the template's (so each
+    KD setting is declared once, in ``hf_distill.training.args``). ``per_run`` maps template fields the command
+    sets itself to the option that sets them (refused if given)."""
     from transformers import HfArgumentParser
 
+    from ..runs.recipe_io import parse_recipe_args
     from ..training.args import DistillationTrainingArguments
 
-    parser = HfArgumentParser(cls, prog=prog, description=(cls.__doc__ or "").strip())
-    training = HfArgumentParser(DistillationTrainingArguments, prog=prog)
     if "-h" in argv or "--help" in argv:
-        parser.print_help()
+        HfArgumentParser(cls, prog=prog, description=(cls.__doc__ or "").strip()).print_help()
         print("\nKD settings and other training options (DistillationTrainingArguments), the template of every run:")
-        training.print_help()
+        HfArgumentParser(DistillationTrainingArguments, prog=prog).print_help()
         raise SystemExit(0)
-    (args, rest) = parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True)
-    given = sorted({w.removeprefix("--").split("=")[0] for w in rest if w.startswith("--")} & set(per_run))
-    if given:
-        raise CommandError(f"{prog}: {', '.join('--' + g for g in given)} is set per run; use "
-                           f"{', '.join(per_run[g] for g in given)}")
-    training.set_defaults(output_dir=getattr(args, "output_dir", None), **defaults)
-    (template,) = training.parse_args_into_dataclasses(args=rest)
-    return args, template
+    try:
+        return parse_recipe_args(cls, list(argv), training=defaults, per_run=per_run)
+    except ValueError as e:
+        raise CommandError(f"{prog}: {e}") from None
 
 
 def _zoo(argv: list[str]) -> int:

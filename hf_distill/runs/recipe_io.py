@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def parse_recipe_args(cls, argv: list[str], training: dict | None = None):
+def parse_recipe_args(cls, argv: list[str], training: dict | None = None, per_run: dict[str, str] | None = None):
     """A recipe's settings dataclass from its command line: one ``.json``/``.yaml`` file (also after
     ``--config``), options, or a file followed by options that override its values
     (``config.json --seeds 43``). A setting the dataclass lacks is refused, naming the file.
@@ -11,7 +11,8 @@ def parse_recipe_args(cls, argv: list[str], training: dict | None = None):
     With ``training`` (the recipe's own defaults for ``DistillationTrainingArguments`` fields, e.g.
     ``{"kd_weight": "auto"}``) it returns ``(settings, template)``: every KD setting and other training option,
     in the file or on the command line, goes to the template, declared once in ``DistillationTrainingArguments``;
-    the recipe derives each run's arguments from it (``hf_distill.training.args.derive``)."""
+    the recipe derives each run's arguments from it (``hf_distill.training.args.derive``). ``per_run`` maps
+    template fields the caller sets per run to the option that sets them: giving one is refused (ValueError)."""
     import dataclasses
     import json
 
@@ -49,6 +50,10 @@ def parse_recipe_args(cls, argv: list[str], training: dict | None = None):
     from ..training.args import DistillationTrainingArguments
 
     (args, rest) = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    given = sorted({w.removeprefix("--").split("=")[0] for w in rest if w.startswith("--")} & set(per_run or ()))
+    if given:
+        raise ValueError(f"{', '.join('--' + g for g in given)} is set per run; use "
+                         f"{', '.join(per_run[g] for g in given)}")
     template_parser = HfArgumentParser(DistillationTrainingArguments)
     template_parser.set_defaults(**{"output_dir": getattr(args, "output_dir", None), **training})
     (template,) = template_parser.parse_args_into_dataclasses(args=rest)
