@@ -47,6 +47,19 @@ def ablation_row(label: str, folder: str, student: str) -> dict:
             "train_wall_s": main.get("train_wall_s"), "command": run["command"]}
 
 
+def check_target(out: dict, target: str, baseline: str = "") -> dict:
+    """``GAP@SPEEDUP``: the best KD student (mean F1 over its seeds) at least SPEEDUP times faster than the teacher's
+    fastest backend, and whether it is at most GAP F1 points under the teacher (its best backend's F1)."""
+    gap, _, speedup = target.partition("@")
+    gap, speedup = float(gap), float(speedup or 0)
+    fast = [r for r in out["students"] if r.get("kd", True) and (r.get("speedup_vs_teacher_fastest") or 0) >= speedup]
+    best = max(fast, key=lambda r: r["f1_mean"], default=None)
+    teacher_f1 = max(out["teacher"]["f1"].values())  # the teacher's best backend: the strictest gap
+    measured = None if best is None else 100 * (teacher_f1 - best["f1_mean"])
+    return {"gap": gap, "speedup": speedup, "baseline": baseline, "teacher_f1": teacher_f1,
+            "best": best, "measured_gap": measured, "met": measured is not None and measured <= gap}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--zoo", required=True, help="the main zoo run's output folder")
@@ -60,6 +73,10 @@ def main(argv: list[str] | None = None) -> dict:
                         "benched, read off the log of the run's first process (zoo processes side by side on the "
                         "cores overlap, so this is less than the sum of the phases)")
     p.add_argument("--ablation_note", default="", help="a sentence printed under the ablation table")
+    p.add_argument("--target", default=None, metavar="GAP@SPEEDUP",
+                   help="check a target: the best KD student at least SPEEDUP times faster than the teacher's fastest "
+                        "backend is at most GAP F1 points under the teacher (mean over its seeds), e.g. 4.7@10")
+    p.add_argument("--baseline", default="", help="a sentence on what the target is measured against")
     a = p.parse_args(argv)
     run = _load(a.zoo)
     out = dict(run["summary"])
@@ -93,6 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
         out["ablation"].append(ablation_row(label, folder, student))
     out["ablation_note"] = a.ablation_note or None
     out["transfer"] = run.get("transfer", {})
+    if a.target:
+        out["target"] = check_target(out, a.target, a.baseline)
     os.makedirs(RESULTS, exist_ok=True)
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     with open(os.path.join(a.zoo, "zoo.md")) as f:
@@ -113,6 +132,17 @@ def main(argv: list[str] | None = None) -> dict:
     for name, v in out["phases"].items():
         cpu = "-" if v.get("cpu_s") is None else f"{v['cpu_s']:.0f}"
         md += f"| {name} | {v['wall_s']:.0f} | {cpu} | {'yes' if v.get('extra_seed') else ''} |\n"
+    if out.get("target"):
+        t = out["target"]
+        best = t["best"]
+        md += (f"\n## Target\n\nThe best KD student at least {t['speedup']:g}x faster than the teacher's fastest "
+               f"backend ({out['teacher']['fastest_backend']}) is at most {t['gap']:g} F1 under the teacher"
+               + (f" ({t['baseline']})" if t["baseline"] else "") + ": "
+               + ("no student is that fast." if best is None else
+                  f"**{best['name']}**, {100 * best['f1_mean']:.2f} F1 (mean of {len(best['f1_seeds'])} seed(s): "
+                  f"{', '.join(f'{100 * f:.2f}' for f in best['f1_seeds'])}) against the teacher's "
+                  f"{100 * t['teacher_f1']:.2f} (its best backend), a gap of {t['measured_gap']:.2f} at "
+                  f"{best['speedup_vs_teacher_fastest']:.1f}x: **{'met' if t['met'] else 'missed'}**.") + "\n")
     if out["ablation"]:
         md += "\n## Ablation\n\n| setting | student | test F1 (mean) | seeds | latency ms | train rows | command |\n"
         md += "|---|---|---|---|---|---|---|\n"
