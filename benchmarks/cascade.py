@@ -28,10 +28,13 @@ def main(argv: list[str]) -> dict:
     p.add_argument("--teacher", required=True)
     p.add_argument("--calibrate_against", default="teacher", choices=("teacher", "gold"))
     p.add_argument("--max_f1_drop", type=float, default=0.3)
+    p.add_argument("--latency_budget_ms", type=float, default=None,
+                   help="calibrate for a latency budget per input instead (the best dev score within it)")
     p.add_argument("--speed_rows", type=int, default=256)
     a = p.parse_args(argv)
     out = run_cascade(CascadeArguments(student=a.student, teacher=a.teacher, max_f1_drop=a.max_f1_drop,
-                                       calibrate_against=a.calibrate_against, speed_rows=a.speed_rows))
+                                       calibrate_against=a.calibrate_against, speed_rows=a.speed_rows,
+                                       latency_budget_ms=a.latency_budget_ms))
     out["command"] = "HF_DISTILL_DATA_DIR=../shared/data python benchmarks/cascade.py " + shlex.join(argv)
     os.makedirs(RESULTS, exist_ok=True)
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
