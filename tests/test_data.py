@@ -207,3 +207,19 @@ def test_classification_files_and_their_errors(tmp_path):
     (tmp_path / "d.csv").write_text("label,body\npos,hi\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"d\.csv:1: header"):
         load_dataset(str(tmp_path / "d.csv"))
+
+
+def test_registered_iob2_tag_files_read_a_stray_i_as_conlleval_does(tmp_path, caplog):
+    """IndoNLU NERP has ``I-X`` after ``O``: its tag column is declared IOB2, so the tag opens an entity (``B-X``,
+    as conlleval and the CRF constraints read it) and the repair is logged, naming the file."""
+    import logging
+
+    folder = tmp_path / "indonlu" / "nerp_ner-prosa"
+    folder.mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}_preprocess.txt").write_text("Budi\tB-PPL\nke\tO\nJakarta\tI-PLC\nkota\tI-PLC\n\n")
+    with caplog.at_level(logging.WARNING):
+        data = load_dataset("indonlu-nerp", data_dir=str(tmp_path))
+    names = data["train"].features["ner_tags"].feature.names
+    assert [names[t] for t in data["train"][0]["ner_tags"]] == ["B-PPL", "O", "B-PLC", "I-PLC"]
+    assert "train_preprocess.txt: 1 sentences had I-X after O" in caplog.text

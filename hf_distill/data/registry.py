@@ -37,9 +37,12 @@ class DatasetSpec:
     missing_label: str | None = None
 
 
-def _indonlu(task: str, ext: str) -> tuple[Layout, ...]:
+def _indonlu(task: str, ext: str, tags: str | None = None) -> tuple[Layout, ...]:
+    """The two places an IndoNLU task may sit; ``tags``: its IOB2 tag column (NERP and TermA have a few ``I-X``
+    after ``O``: declared IOB2, they are read as conlleval does, ``B-X``, and the repairs are logged)."""
     files = {s: f"{f}_preprocess.{ext}" for s, f in (("train", "train"), ("validation", "valid"), ("test", "test"))}
-    return (Layout(f"indonlu/{task}", files), Layout(task, files))
+    scheme = {tags: "iob2"} if tags else {}
+    return (Layout(f"indonlu/{task}", files, scheme), Layout(task, files, scheme))
 
 
 _CONLL_FILES = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
@@ -81,16 +84,17 @@ REGISTRY: dict[str, DatasetSpec] = {
         missing_label="0",
     ),
     "indonlu-nergrit": DatasetSpec(
-        "column", _indonlu("nergrit_ner-grit", "txt"), "indonlp/indonlu", {"tokens": 0, "ner_tags": 1}, "\t"
+        "column", _indonlu("nergrit_ner-grit", "txt", "ner_tags"), "indonlp/indonlu", {"tokens": 0, "ner_tags": 1}, "\t"
     ),
     "indonlu-nerp": DatasetSpec(
-        "column", _indonlu("nerp_ner-prosa", "txt"), "indonlp/indonlu", {"tokens": 0, "ner_tags": 1}, "\t"
+        "column", _indonlu("nerp_ner-prosa", "txt", "ner_tags"), "indonlp/indonlu", {"tokens": 0, "ner_tags": 1}, "\t"
     ),
     "indonlu-posp": DatasetSpec(
-        "column", _indonlu("posp_pos-prosa", "txt"), "indonlp/indonlu", {"tokens": 0, "pos_tags": 1}, "\t"
+        "column", _indonlu("posp_pos-prosa", "txt", "pos_tags"), "indonlp/indonlu", {"tokens": 0, "pos_tags": 1}, "\t"
     ),
     "indonlu-terma": DatasetSpec(
-        "column", _indonlu("terma_term-extraction-airy", "txt"), "indonlp/indonlu", {"tokens": 0, "ner_tags": 1}, "\t"
+        "column", _indonlu("terma_term-extraction-airy", "txt", "ner_tags"), "indonlp/indonlu",
+        {"tokens": 0, "ner_tags": 1}, "\t"
     ),
     "indonlu-emot": DatasetSpec("csv", _indonlu("emot_emotion-twitter", "csv"), "indonlp/indonlu"),
     "indonlu-smsa": DatasetSpec("tsv", _indonlu("smsa_doc-sentiment-prosa", "tsv"), "indonlp/indonlu"),
