@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
                    help="check a target: the best KD student at least SPEEDUP times faster than the teacher's fastest "
                         "backend is at most GAP F1 points under the teacher (mean over its seeds), e.g. 4.7@10")
     p.add_argument("--baseline", default="", help="a sentence on what the target is measured against")
+    p.add_argument("--target_note", default="", help="a sentence printed under the target (e.g. why one seed)")
     a = p.parse_args(argv)
     run = _load(a.zoo)
     out = dict(run["summary"])
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     out["ablation_note"] = a.ablation_note or None
     out["transfer"] = run.get("transfer", {})
     if a.target:
-        out["target"] = check_target(out, a.target, a.baseline)
+        out["target"] = {**check_target(out, a.target, a.baseline), "note": a.target_note or None}
     os.makedirs(RESULTS, exist_ok=True)
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     with open(os.path.join(a.zoo, "zoo.md")) as f:
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
                   f"**{best['name']}**, {100 * best['f1_mean']:.2f} F1 (mean of {len(best['f1_seeds'])} seed(s): "
                   f"{', '.join(f'{100 * f:.2f}' for f in best['f1_seeds'])}) against the teacher's "
                   f"{100 * t['teacher_f1']:.2f} (its best backend), a gap of {t['measured_gap']:.2f} at "
-                  f"{best['speedup_vs_teacher_fastest']:.1f}x: **{'met' if t['met'] else 'missed'}**.") + "\n")
+                  f"{best['speedup_vs_teacher_fastest']:.1f}x: **{'met' if t['met'] else 'missed'}**.") + "\n"
+               + (f"\n{t['note']}\n" if t.get("note") else ""))
     if out["ablation"]:
         md += "\n## Ablation\n\n| setting | student | test F1 (mean) | seeds | latency ms | train rows | command |\n"
         md += "|---|---|---|---|---|---|---|\n"
