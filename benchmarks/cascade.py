@@ -31,6 +31,7 @@ def main(argv: list[str]) -> dict:
     p.add_argument("--latency_budget_ms", type=float, default=None,
                    help="calibrate for a latency budget per input instead (the best dev score within it)")
     p.add_argument("--speed_rows", type=int, default=256)
+    p.add_argument("--note", default="", help="a paragraph on where the two models come from")
     a = p.parse_args(argv)
     out = run_cascade(CascadeArguments(student=a.student, teacher=a.teacher, max_f1_drop=a.max_f1_drop,
                                        calibrate_against=a.calibrate_against, speed_rows=a.speed_rows,
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> dict:
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     write_text_atomic(os.path.join(RESULTS, f"{a.name}.md"),
                       f"# Cascade: {out['student']['name']} + its teacher on {out['dataset']}\n\nCommand: "
-                      f"`{out['command']}`\n\n" + render(out))
+                      f"`{out['command']}`\n\n" + (f"{a.note}\n\n" if a.note else "") + render(out))
     shutil.copyfile(os.path.join(a.student, "cascade.png"), os.path.join(RESULTS, f"{a.name}.png"))
     return out
 

@@ -41,6 +41,12 @@ def test_threshold_search_on_a_hand_made_table():
     assert fast["to_teacher"] <= 0.3 and fast["score"] == 0.75  # 1 + 0.25 * 1 <= 1.3
     with pytest.raises(ValueError, match="over the budget"):
         choose_threshold(curve, 1.0, latency_budget_ms=0.5, student_ms=1.0, teacher_ms=1.0)
+    # the latency budget weighs the inputs sent by their length: the unsure row 1 is long and costs the teacher more
+    weighed = threshold_curve(conf, student, teacher, gold, token=False, points=5, lengths=[10, 50, 10, 30])
+    one = next(p for p in weighed if p["to_teacher"] == 0.25)
+    assert one["teacher_load"] == 0.5  # 50 of the 100 tokens
+    slow = choose_threshold(weighed, 1.0, latency_budget_ms=1.3, student_ms=1.0, teacher_ms=1.0)
+    assert slow["to_teacher"] == 0.0  # 1 + 0.5 * 1 > 1.3: only the student fits
     with pytest.raises(ValueError, match="one of them"):
         choose_threshold(curve, 1.0)
     # against the teacher's answers (the default): agreement, whatever the gold labels say

@@ -111,9 +111,12 @@ def run_cascade(a: CascadeArguments) -> dict:
         s_rows, t_rows = timed(test["s_rows"][:n], b), timed(test["t_rows"][:n], b)
         speed["student"][str(b)] = throughput(lambda b=b, r=s_rows: s.predict(r, b, confidences=False), n)
         speed["teacher"][str(b)] = throughput(lambda b=b, r=t_rows: t.predict(r, b, confidences=False), n)
+    # the student's cost as the cascade runs it: with its confidences (served alone it skips them)
+    with_conf = throughput(lambda r=test["s_rows"][:n]: s.predict(r, 1), n)
     calibration = calibrate(dev["conf"], dev["student"], dev["teacher"], dev["gold"], token,
                             None if a.latency_budget_ms else a.max_f1_drop / 100, a.latency_budget_ms,
-                            1000 / speed["student"]["1"], 1000 / speed["teacher"]["1"], reference=a.calibrate_against)
+                            1000 / with_conf, 1000 / speed["teacher"]["1"], reference=a.calibrate_against,
+                            lengths=[len(r["input_ids"]) for r in dev["t_rows"]])
     point = calibration["point"]
     cascade.threshold = point["threshold"]
     merged, who = merge(test["student"], test["teacher"], test["conf"], cascade.threshold)
@@ -127,9 +130,10 @@ def run_cascade(a: CascadeArguments) -> dict:
             if t_rows:
                 t.predict(t_rows, b, confidences=False)
         speed["cascade"][str(b)] = throughput(work, n)
-    test_curve = threshold_curve(test["conf"], test["student"], test["teacher"], test["gold"], token)
-    for p in test_curve:  # expected throughput at batch 1 from the two measured costs
-        p["sent_per_s_1"] = 1 / (1 / speed["student"]["1"] + p["to_teacher"] / speed["teacher"]["1"])
+    test_curve = threshold_curve(test["conf"], test["student"], test["teacher"], test["gold"], token,
+                                 lengths=[len(r["input_ids"]) for r in test["t_rows"]])
+    for p in test_curve:  # expected throughput at batch 1 from the two measured costs (the teacher's by length)
+        p["sent_per_s_1"] = 1 / (1 / with_conf + p["teacher_load"] / speed["teacher"]["1"])
     out = {"teacher": {"f1": score_rows(test["gold"], test["teacher"], token), "backend": t.backend,
                        "sent_per_s": speed["teacher"]},
            "student": {"name": os.path.basename(os.path.dirname(os.path.abspath(a.student))),

@@ -89,17 +89,22 @@ def merge(student: list, teacher: list, conf: Sequence[float], threshold: float)
     return out, who
 
 
-def threshold_curve(conf, student, teacher, gold, token: bool, points: int = 60) -> list[dict]:
+def threshold_curve(conf, student, teacher, gold, token: bool, points: int = 60,
+                    lengths: list[int] | None = None) -> list[dict]:
     """Score and share sent to the teacher at candidate thresholds (quantiles of the confidences, plus 0 and
     just above 1). ``gold`` may be the teacher's own answers: the score is then the agreement with the teacher
-    (see :func:`calibrate`)."""
+    (see :func:`calibrate`). ``lengths`` (each input's length in the teacher's tokens) adds ``teacher_load``:
+    the share of the teacher's work sent, since the inputs a student is unsure of are often the longer ones."""
     qs = np.quantile(np.asarray(conf, dtype=np.float64), np.linspace(0, 1, points)) if len(conf) else []
     candidates = sorted({0.0, *[float(q) for q in qs], 1.0 + 1e-9})
     curve = []
     for t in candidates:
         merged, who = merge(student, teacher, conf, t)
-        curve.append({"threshold": t, "score": score_rows(gold, merged, token),
-                      "to_teacher": who.count("teacher") / max(len(who), 1)})
+        point = {"threshold": t, "score": score_rows(gold, merged, token),
+                 "to_teacher": who.count("teacher") / max(len(who), 1)}
+        if lengths is not None:
+            point["teacher_load"] = sum(n for n, w in zip(lengths, who) if w == "teacher") / max(sum(lengths), 1)
+        curve.append(point)
     return curve
 
 
@@ -108,7 +113,8 @@ def choose_threshold(curve: list[dict], teacher_score: float, max_drop: float | 
                      teacher_ms: float | None = None) -> dict:
     """The calibrated point of a curve: the least share sent to the teacher whose score is within ``max_drop``
     (a fraction: 0.003 is 0.3 F1) of the teacher's, or the best score whose expected latency per input
-    (``student_ms + share * teacher_ms``) fits ``latency_budget_ms``. Raises when no point qualifies."""
+    (``student_ms + share * teacher_ms``, the share weighted by length where the curve has ``teacher_load``) fits
+    ``latency_budget_ms``. Raises when no point qualifies."""
     if (max_drop is None) == (latency_budget_ms is None):
         raise ValueError("calibrate for max_f1_drop or for latency_budget_ms (one of them)")
     if max_drop is not None:
@@ -119,7 +125,7 @@ def choose_threshold(curve: list[dict], teacher_score: float, max_drop: float | 
         return min(ok, key=lambda p: (p["to_teacher"], -p["score"]))
     if student_ms is None or teacher_ms is None:
         raise ValueError("a latency budget needs the student's and the teacher's latency per input")
-    ok = [p for p in curve if student_ms + p["to_teacher"] * teacher_ms <= latency_budget_ms]
+    ok = [p for p in curve if student_ms + p.get("teacher_load", p["to_teacher"]) * teacher_ms <= latency_budget_ms]
     if not ok:
         raise ValueError(f"the student alone takes {student_ms:.3f} ms per input: over the budget of "
                          f"{latency_budget_ms:g} ms")
@@ -128,17 +134,18 @@ def choose_threshold(curve: list[dict], teacher_score: float, max_drop: float | 
 
 def calibrate(conf, student, teacher, gold, token: bool, max_drop: float | None = None,
               latency_budget_ms: float | None = None, student_ms: float | None = None,
-              teacher_ms: float | None = None, reference: str = "teacher") -> dict:
+              teacher_ms: float | None = None, reference: str = "teacher", lengths: list[int] | None = None) -> dict:
     """The threshold for a dev split: its curve and chosen point (:func:`choose_threshold`).
 
     ``reference="teacher"`` (the default) scores the cascade against the teacher's own answers, so a point within
     ``max_drop`` of them is within ``max_drop`` of the teacher whatever the gold labels say: a student selected by
     early stopping on the same dev split scores higher there than on unseen data, and a threshold calibrated
-    against gold would send too little to the teacher. ``reference="gold"`` scores against the gold labels."""
+    against gold would send too little to the teacher. ``reference="gold"`` scores against the gold labels.
+    ``lengths``: the dev inputs' teacher-token lengths, for the latency budget (:func:`threshold_curve`)."""
     if reference not in ("teacher", "gold"):
         raise ValueError(f"reference={reference!r}: use 'teacher' or 'gold'")
     ref = teacher if reference == "teacher" else gold
-    curve = threshold_curve(conf, student, teacher, ref, token)
+    curve = threshold_curve(conf, student, teacher, ref, token, lengths=lengths)
     top = score_rows(ref, teacher, token)
     point = choose_threshold(curve, top, max_drop, latency_budget_ms, student_ms, teacher_ms)
     return {"curve": curve, "point": point, "reference": reference, "reference_teacher_score": top}
