@@ -17,14 +17,14 @@ from .args import ZooArguments
 from .report import command_of, finished_students, plot, write_results
 from .run import distill_one, run_zoo
 from .selection import deployment_point, fastest_backend, pareto_front, recommend, score
-from .specs import DEFAULT_STUDENTS, PRESETS, StudentSpec, build, kept_ids, tagging_only
+from .specs import DEFAULT_CLASSIFIERS, DEFAULT_STUDENTS, PRESETS, StudentSpec, build, kept_ids, tagging_only
 from .splits import dev_overlap_warning, load_splits, read_extra_test
 from .words import choose_word_vectors, static_teacher_vectors, teacher_word_vectors, word_data
 
 _build = build  # the name tests and recipes used before the zoo became a package
 
 __all__ = [
-    "DEFAULT_STUDENTS", "PRESETS", "StudentSpec", "tagging_only", "ZooArguments", "build",
+    "DEFAULT_CLASSIFIERS", "DEFAULT_STUDENTS", "PRESETS", "StudentSpec", "tagging_only", "ZooArguments", "build",
     "choose_word_vectors", "command_of", "deployment_point", "dev_overlap_warning", "distill_one", "fastest_backend",
     "finished_students", "kept_ids", "load_splits", "pareto_front", "plot", "read_extra_test", "recommend",
     "run_zoo", "score", "static_teacher_vectors", "teacher_word_vectors", "word_data", "write_results",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .specs import DEFAULT_STUDENTS, PRESETS
+from .specs import DEFAULT_CLASSIFIERS, DEFAULT_STUDENTS, PRESETS
 
 
 @dataclass
@@ -25,7 +25,8 @@ class ZooArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Data root (default: $HF_DISTILL_DATA_DIR)."})
     students: list[str] = field(
         default_factory=lambda: list(DEFAULT_STUDENTS),
-        metadata={"help": f"Student specs (default {list(DEFAULT_STUDENTS)}): preset names {list(PRESETS)}, or "
+        metadata={"help": f"Student specs (default {list(DEFAULT_STUDENTS)}; on a text-classification data set "
+                          f"{list(DEFAULT_CLASSIFIERS)}): preset names {list(PRESETS)}, or "
                           "NAME=FAMILY:JSON_CONFIG[@LR], e.g. "
                           "'lstm-64=bilstm:{\"hidden_size\": 64}@1e-3'; \"teacher_embeddings\": true starts from "
                           "the teacher's sub-word embeddings (the papers' -B students)."})

@@ -14,7 +14,7 @@ from ..files import read_json
 from .report import write_results
 from .search import search_student
 from .selection import deployment_point, fastest_backend, recommend, score
-from .specs import StudentSpec, build, kept_ids, tagging_only
+from .specs import DEFAULT_CLASSIFIERS, StudentSpec, build, kept_ids
 from .splits import dev_overlap_warning, load_splits, load_teacher, read_extra_test, transfer_rows
 from .student import claim, default_template, release, resume_point, settings_key, training_args
 from .words import word_data
@@ -264,7 +264,7 @@ def run_zoo(args: ZooArguments, training=None, argv: list[str] | None = None) ->
         say(overlap)
     if task.kind == "sequence":
         if list(args.students) == list(_Defaults().students):  # the default zoo, for classification
-            specs = [s for s in specs if not tagging_only(s.family)]
+            specs = [StudentSpec.parse(name) for name in DEFAULT_CLASSIFIERS]
         crf = [s.name for s in specs if s.config.get("use_crf")]
         if crf:
             raise ValueError(f"students {crf} have a CRF head, which tags words; this data set is text "
