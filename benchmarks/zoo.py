@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "backend is at most GAP F1 points under the teacher (mean over its seeds), e.g. 4.7@10")
     p.add_argument("--baseline", default="", help="a sentence on what the target is measured against")
     p.add_argument("--target_note", default="", help="a sentence printed under the target (e.g. why one seed)")
+    p.add_argument("--note", default="", help="a paragraph printed after the tables (how the run was made)")
     a = p.parse_args(argv)
     run = _load(a.zoo)
     out = dict(run["summary"])
@@ -154,6 +155,10 @@ def main(argv: list[str] | None = None) -> dict:
                    f"{r['train_rows']} | `{r['command']}` |\n")
         if a.ablation_note:
             md += f"\n{a.ablation_note}\n"
+    if a.note:
+        md += f"\n## Note\n\n{a.note}\n"
+        out["note"] = a.note
+        write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     write_text_atomic(os.path.join(RESULTS, f"{a.name}.md"), md)
     png = os.path.join(a.zoo, "zoo.png")
     if os.path.isfile(png):
