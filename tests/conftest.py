@@ -76,6 +76,22 @@ def tiny_bert(vocab_size: int, layers: int = 2, hidden: int = 32, seed: int = 0,
     return BertForTokenClassification(config)
 
 
+def save_emotion_teacher(folder, tokenizer, data_dir) -> str:
+    """A tiny random text classifier over emotion's six labels, saved with ``tokenizer`` in ``folder``."""
+    from transformers import BertForSequenceClassification
+
+    from hf_distill import load_dataset
+
+    names = load_dataset("emotion", data_dir=str(data_dir))["train"].features["label"].names
+    torch.manual_seed(0)
+    teacher = BertForSequenceClassification(BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}))
+    teacher.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def tokenized(conll, tokenizer):
     """200 training and 100 test sentences of real CoNLL-2003, tokenized and aligned."""

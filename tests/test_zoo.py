@@ -166,18 +166,9 @@ def test_the_task_is_read_from_the_features_and_bad_columns_are_named():
 
 @pytest.mark.slow
 def test_zoo_on_text_classification(tmp_path, tokenizer, data_dir):
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from conftest import save_emotion_teacher
 
-    from hf_distill import load_dataset
-
-    names = load_dataset("emotion", data_dir=str(data_dir))["train"].features["label"].names
-    torch.manual_seed(0)
-    teacher = BertForSequenceClassification(BertConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}))
-    teacher.save_pretrained(tmp_path / "teacher")
-    tokenizer.save_pretrained(tmp_path / "teacher")
+    save_emotion_teacher(tmp_path / "teacher", tokenizer, data_dir)
     args = ZooArguments(
         teacher=str(tmp_path / "teacher"), dataset="emotion", data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         students=['l=bilstm:{"embedding_dim": 8, "hidden_size": 8}@1e-2', 'c=cnn:{"embedding_dim": 8}@1e-2'],

@@ -162,19 +162,11 @@ def test_a_crf_student_is_refused_for_text_classification(tmp_path, tokenizer, d
 def test_the_default_zoo_of_a_classification_set_adds_the_attention_bilstm(tmp_path, tokenizer, data_dir):
     """With --students left alone, text classification trains the CNN and the attention BiLSTM over the teacher's
     sub-word embeddings (measured on emotion: it beat the CNN, the only default before)."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from conftest import save_emotion_teacher
 
-    from hf_distill import load_dataset
     from hf_distill.zoo import DEFAULT_CLASSIFIERS, ZooArguments, run_zoo
 
-    names = load_dataset("emotion", data_dir=str(data_dir))["train"].features["label"].names
-    torch.manual_seed(0)
-    teacher = BertForSequenceClassification(BertConfig(
-        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}))
-    teacher.save_pretrained(tmp_path / "teacher")
-    tokenizer.save_pretrained(tmp_path / "teacher")
+    save_emotion_teacher(tmp_path / "teacher", tokenizer, data_dir)
     out = run_zoo(ZooArguments(
         teacher=str(tmp_path / "teacher"), dataset="emotion", data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         max_train_samples=32, max_dev_samples=16, max_eval_samples=16, epochs=1, patience=1, bench_runs=1,
