@@ -48,7 +48,7 @@ from hf_distill.data.words import (
 from hf_distill.runs import parse_recipe_args
 from hf_distill.shipping.efficiency import count_parameters, measure_latency
 from hf_distill.students import build_student
-from hf_distill.training.args import derive, kd_settings
+from hf_distill.training.args import derive, kd_settings, keep_best_epoch
 
 RESULTS = study_dir("students")  # this study's folder under benchmarks/results/
 
@@ -88,9 +88,7 @@ class StudentsArguments:
 
 def train_args(template, out, name, epochs, lr, kd_loss, batch_size, seed=42, patience=0):
     """One run's arguments: ``template`` with the run's folder, epochs, learning rate, KD loss and seed."""
-    stop = dict(eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-                metric_for_best_model="f1", greater_is_better=True, save_only_model=True) if patience else dict(
-        save_strategy="no")
+    stop = keep_best_epoch("f1", save_only_model=True) if patience else dict(save_strategy="no")
     return derive(template, output_dir=os.path.join(out, name), num_train_epochs=epochs, learning_rate=lr,
                   kd_loss=kd_loss, per_device_train_batch_size=batch_size, seed=seed, **stop)
 

@@ -33,7 +33,7 @@ from .files import read_json
 from .runs import evaluate, train_to_convergence
 from .shipping.efficiency import measure_latency
 from .students import count_parameters, freeze_word_embeddings, student_from_teacher
-from .training.args import DistillationTrainingArguments, derive, fast_bf16_available, kd_settings
+from .training.args import DistillationTrainingArguments, derive, fast_bf16_available, kd_settings, keep_best_epoch
 from .training.collator import DistillationCollator
 from .training.signals import teacher_fingerprint
 from .training.validate import check_max_length
@@ -131,9 +131,8 @@ def _training_args(args: DemoArguments, template: DistillationTrainingArguments,
                    lr: float, seed: int | None = None, early_stopping: bool = True,
                    **kd) -> DistillationTrainingArguments:
     """One run's arguments: ``template`` with the run's folder, epochs, learning rate, seed and ``kd``."""
-    stop = {"eval_strategy": "epoch", "save_strategy": "epoch", "save_total_limit": 1,
-            "load_best_model_at_end": True, "metric_for_best_model": "f1", "greater_is_better": True,
-            "save_only_model": True} if early_stopping else {"eval_strategy": "no", "save_strategy": "no"}
+    stop = keep_best_epoch("f1", save_only_model=True) if early_stopping else {"eval_strategy": "no",
+                                                                               "save_strategy": "no"}
     return derive(template, output_dir=os.path.join(args.output_dir, name), num_train_epochs=epochs,
                   learning_rate=lr, per_device_train_batch_size=args.batch_size,
                   seed=args.seed if seed is None else seed, group_by_length=args.group_by_length, bf16=args.bf16,

@@ -53,6 +53,7 @@ from hf_distill.data.words import (
     load_word_vectors,
 )
 from hf_distill.students import build_student
+from hf_distill.training.args import keep_best_epoch
 
 WORD_LEVEL = {"char_lstm"}
 WORD_COLUMNS = ["tokens", "input_ids", "attention_mask", "labels", "distill_mask", "char_ids"]
@@ -122,9 +123,7 @@ def main(argv: list[str]) -> dict:
                                    cache_dir=os.path.join(targs.output_dir, "teacher_cache"))
     metrics = TokenClassificationMetrics(labels)
     if use_dev:  # train to convergence: evaluate every epoch, keep the best checkpoint
-        targs = dataclasses.replace(targs, eval_strategy="epoch", save_strategy="epoch", save_total_limit=1,
-                                    load_best_model_at_end=True, metric_for_best_model="f1",
-                                    greater_is_better=True)
+        targs = dataclasses.replace(targs, **keep_best_epoch("f1"))
 
     config = json.loads(recipe.student_config)
     if recipe.student in WORD_LEVEL:

@@ -6,7 +6,7 @@ from transformers import PrinterCallback
 
 from ..base import IGNORE_INDEX
 from ..files import read_json
-from ..training.args import DistillationTrainingArguments
+from ..training.args import DistillationTrainingArguments, keep_best_epoch
 from ..training.trainer import DistillationTrainer
 from .callbacks import EarlyStoppingAboveFloor, Progress
 from .tasks import TaskSpec
@@ -83,8 +83,7 @@ def fine_tune_teacher(base: str, raw, task: TaskSpec, folder: str, *, epochs: fl
     targs = DistillationTrainingArguments(
         output_dir=os.path.join(folder, "run"), kd_loss="none", num_train_epochs=epochs, learning_rate=learning_rate,
         per_device_train_batch_size=batch_size, per_device_eval_batch_size=64, warmup_ratio=0.1, weight_decay=0.01,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-        metric_for_best_model=task.metric, save_only_model=False, report_to="none", disable_tqdm=True,
+        **keep_best_epoch(task.metric, save_only_model=False), report_to="none", disable_tqdm=True,
         group_by_length=True, seed=0, logging_steps=50, bf16=bf16, restore_callback_states_from_checkpoint=True)
     train, dev = task.encode(raw["train"], tokenizer), task.encode(raw["validation"], tokenizer)
     floor = constant_prediction_score(task, train, dev)

@@ -148,6 +148,15 @@ class DistillationTrainingArguments(TrainingArguments):
         return [parse_hidden_match(m) for m in self.hidden_matches]
 
 
+def keep_best_epoch(metric: str, save_only_model: bool | None = None) -> dict:
+    """The ``TrainingArguments`` fields of training to convergence: evaluate and save every epoch, keep one
+    checkpoint, restore the one with the best ``metric`` (higher is better) at the end. ``save_only_model``: set
+    it too (``False`` keeps the optimizer, so a killed run resumes exactly)."""
+    fields = {"eval_strategy": "epoch", "save_strategy": "epoch", "save_total_limit": 1,
+              "load_best_model_at_end": True, "metric_for_best_model": metric, "greater_is_better": True}
+    return fields if save_only_model is None else {**fields, "save_only_model": save_only_model}
+
+
 def derive(template: DistillationTrainingArguments, **over) -> DistillationTrainingArguments:
     """A copy of ``template`` (its class, every field it was given) with ``over`` replacing fields: how a command
     turns the one template its user configured into each run's arguments. ``logging_dir`` follows the new

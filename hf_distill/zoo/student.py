@@ -60,14 +60,13 @@ def training_args(args: ZooArguments, template, folder: str, task: TaskSpec, kd:
     user set) with the zoo's per-student fields: output folder, epochs, learning rate, batch size, seed, early
     stopping on the dev split with the best epoch restored, length-grouped batches; ``over`` replaces any of them
     (a searched temperature, another seed). Without KD, ``kd_loss="none"``."""
-    from ..training.args import derive
+    from ..training.args import derive, keep_best_epoch
 
     base = dict(
         output_dir=folder, num_train_epochs=args.epochs, learning_rate=lr, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64, seed=args.seed, report_to="none",
-        disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True, eval_strategy="epoch",
-        save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
-        greater_is_better=True, save_only_model=False, logging_steps=50, bf16=args.bf16,
+        disable_tqdm=True, dataloader_pin_memory=False, group_by_length=True,
+        **keep_best_epoch(task.metric, save_only_model=False), logging_steps=50, bf16=args.bf16,
         restore_callback_states_from_checkpoint=True)  # a resumed run keeps its early-stopping count
     if not kd:
         base["kd_loss"] = "none"

@@ -182,7 +182,7 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
 
     from hf_distill.base import write_json_atomic
     from hf_distill.runs import train_to_convergence
-    from hf_distill.training.args import derive
+    from hf_distill.training.args import derive, keep_best_epoch
 
     folder = os.path.join(a.output_dir, dataset, f"{variant}-seed{seed}")
     key = json.dumps({**run_fields(a, data["teacher_path"], data["template"]), "variant": variant, "seed": seed},
@@ -204,9 +204,9 @@ def run_variant(a, dataset, variant, seed, teacher, tokenizer, task, data) -> di
     targs = derive(
         data["template"], output_dir=os.path.join(folder, "run"), num_train_epochs=a.epochs,
         learning_rate=a.no_init_learning_rate if variant == "no_init" else a.learning_rate,
-        per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=64, eval_strategy="epoch",
-        save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=task.metric,
-        save_only_model=True, logging_steps=50, report_to="none", disable_tqdm=True, dataloader_pin_memory=False,
+        per_device_train_batch_size=a.batch_size, per_device_eval_batch_size=64,
+        **keep_best_epoch(task.metric, save_only_model=True), logging_steps=50, report_to="none", disable_tqdm=True,
+        dataloader_pin_memory=False,
         group_by_length=True, seed=seed, bf16=a.bf16, **kd)
     # cached rows carry the teacher's logits (and, with cache_hidden, its matched layers' hidden states); the
     # teacher is still passed: it sizes the hidden-state projections and the cache is checked against it

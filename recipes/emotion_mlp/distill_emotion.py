@@ -47,7 +47,7 @@ from hf_distill.data.transfer import build_transfer_set, filter_by_teacher, mix_
 from hf_distill.data.words import build_word_tokenizer
 from hf_distill.shipping.efficiency import measure_latency
 from hf_distill.students import build_student, count_parameters
-from hf_distill.training.args import derive, kd_settings
+from hf_distill.training.args import derive, kd_settings, keep_best_epoch
 
 BLOG = {"tfidf_lr_acc": 0.861, "mlp_acc": 0.86}
 
@@ -96,8 +96,7 @@ def _targs(a: EmotionArguments, template, name: str, epochs: float, lr: float, b
     per-run fields; ``over`` replaces any of them (``kd_loss="none"`` for the runs without KD)."""
     return derive(template, output_dir=os.path.join(a.output_dir, name), num_train_epochs=epochs,
                   learning_rate=lr, per_device_train_batch_size=batch, per_device_eval_batch_size=128,
-                  eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-                  metric_for_best_model="accuracy", greater_is_better=True, save_only_model=True, logging_steps=100,
+                  **keep_best_epoch("accuracy", save_only_model=True), logging_steps=100,
                   report_to="none", seed=a.seed, disable_tqdm=True, dataloader_pin_memory=False, **over)
 
 
