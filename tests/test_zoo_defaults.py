@@ -63,6 +63,24 @@ def test_static_teacher_vectors_are_deterministic_and_fit_the_student(tokenizer)
     assert static_teacher_vectors(words, tokenizer, teacher, dim=64).shape == (len(words), 16)  # at most hidden
 
 
+def test_teacher_vocabulary_words_are_whole_words_in_the_training_script(tokenizer):
+    from hf_distill.zoo.words import teacher_vocabulary_words
+
+    class SentencePiece:  # the shape of an XLM-R vocabulary: word starts marked, several scripts
+        all_special_tokens = ["<s>", "</s>", "<unk>"]
+
+        def get_vocab(self):
+            pieces = ["<s>", "</s>", "<unk>", "\u2581de", "s", "\u2581Stockholm", "\u2581\u043d\u0430", "\u2581a",
+                      "holm", "\u2581Göteborg", "\u25812019", "\u2581Malmö"]
+            return {p: i for i, p in enumerate(pieces)}
+
+    chars = set("abcdefghijklmnopqrstuvwxyzMSö0123456789")
+    assert teacher_vocabulary_words(SentencePiece(), chars, 10) == ["de", "Stockholm", "Malmö"]  # no G: Göteborg is out
+    assert teacher_vocabulary_words(SentencePiece(), chars, 2) == ["de", "Stockholm"]
+    words = teacher_vocabulary_words(tokenizer, set("abcdefghijklmnopqrstuvwxyz"), 50)  # WordPiece: no ##pieces
+    assert words and all(not w.startswith("##") and w not in tokenizer.all_special_tokens for w in words)
+
+
 def test_a_word_vector_file_without_any_training_word_is_refused(tmp_path, tokenizer):
     from hf_distill.data.words import build_word_tokenizer
     from hf_distill.zoo import choose_word_vectors
@@ -128,7 +146,9 @@ def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_p
                                   if t["f1_by_backend"][k] >= t["f1_by_backend"]["pytorch"] - 0.005)
     row = out["students"][0]
     assert row["speedup_vs_teacher_fastest"] == pytest.approx(t["latency_ms"] / row["latency_ms"])
-    assert row["word_vectors"]["source"] == "static"
+    report = row["word_vectors"]
+    assert report["source"] == "static" and report["extra_words"] == "teacher vocabulary"
+    assert report["vocabulary"] > report["training_words"]  # the teacher's words get static vectors too
     assert out["transfer"]["augmented"] > 0 and row["train_rows"] > 32
     # the CRF student decodes the same tags in ONNX (Viterbi inside the graph) as in PyTorch
     model_dir = tmp_path / "zoo" / "students" / "crf" / "model"

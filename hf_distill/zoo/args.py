@@ -61,9 +61,11 @@ class ZooArguments:
                 "'static' (each word through the teacher alone, pooled: model2vec-style static vectors), or 'auto' "
                 "(GloVe when installed and covering at least half of the training words, else 'static')."})
     vector_words: int = field(default=100000, metadata={
-        "help": "With word vectors from a file (GloVe or a path): also give word-level students the file's N most "
-                "frequent words, so that test words never seen in training keep their vectors (the vocabulary is "
-                "lowercased when the file is; characters still carry the case). 0: training words only. On "
+        "help": "Also give word-level students N words beyond the training words, so that test words never seen "
+                "in training keep their vectors: with a file (GloVe or a path) its N most frequent words (the "
+                "vocabulary is lowercased when the file is; characters still carry the case); with static or "
+                "teacher vectors up to N whole words of the teacher's own vocabulary written in the training "
+                "characters. 0: training words only. On "
                 "CoNLL-2003, 31%% of the test's entity tokens are not in the training words, 89%% of those are among "
                 "GloVe's first 100k."})
     workers: int = field(default=1, metadata={

@@ -62,7 +62,8 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
     name = (spec.name if kd else f"{spec.name}-no-kd") + ("" if seed == args.seed else f"-seed{seed}")
     folder = os.path.join(args.output_dir, "students", name)
     result_path = os.path.join(folder, "zoo_result.json")
-    key = settings_key(spec, args, data["template"], teacher_id, kd, seed)
+    key = settings_key(spec, args, data["template"], teacher_id, kd, seed,
+                       (data.get("words") or {}).get("vectors_report"))
 
     def finished():
         if os.path.isfile(result_path):

@@ -27,9 +27,10 @@ PER_STUDENT = ("output_dir", "num_train_epochs", "learning_rate", "per_device_tr
 
 
 def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: str, kd: bool,
-                 seed: int | None = None) -> str:
+                 seed: int | None = None, words: dict | None = None) -> str:
     """A short hash of everything that decides a student's result: spec, data, KD and training settings (the
-    template's distillation fields), teacher, seed."""
+    template's distillation fields), teacher, seed, and for word-level students the word vectors' report
+    (``words``) when their vocabulary reaches past the training words into the teacher's."""
     keep = {k: getattr(args, k) for k in ("dataset", "transfer", "dev_fraction", "dev_seed",
                                           "max_train_samples", "max_dev_samples", "max_eval_samples", "epochs",
                                           "patience", "batch_size", "seed", "search", "quantize")}
@@ -51,6 +52,8 @@ def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: st
     if not spec.word_level:
         keep.pop("word_vectors", None)
         keep.pop("vector_words", None)
+    elif words and words.get("extra_words"):
+        keep["word_vocabulary"] = {k: words.get(k) for k in ("source", "extra_words", "vocabulary")}
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

