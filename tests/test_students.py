@@ -284,6 +284,29 @@ def test_configs_list_every_hyper_parameter():
         assert keys <= set(cfg.to_dict())
 
 
+def test_char_lstm_word_dropout_hides_word_ids_while_training_only():
+    """Word dropout feeds [UNK] in place of the word (its characters stay), in training only."""
+    from hf_distill.students.char_lstm import CharCNNWordLSTMForTokenClassification
+
+    config = CharLSTMConfig(vocab_size=20, char_vocab=["<pad>", "<unk>", "a", "b"], embedding_dim=8, char_filters=4,
+                            hidden_size=4, num_labels=3, word_dropout=0.5)
+    model = CharCNNWordLSTMForTokenClassification(config)
+    ids, chars = torch.randint(2, 20, (2, 5)), torch.randint(1, 4, (2, 5, 15))
+    torch.manual_seed(0)
+    drop = torch.rand(ids.shape) < 0.5  # the draw the model makes first under the same seed
+    assert drop.any() and not drop.all()
+    model.eval()
+    expected = model(ids.masked_fill(drop, config.unk_token_id), chars).logits
+    assert not torch.allclose(model(ids, chars).logits, expected)
+    model.train()
+    torch.manual_seed(0)
+    torch.testing.assert_close(model(ids, chars).logits, expected)
+    with pytest.raises(ValueError, match="word_dropout"):
+        CharLSTMConfig(word_dropout=1.5)
+    with pytest.raises(ValueError, match="unk_token_id=30 outside"):
+        CharLSTMConfig(vocab_size=20, unk_token_id=30)
+
+
 def test_saved_student_loads_with_remote_code_without_hf_distill(tmp_path, tokenizer):
     cases = {
         "bilstm": (build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=16, hidden_size=8,

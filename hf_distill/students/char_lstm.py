@@ -16,6 +16,7 @@ from .common import (
     make_crf,
     make_embeddings,
     tagging_output,
+    word_dropout,
 )
 from .crf import LinearChainCRF  # noqa: F401  (trust_remote_code copies only direct relative imports)
 
@@ -35,6 +36,9 @@ class CharLSTMConfig(StudentConfig):
         hidden_size: word BiLSTM width per direction.
         num_layers: stacked word BiLSTM layers.
         output_dropout: dropout before the head.
+        word_dropout: probability of replacing a word's id by ``unk_token_id`` while training (its characters stay),
+            so the model learns to tag words its table does not hold, as it meets them in test text.
+        unk_token_id: the word tokenizer's unknown id (``[UNK]`` = 1 in ``build_word_tokenizer``).
     """
 
     model_type = "hfd_char_lstm"
@@ -42,7 +46,7 @@ class CharLSTMConfig(StudentConfig):
     def __init__(self, vocab_size: int = 20000, char_vocab: list[str] | None = None, embedding_dim: int = 100,
                  char_embedding_dim: int = 30, char_filters: int = 50, char_kernel_size: int = 3,
                  max_word_length: int = 15, hidden_size: int = 200, num_layers: int = 1, output_dropout: float = 0.0,
-                 **kwargs):
+                 word_dropout: float = 0.0, unk_token_id: int = 1, **kwargs):
         self.char_vocab = list(char_vocab) if char_vocab is not None else [CHAR_PAD, CHAR_UNK]
         self.char_embedding_dim = char_embedding_dim
         self.char_filters = char_filters
@@ -51,10 +55,14 @@ class CharLSTMConfig(StudentConfig):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.output_dropout = output_dropout
+        self.word_dropout = word_dropout
+        self.unk_token_id = unk_token_id
         super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, **kwargs)
         self.require_positive("char_embedding_dim", "char_filters", "char_kernel_size", "max_word_length",
                               "hidden_size", "num_layers")
-        self.require_probability("output_dropout")
+        self.require_probability("output_dropout", "word_dropout")
+        if not 0 <= unk_token_id < vocab_size:
+            raise ValueError(f"CharLSTMConfig: unk_token_id={unk_token_id} outside the vocabulary ({vocab_size})")
         if self.char_vocab[:2] != [CHAR_PAD, CHAR_UNK]:
             raise ValueError(f"CharLSTMConfig: char_vocab must start with {[CHAR_PAD, CHAR_UNK]}")
         self.require_odd("char_kernel_size", "to keep characters aligned")
@@ -110,7 +118,10 @@ class CharCNNWordLSTMForTokenClassification(StudentPreTrainedModel):
                 f"char_ids {tuple(char_ids.shape)} must be (batch, words, chars) matching input_ids "
                 f"{tuple(input_ids.shape)}"
             )
-        x = torch.cat([self.embeddings(input_ids), self.chars(char_ids)], dim=-1)
+        words = input_ids
+        if self.training:
+            words = word_dropout(input_ids, self.config.word_dropout, self.config.unk_token_id, attention_mask)
+        x = torch.cat([self.embeddings(words), self.chars(char_ids)], dim=-1)
         h = self.encoder(x, attention_mask)
         logits = self.classifier(self.dropout(h))
         return tagging_output(self.crf, logits, labels, (h,) if output_hidden_states else None)
