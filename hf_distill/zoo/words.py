@@ -84,9 +84,10 @@ def static_teacher_vectors(word_tokenizer, teacher_tokenizer, teacher, dim: int 
 def teacher_vocabulary_words(tokenizer, chars, limit: int) -> list[str]:
     """Up to ``limit`` whole words of a sub-word ``tokenizer``'s vocabulary, in its order (the most frequent first
     for SentencePiece and BPE vocabularies), written only in ``chars`` (the training data's characters, so another
-    script's words stay out), with a letter and at least two characters: the extra words that static teacher
-    vectors give a word-level student, as GloVe's first words do. A word is a piece that starts a word (SentencePiece
-    ``▁``, byte-level BPE ``Ġ``, or a WordPiece token without ``##``) and is not a special token."""
+    script's words stay out), with a letter and at least two characters: the extra words that vectors from the
+    teacher (``teacher`` or ``static``) give a word-level student, as GloVe's first words do. A word is a piece
+    that starts a word (SentencePiece ``▁``, byte-level BPE ``Ġ``, or a WordPiece token without ``##``) and is not
+    a special token."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     special = set(tokenizer.all_special_tokens)
     marks = [m for m in ("\u2581", "\u0120") if any(tok.startswith(m) for tok, _ in vocab[:2000])]
@@ -196,9 +197,9 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
     chars = build_char_vocab(raw["train"]["tokens"])
     loaded: dict = {}  # the word-vector file, read once
     choice = word_vectors
-    if choice == "auto" and vector_words > 0:  # decide GloVe or static before computing static vectors
+    if choice == "auto" and vector_words > 0:  # GloVe or the teacher, decided before the vocabulary is built
         choice = auto_source(word_tok, loaded)
-    if vector_words > 0 and choice in ("teacher", "static"):  # static vectors for the teacher's words as well
+    if vector_words > 0 and choice in ("teacher", "static"):  # vectors for the teacher's words as well
         trained_words = len(word_tok) - 2
         extra = teacher_vocabulary_words(tokenizer, chars[2:], vector_words)
         word_tok = build_word_tokenizer(mixed["tokens"], extra_words=extra)
