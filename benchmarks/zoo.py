@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     out["transfer"] = run.get("transfer", {})
     if a.target:
         out["target"] = {**check_target(out, a.target, a.baseline), "note": a.target_note or None}
+    if a.note:
+        out["note"] = a.note
     os.makedirs(RESULTS, exist_ok=True)
     write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     with open(os.path.join(a.zoo, "zoo.md")) as f:
@@ -157,8 +159,6 @@ def main(argv: list[str] | None = None) -> dict:
             md += f"\n{a.ablation_note}\n"
     if a.note:
         md += f"\n## Note\n\n{a.note}\n"
-        out["note"] = a.note
-        write_json_atomic(os.path.join(RESULTS, f"{a.name}.json"), out)
     write_text_atomic(os.path.join(RESULTS, f"{a.name}.md"), md)
     png = os.path.join(a.zoo, "zoo.png")
     if os.path.isfile(png):

@@ -196,23 +196,22 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
     word_tok = build_word_tokenizer(mixed["tokens"])
     chars = build_char_vocab(raw["train"]["tokens"])
     loaded: dict = {}  # the word-vector file, read once
-    choice = word_vectors
-    if choice == "auto" and vector_words > 0:  # GloVe or the teacher, decided before the vocabulary is built
-        choice = auto_source(word_tok, loaded)
-    if vector_words > 0 and choice in ("teacher", "static"):  # vectors for the teacher's words as well
-        trained_words = len(word_tok) - 2
+    # GloVe or the teacher, decided before the vocabulary is built
+    choice = auto_source(word_tok, loaded) if word_vectors == "auto" else word_vectors
+    from_teacher = choice in ("teacher", "static")
+    trained_words = len(word_tok) - 2
+    if vector_words > 0 and from_teacher:  # vectors for the teacher's words as well
         extra = teacher_vocabulary_words(tokenizer, chars[2:], vector_words)
         word_tok = build_word_tokenizer(mixed["tokens"], extra_words=extra)
     vectors, report = choose_word_vectors(choice, word_tok, tokenizer, teacher, loaded=loaded)
-    if report["source"] in ("teacher", "static") and "coverage" in loaded:
+    if from_teacher and "coverage" in loaded:
         report["glove_coverage"] = loaded["coverage"]
-    if vector_words > 0 and report["source"] in ("teacher", "static"):
+    if vector_words > 0 and from_teacher:
         report = {**report, "training_words": trained_words, "vocabulary": len(word_tok) - 2,
                   "extra_words": "teacher vocabulary"}
     elif vector_words > 0:
         file_vectors = loaded["file"]
         lower = all(w == w.lower() for w in file_vectors.words[:10000])
-        trained_words = len(word_tok) - 2
         word_tok = build_word_tokenizer(mixed["tokens"], lowercase=lower,
                                         extra_words=file_vectors.words[:vector_words])
         vectors, coverage = embedding_matrix(word_tok.get_vocab(), file_vectors)
