@@ -10,7 +10,15 @@ import pytest
 import torch
 from conftest import CONLL_LABELS, tiny_bert
 
-from hf_distill.shipping.cascade import Cascade, choose_threshold, confidence, merge, path_probability, threshold_curve
+from hf_distill.shipping.cascade import (
+    Cascade,
+    choose_threshold,
+    confidence,
+    length_batches,
+    merge,
+    path_probability,
+    threshold_curve,
+)
 from hf_distill.students import build_student
 
 
@@ -57,6 +65,16 @@ def test_threshold_search_on_a_hand_made_table():
     assert cal["reference"] == "teacher" and cal["point"]["to_teacher"] == 0.5 and cal["point"]["score"] == 1.0
     assert calibrate(conf, student, teacher, wrong_gold, False, max_drop=0.0, reference="gold")["point"][
         "to_teacher"] == 0.0  # against these gold labels the teacher scores 0: sending nothing is within 0 of it
+
+
+def test_length_batches_sort_rows_and_cut_where_padding_would_cost_more():
+    lengths = [30, 5, 6, 5, 60, 31]
+    batches = length_batches(lengths, batch_size=32)
+    assert batches == [[1, 3, 2], [0, 5], [4]]  # 5, 5, 6 pad to 6 (+6%); 30 and 31 together; 60 alone
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert length_batches(lengths, batch_size=2) == [[1, 3], [2], [0, 5], [4]]
+    assert length_batches(lengths, batch_size=1) == [[i] for i in range(6)]  # input order, no sorting
+    assert length_batches([7] * 5, batch_size=32, max_padding=0.0) == [[0, 1, 2, 3, 4]]
 
 
 def test_merge_keeps_the_input_order_of_a_mixed_batch():

@@ -138,7 +138,8 @@ def test_speedups_and_the_recommendation_are_against_the_teachers_fastest_backen
 
 
 @pytest.mark.slow
-def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_path, tokenizer, data_dir):
+@pytest.mark.parametrize("vectors", ["static", "teacher"])
+def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_path, tokenizer, data_dir, vectors):
     from hf_distill.base import extra_model_inputs
     from hf_distill.shipping.bench import encode_for, onnx_predictions, torch_predictions
     from hf_distill.shipping.export import load_model
@@ -149,7 +150,7 @@ def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_p
         teacher=str(teacher), data_dir=str(data_dir), output_dir=str(tmp_path / "zoo"),
         students=['crf=char_lstm:{"hidden_size": 8, "char_filters": 8, "word_vectors": true, "use_crf": true, '
                   '"crf_constraints": true}@1e-2'],
-        word_vectors="static", augment_copies=1, max_train_samples=32, max_dev_samples=16, max_eval_samples=24,
+        word_vectors=vectors, augment_copies=1, max_train_samples=32, max_dev_samples=16, max_eval_samples=24,
         epochs=2, patience=1, bench_runs=2)
     out = run_zoo(args)
     t = json.loads((tmp_path / "zoo" / "teacher.json").read_text())
@@ -160,13 +161,15 @@ def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_p
     row = out["students"][0]
     assert row["speedup_vs_teacher_fastest"] == pytest.approx(t["latency_ms"] / row["latency_ms"])
     report = row["word_vectors"]
-    assert report["source"] == "static" and report["extra_words"] == "teacher vocabulary"
-    assert report["vocabulary"] > report["training_words"]  # the teacher's words get static vectors too
+    assert report["source"] == vectors and report["extra_words"] == "teacher vocabulary"
+    assert report["vocabulary"] > report["training_words"]  # the teacher's words get vectors too
     assert out["transfer"]["augmented"] > 0 and row["train_rows"] > 32
     # the CRF student decodes the same tags in ONNX (Viterbi inside the graph) as in PyTorch
     model_dir = tmp_path / "zoo" / "students" / "crf" / "model"
     model = load_model(str(model_dir))
     assert model.config.word_dropout == 0.1  # the zoo's word dropout for vectors from the teacher
+    # with the teacher's pooled embeddings, unknown words read the mean of the teacher's pieces
+    assert bool(model.config.piece_vocab) == (vectors == "teacher") == ("pieces" in report)
     from transformers import AutoTokenizer
 
     words = AutoTokenizer.from_pretrained(model_dir)
@@ -176,6 +179,16 @@ def test_zoo_benches_the_teacher_in_three_backends_and_ships_a_crf_student(tmp_p
     onnx_tags = onnx_predictions(model_dir / "onnx", rows)
     assert all((a == b).all() for a, b in zip(torch_tags, onnx_tags))
     assert row["f1_pytorch"] == row["f1_onnx"]
+    if vectors == "teacher":  # the graph reads the pieces; pipelines build them from raw text in both backends
+        import onnxruntime
+
+        from hf_distill.shipping.pipelines import student_pipeline
+
+        graph = onnxruntime.InferenceSession(str(model_dir / "onnx" / "model.onnx"))
+        assert "piece_ids" in {i.name for i in graph.get_inputs()}
+        text = "Zorblatt visited Qwmxville"  # words no vocabulary holds
+        assert [w["entity_group"] for w in student_pipeline(model_dir)(text)] == \
+            [w["entity_group"] for w in student_pipeline(model_dir / "onnx")(text)]
 
 
 def test_a_crf_student_is_refused_for_text_classification(tmp_path, tokenizer, data_dir):

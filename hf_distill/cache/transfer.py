@@ -51,7 +51,7 @@ def transfer_teacher_cache(cached: datasets.Dataset, student: datasets.Dataset, 
             return out
         rows = np.asarray(logits[i], dtype=np.float32)[np.asarray(masks[i], dtype=bool)]
         n = min(len(rows), len(ex["input_ids"]))
-        for col in ("input_ids", "attention_mask", "labels", "distill_mask", "char_ids"):
+        for col in ("input_ids", "attention_mask", "labels", "distill_mask", "char_ids", "piece_ids"):
             if col in ex:
                 out[col] = ex[col][:n]
         out[signals.CACHE_LOGITS] = rows[:n]

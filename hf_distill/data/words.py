@@ -20,6 +20,8 @@ from .readers import DataFormatError
 
 PAD, UNK = "[PAD]", "[UNK]"
 CHAR_PAD, CHAR_UNK = "<pad>", "<unk>"
+#: marks a piece that starts a word in a piece vocabulary (continuation pieces are bare)
+WORD_START = "\u2581"
 
 
 def build_word_tokenizer(
@@ -74,6 +76,62 @@ def char_ids_for(words: Sequence[str], char_vocab: Sequence[str], max_word_lengt
     return out
 
 
+class PieceSegmenter:
+    """Splits words into the pieces of a piece vocabulary, greedily, longest piece first (as WordPiece does):
+    the first piece from those marked :data:`WORD_START`, the rest from the bare ones; a character no piece holds
+    becomes ``<unk>`` (1). The same pieces at training and at inference, with no sub-word tokenizer at hand.
+
+    Args:
+        piece_vocab: ``<pad>`` (0), ``<unk>`` (1), then pieces (``"\u2581" + text`` for word starts).
+        lowercase: lowercase words first (a teacher that lowercases).
+    """
+
+    def __init__(self, piece_vocab: Sequence[str], lowercase: bool = False):
+        if list(piece_vocab[:2]) != [CHAR_PAD, CHAR_UNK]:
+            raise ValueError(f"a piece vocabulary starts with {[CHAR_PAD, CHAR_UNK]}, not {list(piece_vocab[:2])}")
+        self.index = {p: i for i, p in enumerate(piece_vocab) if i >= 2}
+        self.longest = max((len(p) for p in piece_vocab[2:]), default=1)
+        self.lowercase = lowercase
+        self._seen: dict[str, list[int]] = {}
+
+    def __call__(self, word: str) -> list[int]:
+        if word in self._seen:
+            return self._seen[word]
+        text = word.lower() if self.lowercase else word
+        ids, start = [], 0
+        while start < len(text):
+            mark = WORD_START if start == 0 else ""
+            for end in range(min(len(text), start + self.longest), start, -1):
+                i = self.index.get(mark + text[start:end])
+                if i is not None:
+                    ids.append(i)
+                    start = end
+                    break
+            else:
+                ids.append(1)
+                start += 1
+        if len(self._seen) < 200_000:
+            self._seen[word] = ids
+        return ids
+
+    def __getstate__(self):  # the memo of segmented words stays out of pickles (and datasets' fingerprints)
+        return {**self.__dict__, "_seen": {}}
+
+    def ids_for(self, words: Sequence[str], max_pieces: int) -> np.ndarray:
+        """(words, max_pieces) piece ids, 0-padded; a word's pieces past ``max_pieces`` are dropped."""
+        out = np.zeros((len(words), max_pieces), dtype=np.int64)
+        for i, w in enumerate(words):
+            ids = self(w)[:max_pieces]
+            out[i, : len(ids)] = ids
+        return out
+
+
+def piece_segmenter(config) -> PieceSegmenter | None:
+    """The :class:`PieceSegmenter` of a word-level student's config, or None when it reads no pieces."""
+    vocab = getattr(config, "piece_vocab", None)
+    return PieceSegmenter(vocab, getattr(config, "piece_lowercase", False)) if vocab else None
+
+
 def encode_words(
     dataset: datasets.Dataset | datasets.DatasetDict,
     tokenizer: PreTrainedTokenizerFast,
@@ -81,11 +139,15 @@ def encode_words(
     label_column: str | None = "ner_tags",
     max_word_length: int = 15,
     max_words: int = 128,
+    pieces: PieceSegmenter | None = None,
+    max_word_pieces: int = 6,
 ):
-    """Word ids, character ids, word labels and the KD mask for a word-level student (no special tokens)."""
+    """Word ids, character ids, word labels and the KD mask for a word-level student (no special tokens), and
+    ``piece_ids`` (words, ``max_word_pieces``) when ``pieces`` segments words into sub-word pieces."""
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict({
-            k: encode_words(v, tokenizer, char_vocab, label_column, max_word_length, max_words)
+            k: encode_words(v, tokenizer, char_vocab, label_column, max_word_length, max_words, pieces,
+                            max_word_pieces)
             for k, v in dataset.items()})
     vocab = tokenizer.get_vocab()
     unk = vocab[UNK]
@@ -96,8 +158,11 @@ def encode_words(
         words = ex["tokens"][:max_words]
         ids = [vocab.get(w.lower() if lower else w, unk) for w in words]
         labels = list(ex[label_column][: len(words)]) if has_labels else [IGNORE_INDEX] * len(words)
-        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels,
-                DISTILL_MASK: [1] * len(ids), "char_ids": char_ids_for(words, char_vocab, max_word_length)}
+        out = {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels,
+               DISTILL_MASK: [1] * len(ids), "char_ids": char_ids_for(words, char_vocab, max_word_length)}
+        if pieces is not None:
+            out["piece_ids"] = pieces.ids_for(words, max_word_pieces)
+        return out
 
     return dataset.map(encode, desc="encode words + characters")
 

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from ..base import DISTILLATION_FILE, EFFICIENCY_FILE, extra_model_inputs, task_of, write_json_atomic
 from ..data import tokenize_and_align, tokenize_text
-from ..data.words import encode_words
+from ..data.words import encode_words, piece_segmenter
 from ..files import read_json
 from ..metrics import IGNORE_INDEX, classification_scores, seqeval_scores
 from ..training.collator import DistillationCollator
@@ -57,7 +57,8 @@ def encode_for(model, tokenizer, split: datasets.Dataset, label_column: str | No
     char_vocab = getattr(model.config, "char_vocab", None)
     if char_vocab:
         return encode_words(split, tokenizer, char_vocab, label_column or "ner_tags",
-                            max_word_length=model.config.max_word_length)
+                            max_word_length=model.config.max_word_length, pieces=piece_segmenter(model.config),
+                            max_word_pieces=getattr(model.config, "max_word_pieces", 6))
     return tokenize_and_align(split, tokenizer, label_column or "ner_tags")
 
 

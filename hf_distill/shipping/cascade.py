@@ -214,22 +214,49 @@ class Side:
         from .export import viterbi
 
         collate = DistillationCollator(self.tokenizer, extra_inputs=extra_model_inputs(self.model))
-        preds, confs = [], []
-        for i in range(0, len(rows), batch_size):
-            batch = collate([dict(r) for r in rows[i:i + batch_size]])
+        preds, confs = [None] * len(rows), [None] * len(rows)
+        for group in length_batches([len(r["input_ids"]) for r in rows], batch_size):
+            batch = collate([dict(rows[i]) for i in group])
             logits = self._logits(batch)
-            for j in range(logits.shape[0]):
+            for j, i in enumerate(group):
                 if not self.token:
-                    preds.append(self.labels[int(logits[j].argmax())])
-                    confs.append(confidence(logits[j]) if confidences else None)
+                    preds[i] = self.labels[int(logits[j].argmax())]
+                    confs[i] = confidence(logits[j]) if confidences else None
                     continue
                 keep = (batch["labels"][j] != IGNORE_INDEX).numpy()
                 em = logits[j][: len(keep)][keep]
                 ids = viterbi(em, self.crf["transitions"], self.crf["start"], self.crf["end"]) \
                     if self.crf is not None and len(em) else em.argmax(-1).tolist()
-                preds.append([self.labels[k] for k in ids])
-                confs.append(confidence(em, self.crf, ids) if confidences else None)
+                preds[i] = [self.labels[k] for k in ids]
+                confs[i] = confidence(em, self.crf, ids) if confidences else None
         return preds, confs
+
+
+#: a batch is cut short where padding would make it cost this much more than its inputs' own lengths
+MAX_PADDING = 0.25
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """Row indices in batches of at most ``batch_size``, the rows sorted by length (ties in input order) and a batch
+    cut short where padding every row to its longest would exceed ``max_padding`` of the rows' own lengths: the
+    few, scattered inputs a cascade sends its teacher would otherwise all be padded to the longest of them.
+
+    Args:
+        lengths: each row's length.
+        batch_size: rows per batch at most (1: every row alone, in input order).
+        max_padding: the share of padding a batch may carry.
+    """
+    if batch_size <= 1:
+        return [[i] for i in range(len(lengths))]
+    out: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda k: lengths[k]):
+        group = out[-1] if out else None
+        if group and len(group) < batch_size and \
+                (len(group) + 1) * lengths[i] <= (1 + max_padding) * (sum(lengths[k] for k in group) + lengths[i]):
+            group.append(i)
+        else:
+            out.append([i])
+    return out
 
 
 @dataclass

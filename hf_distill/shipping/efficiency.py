@@ -120,6 +120,8 @@ def dummy_inputs(model: nn.Module, seq_len: int, char_len: int = 15, batch: int 
     accepted = inspect.signature(model.forward).parameters
     if "char_ids" in accepted:
         inputs["char_ids"] = torch.full((batch, seq_len, char_len), 2, dtype=torch.long)
+    if "piece_ids" in accepted and getattr(config, "piece_vocab", None):
+        inputs["piece_ids"] = torch.full((batch, seq_len, config.max_word_pieces), 2, dtype=torch.long)
     if "token_type_ids" in accepted:
         inputs["token_type_ids"] = torch.zeros(batch, seq_len, dtype=torch.long)
     return inputs

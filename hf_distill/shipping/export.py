@@ -48,7 +48,11 @@ class _StudentOnnxConfig(TextEncoderOnnxConfig):
 
     @property
     def inputs(self) -> dict[str, dict[int, str]]:
-        return {name: dict(_AXES) for name in self.FAMILY.onnx_inputs}
+        names = self.FAMILY.onnx_inputs
+        if self.FAMILY.onnx_dummy is not None:  # optional inputs (pieces) only where this config reads them
+            given = self.FAMILY.onnx_dummy(self._config)
+            names = tuple(n for n in names if n in given)
+        return {name: dict(_AXES) for name in names}
 
     def generate_dummy_inputs(self, framework: str = "pt", **kwargs):
         if self.FAMILY.onnx_dummy is not None:

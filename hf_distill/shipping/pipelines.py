@@ -5,7 +5,7 @@ text-classification pipeline. Two additions to the stock token-classification pi
 
 - CRF students decode with Viterbi over each word's first sub-word (as in training and evaluation);
   every sub-word takes its word's tag. Joint decoding has no per-token probability, so ``score`` is 1.0.
-- Word-character students get their ``char_ids`` built from each token's text.
+- Word-character students get their ``char_ids`` (and ``piece_ids``) built from each token's text.
 """
 
 from __future__ import annotations
@@ -27,20 +27,23 @@ from transformers.modeling_outputs import TokenClassifierOutput
 
 from .. import students  # noqa: F401  (registers the students with the Auto classes)
 from ..base import CRF_FILE, task_of
-from ..data.words import char_ids_for
+from ..data.words import PieceSegmenter, char_ids_for, piece_segmenter
 from ..files import check_model_folder, read_json
 from .export import ONNX_FILE, QUANTIZED_FILE, viterbi
 
 
 class ORTStudentForTokenClassification(ORTModelForTokenClassification):
-    """``ORTModelForTokenClassification`` that also feeds ``char_ids`` to word-character students."""
+    """``ORTModelForTokenClassification`` that also feeds ``char_ids`` (and ``piece_ids``) to word-character
+    students."""
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, char_ids=None, *,
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, char_ids=None, piece_ids=None, *,
                 return_dict: bool = True, **kwargs):
         if "char_ids" not in self.input_names:
             return super().forward(input_ids, attention_mask, token_type_ids, return_dict=return_dict, **kwargs)
         use_torch = isinstance(input_ids, torch.Tensor)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "char_ids": char_ids}
+        if "piece_ids" in self.input_names:
+            inputs["piece_ids"] = piece_ids
         outputs = self._prepare_onnx_outputs(use_torch, self.session.run(None, self._prepare_onnx_inputs(
             use_torch, inputs)))
         return TokenClassifierOutput(logits=outputs["logits"]) if return_dict else (outputs["logits"],)
@@ -66,21 +69,29 @@ def _word_starts(word_ids, offsets, special) -> list[int]:
 
 
 class StudentTokenClassificationPipeline(TokenClassificationPipeline):
-    """Token classification for students: Viterbi for CRF heads, character inputs for char students."""
+    """Token classification for students: Viterbi for CRF heads, character (and piece) inputs for char students."""
 
     def __init__(self, *args, crf: dict[str, np.ndarray] | None = None, char_vocab: list[str] | None = None,
-                 max_word_length: int = 15, **kwargs):
+                 max_word_length: int = 15, pieces: PieceSegmenter | None = None, max_word_pieces: int = 6,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.crf, self.char_vocab, self.max_word_length = crf, char_vocab, max_word_length
+        self.pieces, self.max_word_pieces = pieces, max_word_pieces
 
     def preprocess(self, sentence, offset_mapping=None, **preprocess_params):
         words = sentence if isinstance(sentence, list) else None
         for model_inputs in super().preprocess(sentence, offset_mapping=offset_mapping, **preprocess_params):
             if self.char_vocab is not None:
-                model_inputs["char_ids"] = self._char_ids(model_inputs, sentence, words)
+                texts = self._word_texts(model_inputs, sentence, words)
+                model_inputs["char_ids"] = torch.from_numpy(
+                    char_ids_for(texts, self.char_vocab, self.max_word_length))[None]
+                if self.pieces is not None:
+                    model_inputs["piece_ids"] = torch.from_numpy(self.pieces.ids_for(texts, self.max_word_pieces))[None]
             yield model_inputs
 
-    def _char_ids(self, model_inputs, sentence, words) -> torch.Tensor:
+    @staticmethod
+    def _word_texts(model_inputs, sentence, words) -> list[str]:
+        """Each position's word text (empty for special tokens)."""
         special = model_inputs["special_tokens_mask"][0].tolist()
         offsets = model_inputs["offset_mapping"][0].tolist()
         word_ids = model_inputs.get("word_ids")
@@ -92,11 +103,12 @@ class StudentTokenClassificationPipeline(TokenClassificationPipeline):
                 texts.append(words[word_ids[i]][start:end])
             else:
                 texts.append(sentence[start:end])
-        return torch.from_numpy(char_ids_for(texts, self.char_vocab, self.max_word_length))[None]
+        return texts
 
     def _forward(self, model_inputs):
         out = super()._forward(model_inputs)
         out.pop("char_ids", None)
+        out.pop("piece_ids", None)
         if self.crf is None:
             return out
         logits = torch.as_tensor(out["logits"])[0].float().numpy()
@@ -157,4 +169,5 @@ def student_pipeline(path, quantized: bool = False, aggregation_strategy: str = 
     return StudentTokenClassificationPipeline(
         model=model, tokenizer=tokenizer, aggregation_strategy=aggregation_strategy,
         crf=_crf_of(folder, None if onnx else model), char_vocab=getattr(config, "char_vocab", None),
-        max_word_length=getattr(config, "max_word_length", 15), **kwargs)
+        max_word_length=getattr(config, "max_word_length", 15), pieces=piece_segmenter(config),
+        max_word_pieces=getattr(config, "max_word_pieces", 6), **kwargs)

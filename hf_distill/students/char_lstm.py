@@ -1,7 +1,10 @@
 """CharCNN + word BiLSTM student (Ma & Hovy 2016; Yang & Zhang 2018, without the CRF) over words.
 
 Inputs are word ids from a word-level tokenizer (``hf_distill.data.words.build_word_tokenizer``) and
-character ids per word (``char_ids``, (batch, words, max_word_length)) built with ``config.char_vocab``.
+character ids per word (``char_ids``, (batch, words, max_word_length)) built with ``config.char_vocab``. With a
+``config.piece_vocab``, also sub-word piece ids per word (``piece_ids``, (batch, words, max_word_pieces), from
+``hf_distill.data.words.PieceSegmenter``): a word the table does not hold reads the mean of its pieces' vectors
+instead of the unknown word's, as a sub-word teacher reads it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class CharLSTMConfig(StudentConfig):
         word_dropout: probability of replacing a word's id by ``unk_token_id`` while training (its characters stay),
             so the model learns to tag words its table does not hold, as it meets them in test text.
         unk_token_id: the word tokenizer's unknown id (``[UNK]`` = 1 in ``build_word_tokenizer``).
+        piece_vocab: sub-word pieces (``<pad>``, ``<unk>``, then ``"\u2581" + text`` for word starts and bare
+            continuations), or None for no piece input.
+        max_word_pieces: pieces kept per word.
+        piece_lowercase: words are lowercased before they are split into pieces (a lowercasing teacher's).
     """
 
     model_type = "hfd_char_lstm"
@@ -46,7 +53,8 @@ class CharLSTMConfig(StudentConfig):
     def __init__(self, vocab_size: int = 20000, char_vocab: list[str] | None = None, embedding_dim: int = 100,
                  char_embedding_dim: int = 30, char_filters: int = 50, char_kernel_size: int = 3,
                  max_word_length: int = 15, hidden_size: int = 200, num_layers: int = 1, output_dropout: float = 0.0,
-                 word_dropout: float = 0.0, unk_token_id: int = 1, **kwargs):
+                 word_dropout: float = 0.0, unk_token_id: int = 1, piece_vocab: list[str] | None = None,
+                 max_word_pieces: int = 6, piece_lowercase: bool = False, **kwargs):
         self.char_vocab = list(char_vocab) if char_vocab is not None else [CHAR_PAD, CHAR_UNK]
         self.char_embedding_dim = char_embedding_dim
         self.char_filters = char_filters
@@ -57,14 +65,19 @@ class CharLSTMConfig(StudentConfig):
         self.output_dropout = output_dropout
         self.word_dropout = word_dropout
         self.unk_token_id = unk_token_id
+        self.piece_vocab = list(piece_vocab) if piece_vocab else None
+        self.max_word_pieces = max_word_pieces
+        self.piece_lowercase = piece_lowercase
         super().__init__(vocab_size=vocab_size, embedding_dim=embedding_dim, **kwargs)
         self.require_positive("char_embedding_dim", "char_filters", "char_kernel_size", "max_word_length",
-                              "hidden_size", "num_layers")
+                              "hidden_size", "num_layers", "max_word_pieces")
         self.require_probability("output_dropout", "word_dropout")
         if not 0 <= unk_token_id < vocab_size:
             raise ValueError(f"CharLSTMConfig: unk_token_id={unk_token_id} outside the vocabulary ({vocab_size})")
-        if self.char_vocab[:2] != [CHAR_PAD, CHAR_UNK]:
-            raise ValueError(f"CharLSTMConfig: char_vocab must start with {[CHAR_PAD, CHAR_UNK]}")
+        for name in ("char_vocab", "piece_vocab"):
+            vocab = getattr(self, name)
+            if vocab is not None and vocab[:2] != [CHAR_PAD, CHAR_UNK]:
+                raise ValueError(f"CharLSTMConfig: {name} must start with {[CHAR_PAD, CHAR_UNK]}")
         self.require_odd("char_kernel_size", "to keep characters aligned")
 
 class CharCNN(nn.Module):
@@ -100,13 +113,43 @@ class CharCNNWordLSTMForTokenClassification(StudentPreTrainedModel):
         self.dropout = nn.Dropout(config.output_dropout)
         self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
         self.crf = make_crf(config)
+        self.pieces = (nn.Embedding(len(config.piece_vocab), config.embedding_dim, padding_idx=0)
+                       if config.piece_vocab else None)
         self.post_init_with_embeddings()
+        if self.pieces is not None:
+            self.pieces.weight.requires_grad_(not config.freeze_embeddings)
+
+    def load_piece_embeddings(self, matrix: torch.Tensor, freeze: bool = False) -> None:
+        """Copy a (pieces, embedding_dim) matrix into the piece table (e.g. the teacher's sub-word embeddings,
+        the space of word vectors pooled from them)."""
+        if self.pieces is None:
+            raise ValueError("this student reads no sub-word pieces (config.piece_vocab is None)")
+        if tuple(matrix.shape) != tuple(self.pieces.weight.shape):
+            raise ValueError(f"piece matrix {tuple(matrix.shape)} does not fit the student's "
+                             f"{tuple(self.pieces.weight.shape)}")
+        with torch.no_grad():
+            self.pieces.weight.copy_(matrix)
+            self.pieces.weight[0] = 0.0
+        self.pieces.weight.requires_grad_(not freeze)
+
+    def _word_vectors(self, words: torch.Tensor, piece_ids: torch.Tensor | None) -> torch.Tensor:
+        x = self.embeddings(words)
+        if self.pieces is None:
+            return x
+        if piece_ids is None or piece_ids.shape[:2] != words.shape:
+            raise ValueError(f"piece_ids {None if piece_ids is None else tuple(piece_ids.shape)} must be "
+                             f"(batch, words, pieces) matching input_ids {tuple(words.shape)}: this student reads "
+                             "sub-word pieces (config.piece_vocab)")
+        real = (piece_ids != 0).unsqueeze(-1).to(x.dtype)
+        bag = (self.pieces(piece_ids) * real).sum(2) / real.sum(2).clamp(min=1.0)
+        return torch.where((words == self.config.unk_token_id).unsqueeze(-1), bag, x)
 
     def forward(
         self,
         input_ids: torch.Tensor,
         char_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        piece_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         **kwargs,
@@ -121,7 +164,7 @@ class CharCNNWordLSTMForTokenClassification(StudentPreTrainedModel):
         words = input_ids
         if self.training:
             words = word_dropout(input_ids, self.config.word_dropout, self.config.unk_token_id, attention_mask)
-        x = torch.cat([self.embeddings(words), self.chars(char_ids)], dim=-1)
+        x = torch.cat([self._word_vectors(words, piece_ids), self.chars(char_ids)], dim=-1)
         h = self.encoder(x, attention_mask)
         logits = self.classifier(self.dropout(h))
         return tagging_output(self.crf, logits, labels, (h,) if output_hidden_states else None)

@@ -23,11 +23,16 @@ from .window import WindowConfig, WindowForTokenClassification
 
 
 def _char_dummy(config) -> dict:
-    """Example ONNX inputs of a word-level student: word ids, character ids per word, the word mask."""
+    """Example ONNX inputs of a word-level student: word ids, character ids per word, the word mask, and piece
+    ids per word when it reads pieces (the unknown word id among the words, so that their path is traced)."""
     b, s, c = 2, 7, config.max_word_length
-    return {"input_ids": torch.randint(2, config.vocab_size, (b, s)),
-            "char_ids": torch.randint(1, len(config.char_vocab), (b, s, c)),
-            "attention_mask": torch.ones(b, s, dtype=torch.long)}
+    out = {"input_ids": torch.randint(2, config.vocab_size, (b, s)),
+           "char_ids": torch.randint(1, len(config.char_vocab), (b, s, c)),
+           "attention_mask": torch.ones(b, s, dtype=torch.long)}
+    if getattr(config, "piece_vocab", None):
+        out["input_ids"][:, 0] = config.unk_token_id
+        out["piece_ids"] = torch.randint(1, len(config.piece_vocab), (b, s, config.max_word_pieces))
+    return out
 
 
 def _from_teacher_only(config: dict, task: str):
@@ -52,7 +57,8 @@ for _family in (
     StudentFamily("mlp", MLPConfig, {"sequence": MLPForSequenceClassification}, trimmable=True),
     # word-level: a word table started from the zoo's word vectors (--word_vectors) plus case-aware characters
     StudentFamily("char_lstm", CharLSTMConfig, {"token": CharCNNWordLSTMForTokenClassification},
-                  onnx_inputs=("input_ids", "char_ids", "attention_mask"), onnx_dummy=_char_dummy, word_level=True,
+                  onnx_inputs=("input_ids", "char_ids", "attention_mask", "piece_ids"), onnx_dummy=_char_dummy,
+                  word_level=True,
                   presets={"charcnn-wordlstm": (dict(_CHAR), 2e-3),
                            "charcnn-wordlstm-crf": ({**_CHAR, "use_crf": True, "crf_constraints": True}, 2e-3),
                            "charcnn-wordlstm-random": ({"embedding_dim": 100, "hidden_size": 200}, 2e-3)}),

@@ -22,8 +22,9 @@ class StudentFamily:
         name: the name ``build_student`` and zoo specs use (``"bilstm"``).
         config_class: its ``PretrainedConfig`` (``model_type`` identifies saved models of the family).
         models: model class per task: ``"token"`` (tagging) and/or ``"sequence"`` (text classification).
-        onnx_inputs: the graph inputs of an ONNX export, each with axes (batch, sequence).
-        onnx_dummy: ``config -> {input: tensor}`` for inputs that are not token ids (e.g. characters).
+        onnx_inputs: the graph inputs of an ONNX export, each with axes (batch, sequence), in ``forward``'s order.
+        onnx_dummy: ``config -> {input: tensor}`` for inputs that are not token ids (e.g. characters); an input of
+            ``onnx_inputs`` it leaves out for a config is not an input of that config's graph.
         trimmable: its embedding table can keep only the sub-words a data set uses (``trim_vocabulary``).
         word_level: it reads words and characters through its own word tokenizer (not the teacher's).
         presets: zoo presets, ``name -> (config, learning rate)``.

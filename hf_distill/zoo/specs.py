@@ -83,12 +83,16 @@ TEACHER_VECTORS_WORD_DROPOUT = 0.1
 
 def implied_config(spec: StudentSpec, vectors_report: dict | None) -> dict:
     """Fields the zoo adds to a word-level ``spec`` that does not set them, given its word vectors' report
-    (``word_data``'s ``vectors_report``): word dropout when the vectors come from the teacher."""
+    (``word_data``'s ``vectors_report``): word dropout when the vectors come from the teacher, and the teacher's
+    sub-word pieces for unknown words (``word_pieces``) when they are its pooled sub-word embeddings."""
     uses_vectors = spec.config.get("word_vectors") or spec.config.get("teacher_embeddings")
-    if (not spec.word_level or not uses_vectors or "word_dropout" in spec.config
-            or (vectors_report or {}).get("source") not in ("teacher", "static")):
+    source = (vectors_report or {}).get("source")
+    if not spec.word_level or not uses_vectors or source not in ("teacher", "static"):
         return {}
-    return {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
+    out = {} if "word_dropout" in spec.config else {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
+    if source == "teacher" and "word_pieces" not in spec.config and (vectors_report or {}).get("pieces"):
+        out["word_pieces"] = True
+    return out
 
 
 def tagging_only(family: str) -> bool:
@@ -129,10 +133,19 @@ def build(spec: StudentSpec, teacher, tokenizer, task: TaskSpec, keep: set[int] 
         if init is not None:
             config["embedding_dim"] = init.shape[1]
         config.update(implied_config(spec, words.get("vectors_report")))
+        freeze = bool(config.get("freeze_embeddings", False))
+        pieces = config.pop("word_pieces", False)
+        if pieces:
+            if words.get("piece_vocab") is None or init is None or init.shape[1] != words["piece_vectors"].shape[1]:
+                raise ValueError(f"student {spec.name!r}: word_pieces reads the teacher's sub-word pieces, which "
+                                 "go with the teacher's pooled word vectors (--word_vectors teacher)")
+            config.update(piece_vocab=words["piece_vocab"], piece_lowercase=words["piece_lowercase"])
         student = build_student(spec.family, words["tokenizer"], labels=task.labels, char_vocab=words["chars"],
                                 **config)
         if init is not None:
-            student.load_embeddings(init.clone(), freeze=bool(config.get("freeze_embeddings", False)))
+            student.load_embeddings(init.clone(), freeze=freeze)
+        if pieces:
+            student.load_piece_embeddings(words["piece_vectors"].clone(), freeze=freeze)
         return student
     from_teacher = config.pop("teacher_embeddings", False)  # the "-B" students: the teacher's sub-word embeddings
     if from_teacher:

@@ -18,6 +18,9 @@ GLOVE_MIN_COVERAGE = 0.5
 AUTO_FALLBACK = "teacher"
 #: width of static teacher vectors (principal components of the pooled teacher states)
 STATIC_DIM = 100
+#: sub-word pieces a word-level student reads for unknown words: the teacher's first N pieces written in the
+#: training characters (the most frequent first in a SentencePiece vocabulary), plus those of the training words
+TEACHER_PIECES = 20000
 
 
 def teacher_word_vectors(word_tokenizer, teacher_tokenizer, teacher):
@@ -90,25 +93,89 @@ def teacher_vocabulary_words(tokenizer, chars, limit: int) -> list[str]:
     a special token."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     special = set(tokenizer.all_special_tokens)
-    marks = [m for m in ("\u2581", "\u0120") if any(tok.startswith(m) for tok, _ in vocab[:2000])]
+    marks = _marks(vocab)
     allowed = set(chars)
     out: list[str] = []
     for tok, _ in vocab:
-        if tok in special:
+        piece = _as_piece(tok, marks) if tok not in special else None
+        if piece is None or not piece[1]:
             continue
-        if marks:
-            if not tok.startswith(marks[0]):
-                continue
-            word = tok[len(marks[0]):]
-        elif tok.startswith("##"):
-            continue
-        else:
-            word = tok
+        word = piece[0]
         if len(word) >= 2 and any(c.isalpha() for c in word) and all(c in allowed for c in word):
             out.append(word)
             if len(out) >= limit:
                 break
     return out
+
+
+def _marks(vocab: list[tuple[str, int]]) -> list[str]:
+    """The word-start mark of a sub-word vocabulary: SentencePiece ``▁`` or byte-level BPE ``Ġ`` (none for
+    WordPiece, whose continuations start with ``##``)."""
+    return [m for m in ("\u2581", "\u0120") if any(tok.startswith(m) for tok, _ in vocab[:2000])]
+
+
+def _as_piece(tok: str, marks: list[str]) -> tuple[str, bool] | None:
+    """(text, starts a word) of a sub-word token, or None for a bare mark."""
+    if marks:
+        start = tok.startswith(marks[0])
+        text = tok[len(marks[0]):] if start else tok
+    else:
+        start = not tok.startswith("##")
+        text = tok if start else tok[2:]
+    return (text, start) if text else None
+
+
+def teacher_pieces(tokenizer, teacher, chars, words, limit: int = TEACHER_PIECES):
+    """The sub-word pieces a word-level student reads for words its table lacks, and their vectors: the teacher's
+    first ``limit`` pieces written in ``chars`` (the training characters) and every piece the teacher splits
+    ``words`` (the training words) into, each with its row of the teacher's input embeddings, so that a word's
+    piece mean lives where :func:`teacher_word_vectors` puts the words the table holds.
+
+    Args:
+        tokenizer: the teacher's sub-word tokenizer.
+        teacher: the teacher model (its input embeddings are read).
+        chars: the training characters.
+        words: the training words.
+        limit: pieces taken from the vocabulary's head.
+
+    Returns:
+        ``(piece_vocab, matrix, lowercase)``: the vocabulary for ``CharLSTMConfig.piece_vocab`` (``<pad>``,
+        ``<unk>``, then ``"\u2581" + text`` for word starts), a (pieces, hidden) float tensor (``<pad>`` and
+        ``<unk>`` zero), and whether words are lowercased first (the teacher's tokenizer lowercases).
+    """
+    import torch
+
+    from ..data.words import CHAR_PAD, CHAR_UNK, WORD_START
+
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    marks = _marks(vocab)
+    special = set(tokenizer.all_special_tokens)
+    allowed = set(chars)
+    lowercase = bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer.tokenize("A") == tokenizer.tokenize("a")
+    pieces: dict[str, int] = {}  # piece -> teacher id
+    taken = 0
+    for tok, i in vocab:
+        if taken >= limit:
+            break
+        piece = _as_piece(tok, marks) if tok not in special else None
+        if piece is not None and all(c in allowed for c in piece[0]):
+            pieces.setdefault((WORD_START if piece[1] else "") + piece[0], i)
+            taken += 1
+    for word in sorted(set(words)):
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        toks = tokenizer.convert_ids_to_tokens(ids)
+        first = True
+        for tok, i in zip(toks, ids):
+            piece = _as_piece(tok, marks)
+            if piece is None or tok in special:
+                continue
+            pieces.setdefault((WORD_START if first else "") + piece[0], i)
+            first = False
+    piece_vocab = [CHAR_PAD, CHAR_UNK, *pieces]
+    table = teacher.get_input_embeddings().weight.detach().float()
+    matrix = torch.zeros(len(piece_vocab), table.shape[1])
+    matrix[2:] = table[torch.tensor(list(pieces.values()), dtype=torch.long)]
+    return piece_vocab, matrix, lowercase
 
 
 def glove_path() -> str:
@@ -189,9 +256,11 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
     the file's first (most frequent) words, so words unseen in training keep their vectors; it is lowercased when
     the file's words are (the character CNN still sees the case). With static or teacher vectors, it holds up to
     ``vector_words`` whole words of the teacher's own vocabulary written in the training characters
-    (:func:`teacher_vocabulary_words`), each given its vector the same way."""
+    (:func:`teacher_vocabulary_words`), each given its vector the same way. With the teacher's vectors, the rows also
+    hold each word's sub-word pieces (:func:`teacher_pieces`: ``piece_vocab``, ``piece_vectors``), which students
+    with ``word_pieces`` read for the words their table lacks."""
     from ..cache import transfer_teacher_cache
-    from ..data.words import build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words
+    from ..data.words import PieceSegmenter, build_char_vocab, build_word_tokenizer, embedding_matrix, encode_words
 
     word_tok = build_word_tokenizer(mixed["tokens"])
     chars = build_char_vocab(raw["train"]["tokens"])
@@ -224,14 +293,25 @@ def word_data(raw, mixed, cached, task: TaskSpec, teacher, tokenizer, extra_test
         return words.map(lambda ex, i: {"labels": (labels[i] + [-100] * len(ex["input_ids"]))[: len(ex["input_ids"])]},
                          with_indices=True, desc="word labels")
 
-    mixed_words = relabel(encode_words(mixed.select_columns(["tokens"]), word_tok, chars, None), mixed)
-    out = {"tokenizer": word_tok, "chars": chars,
-           "train": encode_words(raw["train"], word_tok, chars, task.label_column),
-           "dev": encode_words(raw["validation"], word_tok, chars, task.label_column),
+    segmenter = piece_vocab = piece_vectors = None
+    if report["source"] == "teacher":  # unknown words read the mean of their pieces, in the same space
+        piece_vocab, piece_vectors, piece_lowercase = teacher_pieces(
+            tokenizer, teacher, chars[2:], (w for row in mixed["tokens"] for w in row))
+        segmenter = PieceSegmenter(piece_vocab, piece_lowercase)
+        report = {**report, "pieces": len(piece_vocab) - 2}
+
+    def encode(split, label_column):
+        return encode_words(split, word_tok, chars, label_column, pieces=segmenter)
+
+    mixed_words = relabel(encode(mixed.select_columns(["tokens"]), None), mixed)
+    out = {"tokenizer": word_tok, "chars": chars, "piece_vocab": piece_vocab, "piece_vectors": piece_vectors,
+           "piece_lowercase": segmenter.lowercase if segmenter else False,
+           "train": encode(raw["train"], task.label_column),
+           "dev": encode(raw["validation"], task.label_column),
            "cached": transfer_teacher_cache(cached, mixed_words, level="word"),
            "teacher_vectors": vectors if report["source"] == "teacher" else
            teacher_word_vectors(word_tok, tokenizer, teacher) if teacher_vectors else None,
            "vectors": vectors, "vectors_report": report}
     if extra_test is not None:
-        out["extra_test"] = encode_words(extra_test, word_tok, chars, "ner_tags")
+        out["extra_test"] = encode(extra_test, "ner_tags")
     return out
