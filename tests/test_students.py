@@ -307,6 +307,47 @@ def test_char_lstm_word_dropout_hides_word_ids_while_training_only():
         CharLSTMConfig(vocab_size=20, unk_token_id=30)
 
 
+def test_piece_segmenter_is_greedy_and_the_same_after_pickling():
+    import pickle
+
+    from hf_distill.data.words import PieceSegmenter
+
+    vocab = ["<pad>", "<unk>", "\u2581Sund", "\u2581S", "gren", "g", "e", "n", "\u2581stock", "holm"]
+    seg = PieceSegmenter(vocab)
+    assert seg("Sundgren") == [2, 4]  # the longest start piece, then the longest continuation
+    assert seg("Sx") == [3, 1]  # a character no piece holds is <unk>
+    assert seg("Sgren") == [3, 4]
+    assert seg("gren") == [1, 1, 6, 7]  # "gren" continues words only: g has no start piece, r none at all
+    assert PieceSegmenter(vocab, lowercase=True)("Stockholm") == [8, 9]
+    assert seg.ids_for(["Sundgren", "S"], 1).tolist() == [[2], [3]]  # pieces past the limit are dropped
+    assert pickle.loads(pickle.dumps(seg))._seen == {}  # the memo stays out of fingerprints
+    with pytest.raises(ValueError, match="starts with"):
+        PieceSegmenter(["a", "b"])
+
+
+def test_char_lstm_reads_pieces_only_for_unknown_words():
+    from hf_distill.students.char_lstm import CharCNNWordLSTMForTokenClassification
+
+    config = CharLSTMConfig(vocab_size=20, char_vocab=["<pad>", "<unk>", "a", "b"], embedding_dim=8, char_filters=4,
+                            hidden_size=4, num_labels=3, piece_vocab=["<pad>", "<unk>", "\u2581a", "b"],
+                            max_word_pieces=2)
+    model = CharCNNWordLSTMForTokenClassification(config).eval()
+    model.load_piece_embeddings(torch.randn(4, 8), freeze=True)
+    assert not model.pieces.weight.requires_grad and model.pieces.weight[0].abs().sum() == 0
+    ids, chars = torch.tensor([[5, config.unk_token_id]]), torch.randint(1, 4, (1, 2, 15))
+    pieces = torch.tensor([[[2, 3], [2, 3]]])
+    out = model(ids, chars, piece_ids=pieces).logits
+    other = pieces.clone()
+    other[0, 0] = torch.tensor([3, 0])  # the known word's pieces change nothing
+    torch.testing.assert_close(model(ids, chars, piece_ids=other).logits, out)
+    other[0, 1] = torch.tensor([3, 0])  # the unknown word's do
+    assert not torch.allclose(model(ids, chars, piece_ids=other).logits, out)
+    with pytest.raises(ValueError, match="piece_ids None must be"):
+        model(ids, chars)
+    with pytest.raises(ValueError, match="does not fit"):
+        model.load_piece_embeddings(torch.randn(5, 8))
+
+
 def test_saved_student_loads_with_remote_code_without_hf_distill(tmp_path, tokenizer):
     cases = {
         "bilstm": (build_student("bilstm", tokenizer, labels=CONLL_LABELS, embedding_dim=16, hidden_size=8,

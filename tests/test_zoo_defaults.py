@@ -81,12 +81,19 @@ def test_teacher_vocabulary_words_are_whole_words_in_the_training_script(tokeniz
     assert words and all(not w.startswith("##") and w not in tokenizer.all_special_tokens for w in words)
 
 
-def test_word_dropout_is_implied_only_for_vectors_from_the_teacher():
+def test_word_dropout_and_pieces_are_implied_only_for_vectors_from_the_teacher():
     from hf_distill.zoo.specs import TEACHER_VECTORS_WORD_DROPOUT, StudentSpec, implied_config
 
     crf = StudentSpec.parse("charcnn-wordlstm-crf")
     assert implied_config(crf, {"source": "teacher"}) == {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
     assert implied_config(crf, {"source": "static"}) == {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
+    # the teacher's pieces go with its pooled sub-word embeddings (the space they share), not with static vectors
+    assert implied_config(crf, {"source": "teacher", "pieces": 9}) == {
+        "word_dropout": TEACHER_VECTORS_WORD_DROPOUT, "word_pieces": True}
+    assert "word_pieces" not in implied_config(crf, {"source": "static", "pieces": 9})
+    no_pieces = StudentSpec.parse('np=char_lstm:{"word_vectors": true, "word_pieces": false}')
+    assert implied_config(no_pieces, {"source": "teacher", "pieces": 9}) == {
+        "word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
     assert implied_config(crf, {"source": "glove"}) == {}  # GloVe's 100k words: few unknown words to learn
     assert implied_config(StudentSpec.parse("charcnn-wordlstm-random"), {"source": "teacher"}) == {}
     assert implied_config(StudentSpec.parse("cnn"), {"source": "teacher"}) == {}
