@@ -144,7 +144,9 @@ def render_card(model_dir: str | os.PathLike, repo_id: str | None = None, templa
                                             if eff.get("onnx_max_abs_diff") is not None else ""),
         kd_rows=kd_rows, threads=eff["threads"], runs=eff["runs"],
         batch_size=student["pytorch"].get("batch_size", ""), flops_seq_len=student["flops_seq_len"],
-        char_note=" (15 characters per word)" if config.get("char_vocab") else "",
+        char_note=(" (15 characters per word" + (f", up to {config.get('max_word_pieces', 6)} sub-word pieces for "
+                                                 "each word its table lacks" if config.get("piece_vocab") else "")
+                   + ")") if config.get("char_vocab") else "",
         efficiency_rows=efficiency_rows, speedup_note="\n\n".join(notes), repo_id=repo_id,
         auto_class="AutoModelForTokenClassification" if token else "AutoModelForSequenceClassification",
         trust_remote_code=student["model_type"].startswith("hfd_"), model_type=student["model_type"],
