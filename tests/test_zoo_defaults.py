@@ -85,15 +85,19 @@ def test_word_dropout_and_pieces_are_implied_only_for_vectors_from_the_teacher()
     from hf_distill.zoo.specs import TEACHER_VECTORS_WORD_DROPOUT, StudentSpec, implied_config
 
     crf = StudentSpec.parse("charcnn-wordlstm-crf")
-    assert implied_config(crf, {"source": "teacher"}) == {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
+    assert implied_config(crf, {"source": "teacher"}) == {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT,
+                                                          "freeze_embeddings": False}
     assert implied_config(crf, {"source": "static"}) == {"word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
     # the teacher's pieces go with its pooled sub-word embeddings (the space they share), not with static vectors
+    # ... and a word table that trains: the preset's frozen table is a default the zoo replaces
     assert implied_config(crf, {"source": "teacher", "pieces": 9}) == {
-        "word_dropout": TEACHER_VECTORS_WORD_DROPOUT, "word_pieces": True}
+        "word_dropout": TEACHER_VECTORS_WORD_DROPOUT, "word_pieces": True, "freeze_embeddings": False}
     assert "word_pieces" not in implied_config(crf, {"source": "static", "pieces": 9})
     no_pieces = StudentSpec.parse('np=char_lstm:{"word_vectors": true, "word_pieces": false}')
     assert implied_config(no_pieces, {"source": "teacher", "pieces": 9}) == {
-        "word_dropout": TEACHER_VECTORS_WORD_DROPOUT}
+        "word_dropout": TEACHER_VECTORS_WORD_DROPOUT}  # a spec's own fields stand (unfrozen is its default)
+    frozen = StudentSpec.parse('fr=char_lstm:{"word_vectors": true, "freeze_embeddings": true}')
+    assert "freeze_embeddings" not in implied_config(frozen, {"source": "teacher", "pieces": 9})
     assert implied_config(crf, {"source": "glove"}) == {}  # GloVe's 100k words: few unknown words to learn
     assert implied_config(StudentSpec.parse("charcnn-wordlstm-random"), {"source": "teacher"}) == {}
     assert implied_config(StudentSpec.parse("cnn"), {"source": "teacher"}) == {}

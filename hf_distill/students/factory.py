@@ -40,7 +40,8 @@ def _from_teacher_only(config: dict, task: str):
 
 
 #: word vectors kept frozen: with the zoo's --vector_words, words unseen in training keep vectors in the space the
-#: trained ones live in (CoNLL-2003 dev F1 93.32 frozen against 92.79 fine-tuned, benchmarks/results/zoo/)
+#: trained ones live in (CoNLL-2003 dev F1 93.32 frozen against 92.79 fine-tuned, benchmarks/results/zoo/); the zoo
+#: trains the table where the vectors are the teacher's sub-word embeddings (hf_distill.zoo.specs.implied_config)
 _CHAR = {"hidden_size": 200, "word_vectors": True, "freeze_embeddings": True}
 for _family in (
     StudentFamily("window", WindowConfig, {"token": WindowForTokenClassification}, trimmable=True,
