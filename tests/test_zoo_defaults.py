@@ -81,6 +81,23 @@ def test_teacher_vocabulary_words_are_whole_words_in_the_training_script(tokeniz
     assert words and all(not w.startswith("##") and w not in tokenizer.all_special_tokens for w in words)
 
 
+def test_teacher_pieces_carry_the_teachers_embeddings_and_split_unseen_words(tokenizer):
+    from hf_distill.data.words import PieceSegmenter
+    from hf_distill.zoo.words import teacher_pieces
+
+    teacher = tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3)
+    vocab, matrix, lowercase = teacher_pieces(tokenizer, teacher, set("abcdefghijklmnopqrstuvwxyz"), ["playing"],
+                                              limit=200)
+    assert vocab[:2] == ["<pad>", "<unk>"] and matrix.shape == (len(vocab), 16) and not matrix[:2].any()
+    table = teacher.get_input_embeddings().weight.detach()
+    for word in ("playing", "unplayable"):  # a training word, and one no training row holds
+        ids = PieceSegmenter(vocab, lowercase)(word)
+        assert 1 not in ids  # every character is held by some piece
+        teacher_ids = [tokenizer.convert_tokens_to_ids(vocab[i].lstrip("\u2581") if vocab[i][0] == "\u2581"
+                                                       else "##" + vocab[i]) for i in ids]
+        torch.testing.assert_close(matrix[ids], table[teacher_ids])  # each piece keeps the teacher's row
+
+
 def test_word_dropout_and_pieces_are_implied_only_for_vectors_from_the_teacher():
     from hf_distill.zoo.specs import TEACHER_VECTORS_WORD_DROPOUT, StudentSpec, implied_config
 
