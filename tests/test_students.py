@@ -319,7 +319,8 @@ def test_piece_segmenter_is_greedy_and_the_same_after_pickling():
     assert seg("Sgren") == [3, 4]
     assert seg("gren") == [1, 1, 6, 7]  # "gren" continues words only: g has no start piece, r none at all
     assert PieceSegmenter(vocab, lowercase=True)("Stockholm") == [8, 9]
-    assert seg.ids_for(["Sundgren", "S"], 1).tolist() == [[2], [3]]  # pieces past the limit are dropped
+    # pieces past the limit are dropped
+    assert PieceSegmenter(vocab, max_pieces=1).ids_for(["Sundgren", "S"]).tolist() == [[2], [3]]
     assert pickle.loads(pickle.dumps(seg))._seen == {}  # the memo stays out of fingerprints
     with pytest.raises(ValueError, match="starts with"):
         PieceSegmenter(["a", "b"])

@@ -84,14 +84,16 @@ class PieceSegmenter:
     Args:
         piece_vocab: ``<pad>`` (0), ``<unk>`` (1), then pieces (``"\u2581" + text`` for word starts).
         lowercase: lowercase words first (a teacher that lowercases).
+        max_pieces: pieces kept per word by :meth:`ids_for` (``CharLSTMConfig.max_word_pieces``).
     """
 
-    def __init__(self, piece_vocab: Sequence[str], lowercase: bool = False):
+    def __init__(self, piece_vocab: Sequence[str], lowercase: bool = False, max_pieces: int = 6):
         if list(piece_vocab[:2]) != [CHAR_PAD, CHAR_UNK]:
             raise ValueError(f"a piece vocabulary starts with {[CHAR_PAD, CHAR_UNK]}, not {list(piece_vocab[:2])}")
         self.index = {p: i for i, p in enumerate(piece_vocab) if i >= 2}
         self.longest = max((len(p) for p in piece_vocab[2:]), default=1)
         self.lowercase = lowercase
+        self.max_pieces = max_pieces
         self._seen: dict[str, list[int]] = {}
 
     def __call__(self, word: str) -> list[int]:
@@ -117,11 +119,11 @@ class PieceSegmenter:
     def __getstate__(self):  # the memo of segmented words stays out of pickles (and datasets' fingerprints)
         return {**self.__dict__, "_seen": {}}
 
-    def ids_for(self, words: Sequence[str], max_pieces: int) -> np.ndarray:
+    def ids_for(self, words: Sequence[str]) -> np.ndarray:
         """(words, max_pieces) piece ids, 0-padded; a word's pieces past ``max_pieces`` are dropped."""
-        out = np.zeros((len(words), max_pieces), dtype=np.int64)
+        out = np.zeros((len(words), self.max_pieces), dtype=np.int64)
         for i, w in enumerate(words):
-            ids = self(w)[:max_pieces]
+            ids = self(w)[: self.max_pieces]
             out[i, : len(ids)] = ids
         return out
 
@@ -129,7 +131,9 @@ class PieceSegmenter:
 def piece_segmenter(config) -> PieceSegmenter | None:
     """The :class:`PieceSegmenter` of a word-level student's config, or None when it reads no pieces."""
     vocab = getattr(config, "piece_vocab", None)
-    return PieceSegmenter(vocab, getattr(config, "piece_lowercase", False)) if vocab else None
+    if not vocab:
+        return None
+    return PieceSegmenter(vocab, getattr(config, "piece_lowercase", False), getattr(config, "max_word_pieces", 6))
 
 
 def encode_words(
@@ -140,14 +144,12 @@ def encode_words(
     max_word_length: int = 15,
     max_words: int = 128,
     pieces: PieceSegmenter | None = None,
-    max_word_pieces: int = 6,
 ):
     """Word ids, character ids, word labels and the KD mask for a word-level student (no special tokens), and
-    ``piece_ids`` (words, ``max_word_pieces``) when ``pieces`` segments words into sub-word pieces."""
+    ``piece_ids`` (words, ``pieces.max_pieces``) when ``pieces`` segments words into sub-word pieces."""
     if isinstance(dataset, datasets.DatasetDict):
         return datasets.DatasetDict({
-            k: encode_words(v, tokenizer, char_vocab, label_column, max_word_length, max_words, pieces,
-                            max_word_pieces)
+            k: encode_words(v, tokenizer, char_vocab, label_column, max_word_length, max_words, pieces)
             for k, v in dataset.items()})
     vocab = tokenizer.get_vocab()
     unk = vocab[UNK]
@@ -161,7 +163,7 @@ def encode_words(
         out = {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels,
                DISTILL_MASK: [1] * len(ids), "char_ids": char_ids_for(words, char_vocab, max_word_length)}
         if pieces is not None:
-            out["piece_ids"] = pieces.ids_for(words, max_word_pieces)
+            out["piece_ids"] = pieces.ids_for(words)
         return out
 
     return dataset.map(encode, desc="encode words + characters")

@@ -57,8 +57,7 @@ def encode_for(model, tokenizer, split: datasets.Dataset, label_column: str | No
     char_vocab = getattr(model.config, "char_vocab", None)
     if char_vocab:
         return encode_words(split, tokenizer, char_vocab, label_column or "ner_tags",
-                            max_word_length=model.config.max_word_length, pieces=piece_segmenter(model.config),
-                            max_word_pieces=getattr(model.config, "max_word_pieces", 6))
+                            max_word_length=model.config.max_word_length, pieces=piece_segmenter(model.config))
     return tokenize_and_align(split, tokenizer, label_column or "ner_tags")
 
 

@@ -249,13 +249,15 @@ def length_batches(lengths: Sequence[int], batch_size: int, max_padding: float =
     if batch_size <= 1:
         return [[i] for i in range(len(lengths))]
     out: list[list[int]] = []
+    total = 0  # the last batch's own lengths
     for i in sorted(range(len(lengths)), key=lambda k: lengths[k]):
-        group = out[-1] if out else None
-        if group and len(group) < batch_size and \
-                (len(group) + 1) * lengths[i] <= (1 + max_padding) * (sum(lengths[k] for k in group) + lengths[i]):
-            group.append(i)
+        n = lengths[i]  # sorted: the batch's longest once added
+        if out and len(out[-1]) < batch_size and (len(out[-1]) + 1) * n <= (1 + max_padding) * (total + n):
+            out[-1].append(i)
+            total += n
         else:
             out.append([i])
+            total = n
     return out
 
 

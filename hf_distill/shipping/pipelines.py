@@ -72,11 +72,10 @@ class StudentTokenClassificationPipeline(TokenClassificationPipeline):
     """Token classification for students: Viterbi for CRF heads, character (and piece) inputs for char students."""
 
     def __init__(self, *args, crf: dict[str, np.ndarray] | None = None, char_vocab: list[str] | None = None,
-                 max_word_length: int = 15, pieces: PieceSegmenter | None = None, max_word_pieces: int = 6,
-                 **kwargs):
+                 max_word_length: int = 15, pieces: PieceSegmenter | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.crf, self.char_vocab, self.max_word_length = crf, char_vocab, max_word_length
-        self.pieces, self.max_word_pieces = pieces, max_word_pieces
+        self.pieces = pieces
 
     def preprocess(self, sentence, offset_mapping=None, **preprocess_params):
         words = sentence if isinstance(sentence, list) else None
@@ -86,7 +85,7 @@ class StudentTokenClassificationPipeline(TokenClassificationPipeline):
                 model_inputs["char_ids"] = torch.from_numpy(
                     char_ids_for(texts, self.char_vocab, self.max_word_length))[None]
                 if self.pieces is not None:
-                    model_inputs["piece_ids"] = torch.from_numpy(self.pieces.ids_for(texts, self.max_word_pieces))[None]
+                    model_inputs["piece_ids"] = torch.from_numpy(self.pieces.ids_for(texts))[None]
             yield model_inputs
 
     @staticmethod
@@ -169,5 +168,4 @@ def student_pipeline(path, quantized: bool = False, aggregation_strategy: str = 
     return StudentTokenClassificationPipeline(
         model=model, tokenizer=tokenizer, aggregation_strategy=aggregation_strategy,
         crf=_crf_of(folder, None if onnx else model), char_vocab=getattr(config, "char_vocab", None),
-        max_word_length=getattr(config, "max_word_length", 15), pieces=piece_segmenter(config),
-        max_word_pieces=getattr(config, "max_word_pieces", 6), **kwargs)
+        max_word_length=getattr(config, "max_word_length", 15), pieces=piece_segmenter(config), **kwargs)

@@ -161,8 +161,8 @@ def teacher_pieces(tokenizer, teacher, chars, words, limit: int = TEACHER_PIECES
         if piece is not None and all(c in allowed for c in piece[0]):
             pieces.setdefault((WORD_START if piece[1] else "") + piece[0], i)
             taken += 1
-    for word in sorted(set(words)):
-        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+    unique = sorted(set(words))
+    for ids in (tokenizer(unique, add_special_tokens=False)["input_ids"] if unique else []):
         toks = tokenizer.convert_ids_to_tokens(ids)
         first = True
         for tok, i in zip(toks, ids):
