@@ -39,6 +39,13 @@ def _require_fast(tokenizer) -> None:
         )
 
 
+def _mapped_with_report(dataset: datasets.Dataset, encode, lost_column: str, desc: str):
+    """Map ``encode`` over ``dataset`` and turn its per-row ``lost_column`` counts into a TruncationReport."""
+    out = dataset.map(encode, batched=True, desc=desc)
+    lost = np.asarray(out[lost_column])
+    return out.remove_columns(lost_column), TruncationReport(len(lost), int((lost > 0).sum()), int(lost.sum()))
+
+
 def tokenize_and_align(
     dataset: datasets.Dataset | datasets.DatasetDict,
     tokenizer,
@@ -84,10 +91,7 @@ def tokenize_and_align(
         enc["_lost_words"] = lost
         return enc
 
-    out = dataset.map(encode, batched=True, desc="tokenize + align labels")
-    lost = np.asarray(out["_lost_words"])
-    out = out.remove_columns("_lost_words")
-    report = TruncationReport(len(lost), int((lost > 0).sum()), int(lost.sum()))
+    out, report = _mapped_with_report(dataset, encode, "_lost_words", "tokenize + align labels")
     if report.truncated_examples:
         logger.warning("tokenize_and_align(max_length=%d): %s", max_length, report)
     return (out, report) if return_report else out
@@ -116,10 +120,7 @@ def tokenize_text(
             enc["labels"] = [lab if lab is not None and lab >= 0 else IGNORE_INDEX for lab in batch[label_column]]
         return enc
 
-    out = dataset.map(encode, batched=True, desc="tokenize text")
-    lost = np.asarray(out["_lost"])
-    out = out.remove_columns("_lost")
-    report = TruncationReport(len(lost), int((lost > 0).sum()), int(lost.sum()))
+    out, report = _mapped_with_report(dataset, encode, "_lost", "tokenize text")
     if report.truncated_examples:
         logger.warning("tokenize_text(max_length=%d): %s (tokens)", max_length, report)
     return (out, report) if return_report else out
