@@ -83,6 +83,8 @@ class BiLSTMModel(StudentPreTrainedModel):
 
 
 class BiLSTMForTokenClassification(EncoderForTokenClassification):
+    """BiLSTM tagger: a linear (optionally CRF) head over each position's BiLSTM state."""
+
     config_class = BiLSTMConfig
     encoder_class = BiLSTMModel
 

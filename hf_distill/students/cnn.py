@@ -85,10 +85,14 @@ class CNNModel(StudentPreTrainedModel):
 
 
 class CNNForTokenClassification(EncoderForTokenClassification):
+    """CNN tagger: a linear (optionally CRF) head over each position's last convolution block."""
+
     config_class = CNNConfig
     encoder_class = CNNModel
 
 
 class CNNForSequenceClassification(EncoderForSequenceClassification):
+    """CNN classifier pooling the first position (``pooling="first"``) or the mean of real positions."""
+
     config_class = CNNConfig
     encoder_class = CNNModel
