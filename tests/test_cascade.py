@@ -96,13 +96,47 @@ def test_crf_confidence_equals_brute_force_enumeration():
     best = max(paths, key=score)
     assert path_probability(torch.from_numpy(em), crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
     assert confidence(em, crf, best) == pytest.approx(np.exp(score(best)) / z, rel=1e-9)
-    from hf_distill.shipping.cascade import crf_path_probability
+    from hf_distill.shipping.crf_decode import crf_path_probability, crf_path_probability_log
 
-    for path in paths[:5]:  # the numpy forward recursion the cascade uses, on any path
+    for path in paths[:5]:  # the numpy forward recursions the cascade uses, on any path
         assert crf_path_probability(em, crf, path) == pytest.approx(np.exp(score(path)) / z, rel=1e-9)
+        assert crf_path_probability_log(em, crf, path) == pytest.approx(np.exp(score(path)) / z, rel=1e-9)
     # without a CRF: the lowest max-probability over positions
     probs = np.exp(em) / np.exp(em).sum(-1, keepdims=True)
     assert confidence(em) == pytest.approx(probs.max(-1).min())
+
+
+def test_a_batch_decodes_and_scores_each_row_as_alone():
+    from hf_distill.shipping.crf_decode import (
+        crf_path_probability,
+        crf_path_probability_log,
+        path_probabilities,
+        viterbi,
+        viterbi_batch,
+    )
+
+    rng = np.random.default_rng(1)
+    labels, lengths = 4, [5, 1, 0, 3, 5]
+    crf = {"transitions": rng.normal(size=(labels, labels)), "start": rng.normal(size=labels),
+           "end": rng.normal(size=labels)}
+    crf["transitions"][0, 2] = -1e4  # a constrained transition, as a CRF student exports it
+    rows = [rng.normal(size=(n, labels)).astype(np.float32) for n in lengths]
+    padded = np.full((len(rows), max(lengths), labels), 7.0)  # the padding's values must not matter
+    for i, row in enumerate(rows):
+        padded[i, : len(row)] = row
+    pot = crf["transitions"], crf["start"], crf["end"]
+    paths = viterbi_batch(padded, lengths, *pot)
+    assert paths == [viterbi(row, *pot) if len(row) else [] for row in rows]
+    probs = path_probabilities(padded, lengths, paths, crf)
+    for row, path, p in zip(rows, paths, probs):
+        assert p == (pytest.approx(crf_path_probability_log(row, crf, path), rel=1e-9) if len(row) else 1.0)
+        if len(row):
+            assert crf_path_probability(row, crf, path) == pytest.approx(p, rel=1e-9)
+    # start potentials too low for exp(): the rescaled recursion underflows and the row is redone in log space
+    low = dict(crf, start=crf["start"] - 800.0)
+    for batch in (padded[:1], padded[:2]):
+        p = path_probabilities(batch, lengths[: len(batch)], paths[: len(batch)], low)[0]
+        assert p > 0 and p == pytest.approx(crf_path_probability_log(rows[0], low, paths[0]), rel=1e-9)
 
 
 def test_thresholds_zero_and_above_one_give_the_student_and_the_teacher_exactly(tmp_path, tokenizer, conll):

@@ -9,7 +9,8 @@ import torch
 from conftest import CONLL_LABELS, tiny_bert
 
 from hf_distill.data.words import build_char_vocab, build_word_tokenizer, encode_words
-from hf_distill.shipping.export import ExportError, OnnxTagger, export_onnx, viterbi
+from hf_distill.shipping.crf_decode import viterbi
+from hf_distill.shipping.export import ExportError, OnnxTagger, export_onnx
 from hf_distill.students import BertCRFForTokenClassification, build_student
 
 

@@ -18,7 +18,7 @@ from hf_distill import DistillationTrainer, DistillationTrainingArguments
 from hf_distill.cli import main as cli
 from hf_distill.shipping.bench import bench_student
 from hf_distill.shipping.cards import CardError, render_card
-from hf_distill.shipping.export import viterbi
+from hf_distill.shipping.crf_decode import viterbi
 from hf_distill.shipping.hub import PushError, push_student_to_hub, push_trainer_to_hub
 from hf_distill.students import build_student
 

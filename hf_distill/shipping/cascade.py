@@ -21,6 +21,7 @@ import torch
 from ..base import IGNORE_INDEX, portable_path, write_json_atomic
 from ..files import read_json
 from ..metrics import seqeval_scores
+from .crf_decode import crf_path_probability, path_probabilities, viterbi_batch
 
 CASCADE_FILE = "cascade.json"
 
@@ -40,25 +41,6 @@ def path_probability(emissions: torch.Tensor, crf: dict, path: Sequence[int]) ->
     mask = torch.ones(em.shape[:2], dtype=torch.bool)
     tags = torch.as_tensor([list(path)])
     return float(torch.exp(sequence_score(em, *pot, mask, tags) - log_partition(em, *pot, mask))[0])
-
-
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    top = x.max(axis=axis, keepdims=True)
-    return (top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
-
-
-def crf_path_probability(emissions: np.ndarray, crf: dict, path: Sequence[int]) -> float:
-    """:func:`path_probability` in numpy (float64): the forward recursion for log Z, then the path's score."""
-    em = np.asarray(emissions, dtype=np.float64)
-    trans, start, end = (np.asarray(crf[k], dtype=np.float64) for k in ("transitions", "start", "end"))
-    alpha = start + em[0]
-    for t in range(1, len(em)):
-        alpha = _logsumexp(alpha[:, None] + trans, axis=0) + em[t]
-    log_z = _logsumexp(alpha + end, axis=0)
-    p = list(path)
-    score = start[p[0]] + em[0, p[0]] + end[p[-1]]
-    score += sum(trans[a, b] + em[t + 1, b] for t, (a, b) in enumerate(zip(p, p[1:])))
-    return float(np.exp(score - log_z))
 
 
 def confidence(logits: np.ndarray, crf: dict | None = None, path: Sequence[int] | None = None) -> float:
@@ -211,24 +193,33 @@ class Side:
         without ``confidences``: a model serving alone needs none)."""
         from ..base import extra_model_inputs
         from ..training.collator import DistillationCollator
-        from .export import viterbi
 
         collate = DistillationCollator(self.tokenizer, extra_inputs=extra_model_inputs(self.model))
         preds, confs = [None] * len(rows), [None] * len(rows)
         for group in length_batches([len(r["input_ids"]) for r in rows], batch_size):
             batch = collate([dict(rows[i]) for i in group])
             logits = self._logits(batch)
-            for j, i in enumerate(group):
-                if not self.token:
+            if not self.token:
+                for j, i in enumerate(group):
                     preds[i] = self.labels[int(logits[j].argmax())]
                     confs[i] = confidence(logits[j]) if confidences else None
-                    continue
-                keep = (batch["labels"][j] != IGNORE_INDEX).numpy()
-                em = logits[j][: len(keep)][keep]
-                ids = viterbi(em, self.crf["transitions"], self.crf["start"], self.crf["end"]) \
-                    if self.crf is not None and len(em) else em.argmax(-1).tolist()
-                preds[i] = [self.labels[k] for k in ids]
-                confs[i] = confidence(em, self.crf, ids) if confidences else None
+                continue
+            keep = (batch["labels"] != IGNORE_INDEX).numpy()
+            ems = [logits[j][: keep.shape[1]][keep[j]] for j in range(len(group))]
+            if self.crf is None:
+                ids = [em.argmax(-1).tolist() for em in ems]
+                conf = [confidence(em) if confidences else None for em in ems]
+            else:  # the whole batch in one Viterbi and one forward recursion
+                lengths = [len(em) for em in ems]
+                padded = np.zeros((len(ems), max(lengths), logits.shape[-1]))
+                for j, em in enumerate(ems):
+                    padded[j, : len(em)] = em
+                ids = viterbi_batch(padded, lengths, self.crf["transitions"], self.crf["start"], self.crf["end"])
+                conf = path_probabilities(padded, lengths, ids, self.crf).tolist() if confidences \
+                    else [None] * len(ems)
+            for j, i in enumerate(group):
+                preds[i] = [self.labels[k] for k in ids[j]]
+                confs[i] = conf[j]
         return preds, confs
 
 

@@ -27,6 +27,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoMod
 from ..base import CRF_FILE, task_of
 from ..files import check_model_folder, read_json
 from ..students import FAMILIES, StudentFamily, family_for_model_type  # importing registers the students
+from .crf_decode import viterbi
 from .efficiency import onnx_feeds
 
 ONNX_FILE, QUANTIZED_FILE = "model.onnx", "model_quantized.onnx"
@@ -237,20 +238,6 @@ def quantize_dynamic(onnx_dir: Path) -> Path:
     finally:
         root.setLevel(level)
     return Path(onnx_dir) / QUANTIZED_FILE
-
-
-def viterbi(emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[int]:
-    """Best tag sequence for one (length, labels) emission matrix (numpy, for ONNX inference)."""
-    score = start + emissions[0]
-    back = []
-    for t in range(1, len(emissions)):
-        cand = score[:, None] + transitions
-        back.append(cand.argmax(0))
-        score = cand.max(0) + emissions[t]
-    best = [int((score + end).argmax())]
-    for ptr in reversed(back):
-        best.append(int(ptr[best[-1]]))
-    return best[::-1]
 
 
 class OnnxTagger:

@@ -29,7 +29,8 @@ from .. import students  # noqa: F401  (registers the students with the Auto cla
 from ..base import CRF_FILE, task_of
 from ..data.words import PieceSegmenter, char_ids_for, piece_segmenter
 from ..files import check_model_folder, read_json
-from .export import ONNX_FILE, QUANTIZED_FILE, viterbi
+from .crf_decode import viterbi
+from .export import ONNX_FILE, QUANTIZED_FILE
 
 
 class ORTStudentForTokenClassification(ORTModelForTokenClassification):
