@@ -198,6 +198,31 @@ def test_a_data_set_without_dev_split_is_refused(tmp_path, tokenizer, monkeypatc
         run_cascade(CascadeArguments(student=student, teacher=teacher, dataset="x"))
 
 
+def test_a_dev_split_the_zoo_carved_is_carved_again_for_calibration(tmp_path, tokenizer, conll, monkeypatch):
+    import datasets
+
+    from hf_distill.runs import cascade as command
+    from hf_distill.shipping.cascade import Side
+    from hf_distill.zoo.splits import carve_dev
+
+    student, teacher = _pair(tmp_path, tokenizer)
+    raw = datasets.DatasetDict(train=conll["train"].select(range(30)), test=conll["test"].select(range(6)))
+    monkeypatch.setattr("hf_distill.data.load_dataset", lambda *a, **k: datasets.DatasetDict(dict(raw)))
+    monkeypatch.setattr(command, "throughput", lambda work, rows: (work(), 100.0)[1])  # speeds: not tested
+    seen = []
+    encode = Side.encode
+    monkeypatch.setattr(Side, "encode", lambda self, split: seen.append(split["tokens"]) or encode(self, split))
+    record = {"carved_from": "train", "fraction": 0.2, "seed": 3}
+    (tmp_path / "student" / "distillation.json").write_text(json.dumps({"dataset": "x", "dev_split": record}))
+    out = command.run_cascade(command.CascadeArguments(student=student, teacher=teacher))
+    expected = datasets.DatasetDict(dict(raw))
+    assert carve_dev(expected, 0.2, 3) == record == out["cascade"]["calibration"]["carved"]
+    assert seen[0] == expected["validation"]["tokens"] and len(seen[0]) == 6  # the student's dev rows, no others
+    seen.clear()  # --dev_fraction/--dev_seed name another split explicitly
+    out = command.run_cascade(command.CascadeArguments(student=student, teacher=teacher, dev_fraction=0.1, dev_seed=5))
+    assert out["cascade"]["calibration"]["carved"]["fraction"] == 0.1 and len(seen[0]) == 3
+
+
 def test_the_card_section_is_rendered_from_cascade_json_only(tmp_path):
     from hf_distill.shipping.cards import CardError, cascade_section
 

@@ -368,6 +368,10 @@ def test_without_a_validation_split_dev_is_carved_from_train_only(monkeypatch):
     assert all(t.startswith("train") for t in first["validation"]["text"])
     other = load_splits(ZooArguments(teacher="t", dataset="mine", dev_fraction=0.2, dev_seed=8))
     assert set(other["validation"]["text"]) != set(first["validation"]["text"])
+    # the record that distillation.json keeps, so that hf-distill cascade calibrates on the same rows
+    assert load_splits(args, with_record=True)[1] == {"carved_from": "train", "fraction": 0.2, "seed": 7}
+    rows["validation"] = rows["test"]
+    assert load_splits(args, with_record=True)[1] is None
 
 
 @pytest.mark.slow

@@ -33,6 +33,10 @@ class CascadeArguments:
     teacher_backend: str = "auto"
     max_eval_samples: int | None = None
     max_dev_samples: int | None = None
+    dev_fraction: float | None = field(default=None, metadata={
+        "help": "For a data set without a validation split: the share of train the student held out as dev (with "
+                "--dev_seed). Default: the dev_split that distillation.json records (the zoo writes it)."})
+    dev_seed: int = 0
     speed_rows: int = field(default=256, metadata={"help": "Test inputs timed for throughput."})
 
     positional = ("student", "teacher")
@@ -77,9 +81,17 @@ def run_cascade(a: CascadeArguments) -> dict:
     if not dataset:
         raise ValueError(f"{a.student}: no distillation.json names the dataset; pass --dataset")
     raw = load_dataset(dataset, data_dir=a.data_dir)
+    carved = None
     if "validation" not in raw:
-        raise ValueError(f"dataset {dataset!r} has no validation split to calibrate the cascade on "
-                         f"(splits: {sorted(raw)})")
+        record = info.get("dev_split") if a.dev_fraction is None else {"fraction": a.dev_fraction, "seed": a.dev_seed}
+        if not record:
+            raise ValueError(f"dataset {dataset!r} has no validation split to calibrate the cascade on (splits: "
+                             f"{sorted(raw)}), and {a.student}/distillation.json records no dev split carved from "
+                             "train: pass --dev_fraction and --dev_seed as the student was trained with (the zoo's "
+                             "defaults: 0.1 and 0), so that no training row is calibrated on")
+        from ..zoo.splits import carve_dev
+
+        carved = carve_dev(raw, record["fraction"], record["seed"])
     for split, n in (("test", a.max_eval_samples), ("validation", a.max_dev_samples)):
         if n:
             raw[split] = raw[split].select(range(min(n, len(raw[split]))))
@@ -141,7 +153,7 @@ def run_cascade(a: CascadeArguments) -> dict:
                        "sent_per_s": speed["student"]},
            "cascade": {"threshold": cascade.threshold, "f1": score_rows(test["gold"], merged, token),
                        "to_teacher": who.count("teacher") / len(who), "sent_per_s": speed["cascade"],
-                       "calibration": {"split": "validation", "teacher_dev": teacher_dev,
+                       "calibration": {"split": "validation", "carved": carved, "teacher_dev": teacher_dev,
                                        "student_dev": student_dev, **point,
                                        "against": a.calibrate_against,
                                        "max_f1_drop": None if a.latency_budget_ms else a.max_f1_drop,

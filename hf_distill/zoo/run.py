@@ -128,7 +128,7 @@ def _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, t
     train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     model_dir = os.path.join(folder, "model")
     trainer.save_student(model_dir, teacher=args.teacher, dataset=args.dataset, student_family=spec.family,
-                         zoo_spec=asdict(spec), searched=searched or None)
+                         zoo_spec=asdict(spec), searched=searched or None, dev_split=data.get("dev_split"))
     say(f"{name}: benching (PyTorch, ONNX{', int8' if args.quantize else ''})")
     bench0 = time.perf_counter()
     eff = bench_student(model_dir, raw_test, threads=args.threads, runs=args.bench_runs, quantize=args.quantize,
@@ -258,7 +258,7 @@ def run_zoo(args: ZooArguments, training=None, argv: list[str] | None = None) ->
 
     torch.manual_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
-    raw = load_splits(args)
+    raw, dev_split = load_splits(args, with_record=True)
     task = TaskSpec.of(raw["train"], args.label_column, args.text_column)
     overlap = dev_overlap_warning(raw, task.text_column)
     if overlap:
@@ -273,6 +273,7 @@ def run_zoo(args: ZooArguments, training=None, argv: list[str] | None = None) ->
     teacher = load_teacher(args.teacher, task)
     data = prepare(args, specs, task, raw, teacher, tokenizer, clock, say)
     data["template"] = training if training is not None else default_template(args)
+    data["dev_split"] = dev_split
     teacher_id = teacher_fingerprint(teacher)
     with clock.measure("teacher_bench"):
         t_record = bench_teacher(args, teacher, tokenizer, raw, task, teacher_id, say)

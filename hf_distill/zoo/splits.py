@@ -19,21 +19,31 @@ def read_extra_test(path: str, labels: list[str]):
                                scheme={"ner_tags": "iob2"})["test"]
 
 
-def load_splits(args) -> dict:
+def carve_dev(raw, fraction: float, seed: int) -> dict | None:
+    """Hold ``fraction`` of train out as the validation split (shuffled with ``seed``; never the test split) when
+    ``raw`` has none, in place. Returns how, for ``distillation.json`` (``dev_split``), or None when ``raw`` had
+    its own validation split: a later command (``hf-distill cascade``) carves the same rows again from it."""
+    if "validation" in raw:
+        return None
+    carved = raw["train"].train_test_split(test_size=fraction, seed=seed, shuffle=True)
+    raw["train"], raw["validation"] = carved["train"], carved["test"]
+    return {"carved_from": "train", "fraction": float(fraction), "seed": int(seed)}
+
+
+def load_splits(args, with_record: bool = False):
     """train, validation and test of ``args.dataset``; without a validation split, ``dev_fraction`` of train
-    is carved out with ``dev_seed`` (never the test split); then the ``max_*_samples`` slices."""
+    is carved out with ``dev_seed`` (:func:`carve_dev`); then the ``max_*_samples`` slices. With ``with_record``,
+    returns ``(splits, carve_dev's record)``."""
     from ..data import load_dataset
 
     raw = load_dataset(args.dataset, data_dir=args.data_dir, name=getattr(args, "dataset_config", None),
                        revision=getattr(args, "dataset_revision", None))
-    if "validation" not in raw:
-        carved = raw["train"].train_test_split(test_size=args.dev_fraction, seed=args.dev_seed, shuffle=True)
-        raw["train"], raw["validation"] = carved["train"], carved["test"]
+    record = carve_dev(raw, args.dev_fraction, args.dev_seed)
     for split, n in (("train", args.max_train_samples), ("validation", args.max_dev_samples),
                      ("test", args.max_eval_samples)):
         if n:
             raw[split] = raw[split].select(range(min(n, len(raw[split]))))
-    return raw
+    return (raw, record) if with_record else raw
 
 
 def dev_overlap_warning(raw, text_column: str = "text") -> str | None:
