@@ -262,3 +262,13 @@ def test_a_crf_student_decodes_as_the_model_does_constraints_included(tmp_path, 
         side.model)))
     assert preds == [[CONLL_LABELS[i] for i in w] for w in want]
     assert all(0.0 < c <= 1.0 for c in conf)
+
+
+def test_the_serve_the_student_advice_needs_dev_and_test_to_agree():
+    from hf_distill.runs.cascade import serve_student_note
+
+    assert serve_student_note(0.80, 0.82) == ""  # the teacher leads on dev: no advice
+    assert "serve the student alone" in serve_student_note(0.93, 0.90, 0.89, 0.86)
+    # Swedish NER: the early-stopped student leads on its own dev split, the teacher on test
+    note = serve_student_note(0.7953, 0.7798, 0.7797, 0.8208)
+    assert "serve the student alone" not in note and "82.08 against 77.97" in note

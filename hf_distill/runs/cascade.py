@@ -185,15 +185,28 @@ def render(out: dict) -> str:
             f"{100 * (c['f1'] - out['teacher']['f1']):+.2f} against the teacher at {gain:.1f}x its throughput "
             f"(batch 1, one thread).\n")
     cal = c.get("calibration", {})
-    return text + serve_student_note(cal.get("student_dev"), cal.get("teacher_dev"))
+    return text + serve_student_note(cal.get("student_dev"), cal.get("teacher_dev"), out["student"]["f1"],
+                                     out["teacher"]["f1"])
 
 
-def serve_student_note(student_dev: float | None, teacher_dev: float | None) -> str:
-    """A paragraph saying to serve the student alone when it scores at least the teacher's dev score ("" else)."""
+def serve_student_note(student_dev: float | None, teacher_dev: float | None, student_test: float | None = None,
+                       teacher_test: float | None = None) -> str:
+    """A paragraph saying to serve the student alone when it scores at least the teacher's dev score, or, when test
+    disagrees, that dev favours the student ("" when the teacher leads on dev).
+
+    Args:
+        student_dev, teacher_dev: dev scores against gold (the student was early-stopped on that split).
+        student_test, teacher_test: test scores, when measured.
+    """
     if student_dev is None or teacher_dev is None or student_dev < teacher_dev:
         return ""
-    return (f"\nThe student alone scores {100 * student_dev:.2f} on dev against gold, the teacher "
-            f"{100 * teacher_dev:.2f}: a cascade cannot be expected to gain over the student here; serve the student "
+    dev = (f"The student alone scores {100 * student_dev:.2f} on dev against gold, the teacher "
+           f"{100 * teacher_dev:.2f}")
+    if student_test is not None and teacher_test is not None and student_test < teacher_test:
+        return (f"\n{dev}; but the student was early-stopped on that split, which favours it, and on test the teacher "
+                f"leads ({100 * teacher_test:.2f} against {100 * student_test:.2f}): the cascade's gain over the "
+                "student is real here.\n")
+    return (f"\n{dev}: a cascade cannot be expected to gain over the student here; serve the student "
             "alone (calibrating against the teacher's answers makes the cascade copy the teacher, its errors "
             "included).\n")
 

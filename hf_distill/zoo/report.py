@@ -184,7 +184,7 @@ def cascade_markdown(c: dict, teacher_ms: float) -> str:
             "| model | test score | sent to the teacher | latency ms | speed-up |\n|---|---|---|---|---|\n"
             f"| cascade ({c['student']} + teacher) | {100 * c['f1']:.2f} | {100 * c['to_teacher']:.1f}% | "
             f"{c['latency_ms']:.2f} | {teacher_ms / c['latency_ms']:.1f}x |\n"
-            + serve_student_note(c.get("student_dev"), c.get("teacher_dev")))
+            + serve_student_note(c.get("student_dev"), c.get("teacher_dev"), c.get("student_f1"), c.get("teacher_f1")))
 
 
 def plot(rows: list[dict], front: list[str], teacher: dict, path: str, cascade: dict | None = None) -> None:

@@ -390,6 +390,7 @@ def cascade_of_recommended(args: ZooArguments, rows: list[dict], t_record: dict,
     c = out["cascade"]
     return {"student": pick, "threshold": c["threshold"], "f1": c["f1"], "to_teacher": c["to_teacher"],
             "latency_ms": 1000 / c["sent_per_s"]["1"], "sent_per_s": c["sent_per_s"],
-            "teacher_f1": out["teacher"]["f1"], "teacher_sent_per_s": out["teacher"]["sent_per_s"],
+            "teacher_f1": out["teacher"]["f1"], "student_f1": out["student"]["f1"],
+            "teacher_sent_per_s": out["teacher"]["sent_per_s"],
             "student_dev": c["calibration"].get("student_dev"), "teacher_dev": c["calibration"].get("teacher_dev"),
             "results": os.path.join(row["model_dir"], "cascade_results.json")}
