@@ -4,6 +4,7 @@ virtual environment, run from a folder outside the repository."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: suite files run again against the wheel's copy (the losses, the CRF, the metrics, ONNX export of each family)
+SUITE_SAMPLE = ("test_losses.py", "test_crf.py", "test_metrics.py", "test_export.py")
 
 
 @pytest.mark.slow
@@ -41,3 +44,13 @@ def test_a_wheel_install_runs_the_commands_outside_the_checkout(tmp_path):
     zoo_help = subprocess.run([str(venv / "bin" / "hf-distill"), "zoo", "--help"], cwd=outside, env=env,
                               capture_output=True, text=True, timeout=300).stdout
     assert "--augment_copies" in zoo_help and "--kd_loss" in zoo_help  # the zoo's options and the template's
+    # the suite's own tests, copied outside the checkout, import the wheel's copy and pass (a sample: the whole
+    # suite runs in CI against the editable install)
+    shutil.copytree(ROOT / "tests", outside / "tests")
+    env["HF_DISTILL_DATA_DIR"] = str(Path(os.environ.get("HF_DISTILL_DATA_DIR", ROOT.parent / "shared" / "data"))
+                                     .resolve())
+    probe = outside / "tests" / "test_the_wheel_is_imported.py"
+    probe.write_text(f"import hf_distill\n\ndef test_wheel():\n    assert {str(venv)!r} in hf_distill.__file__\n")
+    suite = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", probe.name, *SUITE_SAMPLE],
+                           cwd=outside / "tests", env=env, capture_output=True, text=True, timeout=600)
+    assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-2000:]
