@@ -266,21 +266,29 @@ def test_a_dataset_loads_by_hub_id_from_disk_and_from_memory_with_its_task(tmp_p
         TaskSpec.of(load_dataset(texts)["train"])
 
 
-def test_zoo_runs_on_a_hub_dataset_id(tmp_path, hub, conll, tokenizer):
+def test_zoo_runs_on_a_hub_dataset_id(tmp_path, hub, conll, tokenizer, monkeypatch):
     from huggingface_hub import HfApi
 
+    from hf_distill.runs import cascade as command
     from hf_distill.zoo import ZooArguments, run_zoo
 
     repo = tmp_path / "repo"
     for split, part in _tagging_dict(conll, 24).items():
-        part.to_parquet(str(repo / "data" / f"{split}-00000-of-00001.parquet"))
+        if split != "validation":  # the zoo carves a dev split, and its cascade calibrates on the same rows
+            part.to_parquet(str(repo / "data" / f"{split}-00000-of-00001.parquet"))
     api = HfApi(endpoint=hub.endpoint, token=HUB_TOKEN)
     api.create_repo("org/ner-slice", repo_type="dataset")
     api.upload_folder(folder_path=str(repo), repo_id="org/ner-slice", repo_type="dataset")
     teacher = tmp_path / "teacher"
     tiny_bert(len(tokenizer), layers=1, hidden=16, seed=3).save_pretrained(teacher)
     tokenizer.save_pretrained(teacher)
+    monkeypatch.setattr(command, "throughput", lambda work, rows: (work(), 100.0)[1])  # speeds: not tested here
     out = run_zoo(ZooArguments(teacher=str(teacher), dataset="org/ner-slice", output_dir=str(tmp_path / "zoo"),
                                students=['w=window:{"embedding_dim": 8}@1e-2'], epochs=1, bench_runs=1,
-                               quantize=False, augment="none"))
+                               quantize=False, augment="none", cascade=True, max_f1_drop=100.0))
     assert [r["name"] for r in out["students"]] == ["w"] and 0.0 <= out["students"][0]["f1"] <= 1.0
+    record = {"carved_from": "train", "fraction": 0.1, "seed": 0}
+    saved = json.loads((tmp_path / "zoo" / "students" / "w" / "model" / "distillation.json").read_text())
+    assert saved["dev_split"] == record
+    results = json.loads((tmp_path / "zoo" / "students" / "w" / "model" / "cascade_results.json").read_text())
+    assert results["cascade"]["calibration"]["carved"] == record and out["cascade"]["student"] == "w"
