@@ -10,13 +10,15 @@ recommendation. A student finished with the same settings is skipped, so a kille
 Modules, one job each: ``specs`` (presets, spec parsing, building a student), ``args`` (the command's options),
 ``splits`` (data, teacher, transfer set), ``words`` (word-level data and vectors), ``student`` (one student's
 settings key, training arguments, resume point), ``search`` (Optuna), ``selection`` (Pareto, recommendation,
-fastest backend), ``run`` (the whole run), ``report`` (JSON, Markdown, plot).
+fastest backend), ``shared`` (the typed run data every student reads), ``run`` (the whole run), ``report``
+(JSON, Markdown, plot).
 """
 
 from .args import ZooArguments
 from .report import command_of, finished_students, plot, write_results
 from .run import distill_one, run_zoo
 from .selection import deployment_point, fastest_backend, pareto_front, recommend, score
+from .shared import ZooData
 from .specs import DEFAULT_CLASSIFIERS, DEFAULT_STUDENTS, PRESETS, StudentSpec, build, kept_ids, tagging_only
 from .splits import dev_overlap_warning, load_splits, read_extra_test
 from .words import choose_word_vectors, static_teacher_vectors, teacher_word_vectors, word_data
@@ -27,5 +29,5 @@ __all__ = [
     "DEFAULT_CLASSIFIERS", "DEFAULT_STUDENTS", "PRESETS", "StudentSpec", "tagging_only", "ZooArguments", "build",
     "choose_word_vectors", "command_of", "deployment_point", "dev_overlap_warning", "distill_one", "fastest_backend",
     "finished_students", "kept_ids", "load_splits", "pareto_front", "plot", "read_extra_test", "recommend",
-    "run_zoo", "score", "static_teacher_vectors", "teacher_word_vectors", "word_data", "write_results",
+    "run_zoo", "score", "static_teacher_vectors", "ZooData", "teacher_word_vectors", "word_data", "write_results",
 ]

@@ -14,6 +14,7 @@ from ..files import read_json
 from .report import write_results
 from .search import search_student
 from .selection import deployment_point, fastest_backend, recommend, score
+from .shared import ZooData
 from .specs import DEFAULT_CLASSIFIERS, StudentSpec, build, kept_ids
 from .splits import dev_overlap_warning, load_splits, load_teacher, read_extra_test, transfer_rows
 from .student import claim, default_template, release, resume_point, settings_key, training_args
@@ -52,7 +53,7 @@ class PhaseClock:
         return {"wall_s": time.perf_counter() - self._wall0, "cpu_s": time.process_time() - self._cpu0}
 
 
-def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokenizer, task: TaskSpec, data: dict,
+def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokenizer, task: TaskSpec, data: ZooData,
                 raw_test, teacher_id: str, say, seed: int | None = None) -> dict:
     """Train one student (with or without KD, with ``seed`` or ``args.seed``) to convergence, save it and bench
     it; resumable by its result file. Returns its result row (times in ``train_wall_s``/``train_cpu_s`` and
@@ -62,8 +63,7 @@ def distill_one(args: ZooArguments, spec: StudentSpec, kd: bool, teacher, tokeni
     name = (spec.name if kd else f"{spec.name}-no-kd") + ("" if seed == args.seed else f"-seed{seed}")
     folder = os.path.join(args.output_dir, "students", name)
     result_path = os.path.join(folder, "zoo_result.json")
-    key = settings_key(spec, args, data["template"], teacher_id, kd, seed,
-                       (data.get("words") or {}).get("vectors_report"))
+    key = settings_key(spec, args, data.template, teacher_id, kd, seed, (data.words or {}).get("vectors_report"))
 
     def finished():
         if os.path.isfile(result_path):
@@ -99,23 +99,23 @@ def _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, t
     from ..training.trainer import DistillationTrainer
 
     result_path = os.path.join(folder, "zoo_result.json")
-    template = data["template"]
-    words = data.get("words") if spec.word_level else None
-    source = words if words is not None else data  # a word-level student reads its own rows and tokenizer
+    template = data.template
+    words = data.words if spec.word_level else None
+    source = data.rows(spec.word_level)  # a word-level student reads its own rows and tokenizer
     tokenizer = words["tokenizer"] if words is not None else tokenizer
     train = source["cached"] if kd else source["train"]
     searched = {}
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if args.search:
         say(f"{name}: {args.search} search trials")
-        searched = search_student(args, template, spec, data["teacher"], tokenizer, task, train, source["dev"],
-                                  folder, kd, data.get("keep"), words)
+        searched = search_student(args, template, spec, data.teacher, tokenizer, task, train, source["dev"],
+                                  folder, kd, data.keep, words)
     lr = searched.get("learning_rate", spec.learning_rate)
     over = {k: searched[k] for k in ("temperature", "kd_weight") if k in searched}
     import torch
 
     torch.manual_seed(seed)
-    student = build(spec, teacher, tokenizer, task, data.get("keep"), words)
+    student = build(spec, teacher, tokenizer, task, data.keep, words)
     resume = resume_point(folder, key, say)
     progress = Progress(name)
     targs = training_args(args, template, folder, task, kd, lr, seed=seed, **over)
@@ -128,12 +128,12 @@ def _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, t
     train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     model_dir = os.path.join(folder, "model")
     trainer.save_student(model_dir, teacher=args.teacher, dataset=args.dataset, student_family=spec.family,
-                         zoo_spec=asdict(spec), searched=searched or None, dev_split=data.get("dev_split"))
+                         zoo_spec=asdict(spec), searched=searched or None, dev_split=data.dev_split)
     say(f"{name}: benching (PyTorch, ONNX{', int8' if args.quantize else ''})")
     bench0 = time.perf_counter()
     eff = bench_student(model_dir, raw_test, threads=args.threads, runs=args.bench_runs, quantize=args.quantize,
                         dataset_name=args.dataset, label_column=task.label_column,
-                        teacher_result=data.get("teacher_measured"))
+                        teacher_result=data.teacher_measured)
     point = deployment_point(eff)
     extra = None
     if source.get("extra_test") is not None:
@@ -141,7 +141,7 @@ def _distill_claimed(args, spec, kd, teacher, tokenizer, task, data, raw_test, t
 
         extra = evaluate(trainer.model, source["extra_test"], tokenizer, task.labels)["f1"]
     s = eff["student"]
-    teacher_fast = data.get("teacher_fastest")
+    teacher_fast = data.teacher_fastest
     row = {"name": name, "spec": spec.name, "seed": seed, "family": spec.family, "kd": kd, "key": key, **point,
            "speedup_vs_teacher_fastest": teacher_fast["latency_ms"] / point["latency_ms"] if teacher_fast else None,
            "f1_pytorch": score(s["pytorch"]), "f1_onnx": score(s.get("onnx", {})),
@@ -190,7 +190,8 @@ def bench_teacher(args: ZooArguments, teacher, tokenizer, raw, task: TaskSpec, t
     return record
 
 
-def prepare(args: ZooArguments, specs: list[StudentSpec], task: TaskSpec, raw, teacher, tokenizer, clock, say):
+def prepare(args: ZooArguments, specs: list[StudentSpec], task: TaskSpec, raw, teacher, tokenizer, clock,
+            say) -> ZooData:
     """Everything the students share: encoded splits, the transfer set, the teacher cache, word-level data."""
     from ..cache import cache_teacher_outputs
     from ..data import tokenize_and_align
@@ -204,27 +205,27 @@ def prepare(args: ZooArguments, specs: list[StudentSpec], task: TaskSpec, raw, t
     with clock.measure("teacher_cache"):
         cached = cache_teacher_outputs(teacher, mixed, tokenizer=tokenizer, backend=args.cache_backend,
                                        cache_dir=args.cache_dir or os.path.join(args.output_dir, "teacher_cache"))
-    data = {"train": train, "dev": task.encode(raw["validation"], tokenizer), "teacher": teacher,
-            "cached": cached, "transfer": counts}
-    data["keep"] = kept_ids(args, tokenizer, mixed, data["dev"])
-    if data["keep"] is not None:
-        say(f"trimmed vocabulary: {len(data['keep'])} of {len(tokenizer)} sub-words occur in the training and dev "
+    data = ZooData(train=train, dev=task.encode(raw["validation"], tokenizer), cached=cached, teacher=teacher,
+                   transfer=counts)
+    data.keep = kept_ids(args, tokenizer, mixed, data.dev)
+    if data.keep is not None:
+        say(f"trimmed vocabulary: {len(data.keep)} of {len(tokenizer)} sub-words occur in the training and dev "
             "rows; BiLSTM, CNN and window students get rows for these only")
     extra_raw = None
     if args.extra_test:
         if task.kind != "token":
             raise ValueError("--extra_test scores tagging students; this data set is text classification")
         extra_raw = read_extra_test(args.extra_test, task.labels)
-        data["extra_test"] = tokenize_and_align(extra_raw, tokenizer)
+        data.extra_test = tokenize_and_align(extra_raw, tokenizer)
     word_level = [spec.name for spec in specs if spec.word_level]
     if word_level:
         if task.kind != "token":
             raise ValueError(f"students {word_level} tag words: this data set is text classification")
         with clock.measure("word_data"):
-            data["words"] = word_data(raw, mixed, cached, task, teacher, tokenizer, extra_raw, args.word_vectors,
+            data.words = word_data(raw, mixed, cached, task, teacher, tokenizer, extra_raw, args.word_vectors,
                                       args.vector_words, any(s.config.get("teacher_embeddings") for s in specs
                                                              if s.word_level))
-        say(f"word vectors: {data['words']['vectors_report']}")
+        say(f"word vectors: {data.words['vectors_report']}")
     return data
 
 
@@ -272,17 +273,16 @@ def run_zoo(args: ZooArguments, training=None, argv: list[str] | None = None) ->
                              "classification")
     teacher = load_teacher(args.teacher, task)
     data = prepare(args, specs, task, raw, teacher, tokenizer, clock, say)
-    data["template"] = training if training is not None else default_template(args)
-    data["dev_split"] = dev_split
+    data.template = training if training is not None else default_template(args)
+    data.dev_split = dev_split
     teacher_id = teacher_fingerprint(teacher)
     with clock.measure("teacher_bench"):
         t_record = bench_teacher(args, teacher, tokenizer, raw, task, teacher_id, say)
     fast = t_record["fastest"]
     say(f"teacher: test F1 {100 * t_record['f1']:.2f}; fastest backend within 0.5 F1: {fast['backend']} at "
         f"{fast['latency_ms']:.2f} ms per sentence")
-    data["teacher_measured"] = t_record["measured"]
-    data["teacher_fastest"] = fast
-    helpers = start_workers(args, argv, data["template"], say) if args.workers > 1 else []
+    data.teacher_measured, data.teacher_fastest = t_record["measured"], fast
+    helpers = start_workers(args, argv, data.template, say) if args.workers > 1 else []
     rows = []
     plan = [(spec, kd) for spec in specs for kd in ((True, False) if args.compare_no_kd else (True,))]
 
@@ -342,7 +342,7 @@ def run_zoo(args: ZooArguments, training=None, argv: list[str] | None = None) ->
         with clock.measure("cascade"):
             cascade = cascade_of_recommended(args, rows, t_record, say)
     return write_results(args, rows, t_record, task, phases=clock.phases, total=clock.total(), seeded=seeds,
-                         transfer=data["transfer"], template=data["template"], cascade=cascade)
+                         transfer=data.transfer, template=data.template, cascade=cascade)
 
 
 def start_workers(args: ZooArguments, argv: list[str] | None, template, say) -> list:
