@@ -223,8 +223,8 @@ def prepare(args: ZooArguments, specs: list[StudentSpec], task: TaskSpec, raw, t
             raise ValueError(f"students {word_level} tag words: this data set is text classification")
         with clock.measure("word_data"):
             data.words = word_data(raw, mixed, cached, task, teacher, tokenizer, extra_raw, args.word_vectors,
-                                      args.vector_words, any(s.config.get("teacher_embeddings") for s in specs
-                                                             if s.word_level))
+                                   args.vector_words, any(s.config.get("teacher_embeddings") for s in specs
+                                                          if s.word_level))
         say(f"word vectors: {data.words['vectors_report']}")
     return data
 
